@@ -1,0 +1,1 @@
+"""Baton composition root: the CLI and the wiring of settings, engine and connectors."""

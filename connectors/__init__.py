@@ -1,0 +1,1 @@
+"""Platform connectors (HubSpot, Salesforce, Slack) arrive in steps 3-5."""

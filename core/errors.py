@@ -1,0 +1,71 @@
+"""The engine's error tree.
+
+Everything the engine raises on purpose derives from :class:`BatonError`. Vendor errors
+(llama-cpp-python, openai) are translated where those libraries are called, in
+``core/backends/``; callers never see a vendor exception.
+
+    BatonError
+    ├── ConfigError            settings or policy file wrong (names the key and the expected form)
+    ├── UnknownNameError       a registry lookup failed (task kind, backend, ...)
+    ├── InputError             the task itself is unusable (empty contact, prompt over context)
+    ├── ModelFileError         model file missing, unreadable or with the wrong sha256
+    ├── RoutingError           the policy allows no backend for this task right now
+    ├── BackendError           a backend call failed
+    │   ├── TransientBackendError   worth retrying (429 rate limit, 5xx, timeout, connection)
+    │   └── QuotaExhaustedError     429 insufficient_quota and other billing stops: never retried
+    └── GenerationError        output failed validation after the repair attempt
+"""
+
+from __future__ import annotations
+
+
+class BatonError(Exception):
+    """Base class of every error Baton raises on purpose; ``str()`` is one user-facing line."""
+
+
+class ConfigError(BatonError):
+    """A setting or policy value is wrong; the message names the key and the expected form."""
+
+
+class UnknownNameError(BatonError):
+    """A name was looked up in a registry that does not hold it."""
+
+    def __init__(self, kind: str, name: str, known: list[str]) -> None:
+        self.kind, self.name, self.known = kind, name, known
+        super().__init__(f"unknown {kind} {name!r}; known: {', '.join(sorted(known)) or 'none'}")
+
+
+class InputError(BatonError):
+    """The task cannot be run as given (empty contact, prompt larger than the context, ...)."""
+
+
+class ModelFileError(BatonError):
+    """The model file is missing, unreadable, or its sha256 does not match."""
+
+
+class RoutingError(BatonError):
+    """No backend may run this task under the policy (budget spent, backend down, no fallback)."""
+
+
+class BackendError(BatonError):
+    """A model backend failed to produce a completion."""
+
+    def __init__(self, message: str, *, backend: str = "", status: int | None = None) -> None:
+        self.backend, self.status = backend, status
+        super().__init__(message)
+
+
+class TransientBackendError(BackendError):
+    """A failure that may pass: rate limit, server error, timeout, connection trouble."""
+
+
+class QuotaExhaustedError(BackendError):
+    """The account is out of quota or credit: retrying cannot help."""
+
+
+class GenerationError(BatonError):
+    """The output failed its schema or guards, also after the repair attempt."""
+
+    def __init__(self, message: str, *, violations: list[str] | None = None) -> None:
+        self.violations = violations or []
+        super().__init__(message)

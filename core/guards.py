@@ -1,0 +1,134 @@
+"""Output guards: each returns the list of its violations (empty means the output passes).
+
+A guard sees the whole output object and the task, so grounding guards (step 6: recommended SKUs
+exist in the catalog, reply claims cite the knowledge base) fit the same interface.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+from urllib.parse import urlsplit
+
+import jsonschema
+
+from core.privacy import PLACEHOLDER_RE
+
+
+class Guard(Protocol):
+    @property
+    def name(self) -> str:
+        """Stable name used as the prefix of this guard's violations."""
+
+    def check(self, output: Mapping[str, Any]) -> list[str]:
+        """Violations of this guard in ``output``; empty when it passes."""
+
+
+def _strings(value: Any) -> list[str]:
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, Mapping):
+        return [s for v in value.values() for s in _strings(v)]
+    if isinstance(value, list | tuple):
+        return [s for v in value for s in _strings(v)]
+    return []
+
+
+@dataclass(frozen=True)
+class SchemaGuard:
+    schema: Mapping[str, Any]
+    name: str = "schema"
+
+    def check(self, output: Mapping[str, Any]) -> list[str]:
+        validator = jsonschema.Draft202012Validator(self.schema)
+        return [
+            f"schema: {'/'.join(str(p) for p in e.absolute_path) or 'output'}: {e.message}"
+            for e in validator.iter_errors(output)
+        ]
+
+
+@dataclass(frozen=True)
+class LengthGuard:
+    limits: Mapping[str, int]
+    name: str = "length"
+
+    def check(self, output: Mapping[str, Any]) -> list[str]:
+        out = []
+        for key, limit in self.limits.items():
+            value = output.get(key)
+            if isinstance(value, str):
+                if not value.strip():
+                    out.append(f"length: {key} is empty")
+                elif len(value) > limit:
+                    out.append(f"length: {key} has {len(value)} characters, limit {limit}")
+        return out
+
+
+@dataclass(frozen=True)
+class BannedWordsGuard:
+    words: list[str]
+    name: str = "banned_words"
+
+    def check(self, output: Mapping[str, Any]) -> list[str]:
+        text = "\n".join(_strings(output)).casefold()
+        found = []
+        for word in self.words:
+            w = word.casefold()
+            # Whole words for scripts with spaces; substrings for CJK text without them.
+            pattern = rf"(?<!\w){re.escape(w)}(?!\w)" if w.isascii() else re.escape(w)
+            if re.search(pattern, text):
+                found.append(word)
+        return [f"banned_words: uses {w!r}" for w in found]
+
+
+_URL_RE = re.compile(r"(?i)\b(?:https?://|www\.)[^\s<>\"')\]]+")
+
+
+@dataclass(frozen=True)
+class LinkGuard:
+    allowed_domains: list[str]
+    name: str = "links"
+
+    def check(self, output: Mapping[str, Any]) -> list[str]:
+        out = []
+        for text in _strings(output):
+            for url in _URL_RE.findall(text):
+                host = urlsplit(url if "://" in url else f"http://{url}").hostname or ""
+                if not any(host == d or host.endswith("." + d) for d in self.allowed_domains):
+                    out.append(f"links: {url} is not on an allowed domain")
+        return out
+
+
+@dataclass(frozen=True)
+class DisclosureGuard:
+    field_name: str
+    required: list[str] = field(default_factory=list)
+    name: str = "disclosure"
+
+    def check(self, output: Mapping[str, Any]) -> list[str]:
+        body = str(output.get(self.field_name, ""))
+        return [f"disclosure: {self.field_name} lacks {r!r}" for r in self.required if r not in body]
+
+
+@dataclass(frozen=True)
+class PlaceholderGuard:
+    """Flags placeholders left in the output after unmasking (ones the model invented)."""
+
+    name: str = "placeholders"
+
+    def check(self, output: Mapping[str, Any]) -> list[str]:
+        left = sorted({m.group(0) for s in _strings(output) for m in PLACEHOLDER_RE.finditer(s)})
+        return [f"placeholders: unresolved {p}" for p in left]
+
+
+def run_guards(guards: list[Guard], output: Mapping[str, Any]) -> list[str]:
+    """All violations of all guards; a schema failure stops the rest (they assume its shape)."""
+    violations: list[str] = []
+    for guard in guards:
+        found = guard.check(output)
+        violations.extend(found)
+        if found and guard.name == "schema":
+            break
+    return violations

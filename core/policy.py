@@ -1,0 +1,231 @@
+"""The declarative policy file (``baton.toml``): brand voice, privacy, routing rules, prices.
+
+The file is validated strictly: an unknown key or a wrong value fails with a message that names
+the key path and the expected form, e.g. ``baton.toml: routes[1].action: expected one of
+'local', 'cloud', 'cloud-masked', 'cascade' (got 'clowd')``.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from importlib import resources
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from core.errors import ConfigError
+
+Action = Literal["local", "cloud", "cloud-masked", "cascade"]
+Tier = Literal["routine", "critical"]
+Sensitivity = Literal["none", "pii", "confidential"]
+Recognizer = Literal["email", "phone", "card", "iban"]
+RECOGNIZER_NAMES: tuple[Recognizer, ...] = ("email", "phone", "card", "iban")
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Example(_Strict):
+    """A few-shot example in the brand's voice; it replaces the built-in examples for its kind
+    and language. Contact values that are placeholders (``{first_name}``) teach the model to
+    write them, and Baton fills them in."""
+
+    kind: str = "email"
+    language: str = "en"
+    brief: str
+    contact: dict[str, str]
+    output: dict[str, str]
+
+
+class BrandVoice(_Strict):
+    """How every output must sound and what it must (not) contain."""
+
+    name: str = "Baton Demo Co."
+    tone: str = "warm, clear and concise"
+    audience: str = "existing customers"
+    description: str = ""
+    banned_words: list[str] = Field(default_factory=list)
+    sign_off: str = ""
+    ai_disclosure: str = ""
+    allowed_link_domains: list[str] = Field(default_factory=list)
+    max_subject_chars: int = Field(default=90, ge=10)
+    max_preheader_chars: int = Field(default=140, ge=10)
+    max_body_chars: int = Field(default=1500, ge=50)
+    examples: list[Example] = Field(default_factory=list)
+
+
+class Privacy(_Strict):
+    """Which context fields hold personal or confidential data, and which recognizers run."""
+
+    sensitive_fields: list[str] = Field(
+        default_factory=lambda: [
+            "first_name", "last_name", "name", "full_name", "email", "phone", "mobile",
+            "address", "street", "city", "zip", "postal_code",
+        ]
+    )
+    confidential_fields: list[str] = Field(default_factory=list)
+    recognizers: list[Recognizer] = Field(default_factory=lambda: list(RECOGNIZER_NAMES))
+
+
+class Condition(_Strict):
+    """A rule matches when every given condition holds (omitted ones match anything)."""
+
+    kind: list[str] | None = None
+    tier: list[Tier] | None = None
+    sensitivity: list[Sensitivity] | None = None
+    budget_left_below_usd: float | None = Field(default=None, ge=0)
+    backend_unhealthy: list[Literal["local", "cloud"]] | None = None
+    language: list[str] | None = None
+
+
+class Rule(_Strict):
+    """One ordered routing rule: the first rule whose conditions hold decides the action."""
+
+    name: str
+    when: Condition = Field(default_factory=Condition)
+    action: Action
+    fallback: bool = True
+
+
+class Routing(_Strict):
+    default_action: Action = "local"
+    default_fallback: bool = True
+    escalate_masked: bool = True
+
+
+class Budget(_Strict):
+    """Monthly spend cap in USD per tenant (``tenants`` overrides the default)."""
+
+    monthly_usd: float = Field(default=50.0, ge=0)
+    tenants: dict[str, float] = Field(default_factory=dict)
+
+    def for_tenant(self, tenant: str) -> float:
+        return self.tenants.get(tenant, self.monthly_usd)
+
+
+class Price(_Strict):
+    """USD per one million tokens."""
+
+    input: float = Field(ge=0)
+    cached_input: float = Field(ge=0)
+    output: float = Field(ge=0)
+
+
+def _default_prices() -> dict[str, Price]:
+    return {
+        "gpt-4o": Price(input=2.50, cached_input=1.25, output=10.00),
+        "gpt-4o-mini": Price(input=0.15, cached_input=0.075, output=0.60),
+        "gpt-4.1": Price(input=2.00, cached_input=0.50, output=8.00),
+        "gpt-4.1-mini": Price(input=0.40, cached_input=0.10, output=1.60),
+    }
+
+
+class Costs(_Strict):
+    """Price table for cloud models and the cost of running the local model."""
+
+    reference_model: str = "gpt-4o"
+    local_usd_per_hour: float = Field(default=0.10, ge=0)
+    prices: dict[str, Price] = Field(default_factory=_default_prices)
+
+    @model_validator(mode="after")
+    def _reference_is_priced(self) -> Costs:
+        if self.reference_model not in self.prices:
+            raise ValueError(
+                f"reference_model {self.reference_model!r} has no entry in costs.prices"
+            )
+        return self
+
+
+class ModelRole(_Strict):
+    """Which registered backend plays a role, and with which model name."""
+
+    backend: str
+    model: str = ""
+    prompt_style: Literal["completion", "chat"] | None = None
+    max_tokens: int = Field(default=320, ge=16, le=8192)
+    # "json_schema" for OpenAI; "json_object" (with a "schema" key) for llama.cpp's server.
+    response_format: Literal["json_schema", "json_object"] = "json_schema"
+    temperature: float = Field(default=0.7, ge=0, le=2)
+
+
+class Breaker(_Strict):
+    failures: int = Field(default=3, ge=1)
+    cooldown_seconds: float = Field(default=30.0, gt=0)
+
+
+class Policy(_Strict):
+    """The whole policy file."""
+
+    brand: BrandVoice = Field(default_factory=BrandVoice)
+    privacy: Privacy = Field(default_factory=Privacy)
+    routing: Routing = Field(default_factory=Routing)
+    routes: list[Rule] = Field(default_factory=list)
+    budget: Budget = Field(default_factory=Budget)
+    costs: Costs = Field(default_factory=Costs)
+    breaker: Breaker = Field(default_factory=Breaker)
+    local: ModelRole = Field(default_factory=lambda: ModelRole(backend="llama", model="gemma-3-270m"))
+    cloud: ModelRole = Field(default_factory=lambda: ModelRole(backend="openai", model="gpt-4o-mini"))
+
+    @model_validator(mode="after")
+    def _cloud_is_priced(self) -> Policy:
+        if self.cloud.model and self.cloud.model not in self.costs.prices:
+            raise ValueError(f"cloud.model {self.cloud.model!r} has no entry in costs.prices")
+        return self
+
+
+def default_policy_text() -> str:
+    """The embedded default policy that ships with Baton."""
+    return (resources.files("baton") / "defaults" / "baton.toml").read_text(encoding="utf-8")
+
+
+def load_policy(path: Path | None) -> Policy:
+    """Load and validate a policy file, or the embedded default when ``path`` is None."""
+    if path is None:
+        return parse_policy(default_policy_text(), source="embedded baton.toml")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read policy file ({exc.strerror})") from None
+    return parse_policy(text, source=str(path))
+
+
+def parse_policy(text: str, *, source: str = "baton.toml") -> Policy:
+    """Parse TOML text into a :class:`Policy`, translating every failure to :class:`ConfigError`."""
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{source}: not valid TOML ({exc})") from None
+    try:
+        return Policy.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(f"{source}: {describe_validation_error(exc)}") from None
+
+
+def describe_validation_error(exc: ValidationError) -> str:
+    """One line naming the first offending key path and the expected form."""
+    err = exc.errors()[0]
+    path = _format_loc(err["loc"])
+    kind = err["type"]
+    got = err.get("input")
+    if kind == "extra_forbidden":
+        return f"{path}: unknown key"
+    if kind == "missing":
+        return f"{path}: required key is missing"
+    if kind == "literal_error":
+        expected = err.get("ctx", {}).get("expected", "")
+        return f"{path}: expected one of {expected} (got {got!r})"
+    message = str(err["msg"]).removeprefix("Value error, ")
+    where = f"{path}: " if path else ""
+    return f"{where}{message} (got {got!r})" if kind != "value_error" else f"{where}{message}"
+
+
+def _format_loc(loc: tuple[int | str, ...]) -> str:
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += f".{part}" if out else str(part)
+    return out

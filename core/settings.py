@@ -1,0 +1,75 @@
+"""Process settings: where things are and how to reach them (``BATON_*`` environment variables).
+
+Behaviour (routing rules, brand voice, prices) lives in the TOML policy file instead; see
+:mod:`core.policy`. Settings are read once by the composition root and passed down.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from core.errors import ConfigError
+
+
+def default_data_dir() -> Path:
+    """``~/.baton``: the embedded SQLite database and the assembled default model live here."""
+    return Path.home() / ".baton"
+
+
+class Settings(BaseSettings):
+    """All ``BATON_*`` settings. Build with :func:`load_settings` to get a readable error."""
+
+    model_config = SettingsConfigDict(env_prefix="BATON_", extra="forbid", frozen=True)
+
+    data_dir: Path = Field(default_factory=default_data_dir)
+    config: Path | None = None
+    database_url: str | None = None
+
+    model_path: Path | None = None
+    model_sha256: str | None = None
+    llama_threads: int = Field(default=2, ge=1, le=256)
+    llama_n_ctx: int = Field(default=4096, ge=512, le=131072)
+    llama_n_batch: int = Field(default=512, ge=32, le=8192)
+    llama_lora_path: Path | None = None
+    llama_seed: int = 42
+
+    openai_api_key: SecretStr = SecretStr("")
+    openai_base_url: str | None = None
+    openai_timeout: float = Field(default=60.0, gt=0)
+    openai_max_retries: int = Field(default=3, ge=0, le=10)
+    openai_max_retry_wait: float = Field(default=120.0, ge=0)
+
+    @field_validator("model_sha256")
+    @classmethod
+    def _sha256_is_hex(cls, value: str | None) -> str | None:
+        if value is not None and not re.fullmatch(r"[0-9a-f]{64}", value):
+            raise ValueError("expected 64 lowercase hex characters")
+        return value
+
+    @property
+    def resolved_database_url(self) -> str:
+        """The SQLAlchemy URL: ``BATON_DATABASE_URL`` or SQLite under the data directory."""
+        url = self.database_url or f"sqlite:///{self.data_dir / 'baton.db'}"
+        if url.startswith("postgresql://") or url.startswith("postgres://"):
+            url = "postgresql+psycopg://" + url.split("://", 1)[1]
+        return url
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Read settings from the environment; a wrong value fails naming the variable."""
+    try:
+        return Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        raise ConfigError(_describe_settings_error(exc)) from None
+
+
+def _describe_settings_error(exc: ValidationError) -> str:
+    first = exc.errors()[0]
+    key = "BATON_" + "_".join(str(p) for p in first["loc"]).upper()
+    if first["type"] == "extra_forbidden":
+        return f"{key}: unknown setting"
+    return f"{key}: {first['msg']} (got {first.get('input')!r})"

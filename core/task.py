@@ -1,0 +1,218 @@
+"""Tasks, task kinds and prompts.
+
+A :class:`TaskKind` knows its output schema, how to render a prompt in either style (completion
+for base models, chat for instruct models), how to finish a raw output (the brand's required
+sign-off) and which guards apply. ``recommendation`` and ``reply`` (step 6) are further kinds
+registered the same way; their grounding guards read ``task.context`` (catalog, knowledge base).
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal, Protocol
+
+from core.errors import InputError
+from core.guards import (
+    BannedWordsGuard,
+    DisclosureGuard,
+    Guard,
+    LengthGuard,
+    LinkGuard,
+    PlaceholderGuard,
+    SchemaGuard,
+)
+from core.policy import BrandVoice, Example, Tier
+from core.registry import Registry
+from core.templates import LANGUAGES, WORDING, Wording, examples_for
+
+PromptStyle = Literal["completion", "chat"]
+
+
+@dataclass(frozen=True)
+class Task:
+    """One unit of work for the engine. ``context`` is the CRM record (flat or nested)."""
+
+    kind: str
+    context: Mapping[str, Any]
+    brief: str = ""
+    tenant: str = "default"
+    tier: Tier = "routine"
+    language: str = "en"
+    id: str = field(default_factory=lambda: uuid.uuid4().hex)
+
+
+@dataclass(frozen=True)
+class Prompt:
+    """A rendered prompt. ``prefix`` is shared by every task with the same brand, kind, language
+    and brief (so its KV cache can be reused); ``suffix`` is this task's own part."""
+
+    style: PromptStyle
+    prefix: str
+    suffix: str
+    messages: tuple[Mapping[str, str], ...] = ()
+
+    @property
+    def text(self) -> str:
+        return self.prefix + self.suffix
+
+
+class TaskKind(Protocol):
+    """What the engine needs to know about one kind of task."""
+
+    @property
+    def name(self) -> str:
+        """The registry name (``email``, ``text``, ...)."""
+
+    def schema(self, brand: BrandVoice) -> dict[str, Any]:
+        """The JSON schema the output must satisfy."""
+
+    def validate(self, task: Task) -> None:
+        """Raise :class:`InputError` when the task cannot be run."""
+
+    def render(self, task: Task, context: Mapping[str, Any], brief: str, brand: BrandVoice,
+               style: PromptStyle) -> Prompt:
+        """The prompt for ``context`` and ``brief`` (already masked where the route says so)."""
+
+    def finish(self, output: dict[str, Any], brand: BrandVoice, language: str) -> dict[str, Any]:
+        """Deterministic completion of a valid output (e.g. the required sign-off)."""
+
+    def guards(self, brand: BrandVoice) -> list[Guard]:
+        """The checks every output of this kind must pass."""
+
+
+def _string_object(keys: list[str]) -> dict[str, Any]:
+    return {
+        "type": "object",
+        "properties": {k: {"type": "string"} for k in keys},
+        "required": keys,
+        "additionalProperties": False,
+    }
+
+
+def render_context(context: Mapping[str, Any]) -> str:
+    """``key=value; key=value`` for a model to read; nested values as compact JSON."""
+    parts = []
+    for key, value in context.items():
+        if value is None or value == "" or value == [] or value == {}:
+            continue
+        text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+        parts.append(f"{key}={' '.join(str(text).split())}")
+    return "; ".join(parts)
+
+
+def has_content(context: Mapping[str, Any]) -> bool:
+    return any(v not in (None, "", [], {}) for v in context.values())
+
+
+@dataclass(frozen=True)
+class CopyKind:
+    """A kind whose output is an object of string fields (``email``, ``text``)."""
+
+    name: str
+    fields: tuple[str, ...]
+    body_field: str
+    limits: tuple[tuple[str, str], ...]  # (field, BrandVoice attribute holding its max length)
+
+    def schema(self, brand: BrandVoice) -> dict[str, Any]:
+        """String fields; length limits leave room for the sign-off and disclosure that
+        :meth:`finish` appends, so a grammar-constrained model cannot overrun them."""
+        schema = _string_object(list(self.fields))
+        reserve = sum(len(t) + 2 for t in (brand.sign_off, brand.ai_disclosure) if t)
+        for name, attr in self.limits:
+            limit = int(getattr(brand, attr)) - (reserve if name == self.body_field else 0)
+            schema["properties"][name]["maxLength"] = max(limit, 1)
+        return schema
+
+    def validate(self, task: Task) -> None:
+        if task.language not in LANGUAGES:
+            raise InputError(
+                f"language {task.language!r} is not supported; use one of {', '.join(LANGUAGES)}"
+            )
+        if not has_content(task.context):
+            raise InputError(f"{self.name} task {task.id}: the contact is empty")
+
+    def render(self, task: Task, context: Mapping[str, Any], brief: str, brand: BrandVoice,
+               style: PromptStyle) -> Prompt:
+        wording = WORDING[task.language]
+        examples = examples_for(self.name, task.language, brand.examples)
+        header = self._header(brand, wording)
+        label = wording.output[self.name]
+        contact = render_context(context)
+        if style == "chat":
+            messages: list[Mapping[str, str]] = [{"role": "system", "content": header}]
+            for ex in examples:
+                messages.append({"role": "user", "content": _ask(wording, ex.brief,
+                                                                 render_context(ex.contact))})
+                messages.append({"role": "assistant", "content": _dump(ex.output)})
+            messages.append({"role": "user", "content": _ask(wording, brief, contact)})
+            return Prompt(style="chat", prefix=header, suffix=contact, messages=tuple(messages))
+        shots = "".join(_shot(wording, label, ex) for ex in examples)
+        prefix = f"{header}\n\n{shots}{wording.brief}: {brief}\n{wording.contact}:"
+        return Prompt(style="completion", prefix=prefix, suffix=f" {contact}\n{label}:")
+
+    def finish(self, output: dict[str, Any], brand: BrandVoice, language: str) -> dict[str, Any]:
+        body = output.get(self.body_field)
+        if not isinstance(body, str):
+            return output  # the schema guard reports it
+        body = body.rstrip()
+        for required in (brand.sign_off, brand.ai_disclosure):
+            if required and required not in body:
+                body = f"{body}\n\n{required}" if body else required
+        return {**output, self.body_field: body}
+
+    def guards(self, brand: BrandVoice) -> list[Guard]:
+        limits = {f: int(getattr(brand, attr)) for f, attr in self.limits}
+        required = [t for t in (brand.sign_off, brand.ai_disclosure) if t]
+        return [
+            SchemaGuard(self.schema(brand)),
+            PlaceholderGuard(),
+            LengthGuard(limits),
+            BannedWordsGuard(brand.banned_words),
+            LinkGuard(brand.allowed_link_domains),
+            DisclosureGuard(self.body_field, required),
+        ]
+
+    def _header(self, brand: BrandVoice, w: Wording) -> str:
+        lines = [w.intro.format(brand=brand.name), w.voice.format(tone=brand.tone),
+                 w.audience.format(audience=brand.audience)]
+        if brand.description:
+            lines.append(brand.description)
+        if brand.banned_words:
+            lines.append(w.banned.format(words=", ".join(brand.banned_words)))
+        lines.append(w.placeholders)
+        lines.append(w.json_rule.format(keys=", ".join(self.fields)))
+        return "\n".join(lines)
+
+
+def _dump(output: Mapping[str, str]) -> str:
+    return json.dumps(output, ensure_ascii=False)
+
+
+def _ask(w: Wording, brief: str, contact: str) -> str:
+    return f"{w.brief}: {brief}\n{w.contact}: {contact}"
+
+
+def _shot(w: Wording, label: str, ex: Example) -> str:
+    return f"{_ask(w, ex.brief, render_context(ex.contact))}\n{label}: {_dump(ex.output)}\n\n"
+
+
+EMAIL = CopyKind(
+    name="email",
+    fields=("subject", "preheader", "body"),
+    body_field="body",
+    limits=(("subject", "max_subject_chars"), ("preheader", "max_preheader_chars"),
+            ("body", "max_body_chars")),
+)
+TEXT = CopyKind(name="text", fields=("text",), body_field="text",
+                limits=(("text", "max_body_chars"),))
+
+
+def default_task_kinds() -> Registry[TaskKind]:
+    """The built-in task kinds, registered the way a plugin would register its own."""
+    registry: Registry[TaskKind] = Registry("task kind")
+    registry.register(EMAIL.name, EMAIL)
+    registry.register(TEXT.name, TEXT)
+    return registry

@@ -1,0 +1,167 @@
+"""Built-in prompt wording and few-shot examples, per task kind and language.
+
+Base models continue text, so each kind is shown as a few complete examples followed by the open
+slot for the new one. Contacts in the examples use placeholders (``{first_name}``) exactly as the
+masked contact will, so the model learns to write the placeholder and Baton fills in the value.
+A brand's own examples in ``baton.toml`` replace these.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from core.policy import Example
+
+
+@dataclass(frozen=True)
+class Wording:
+    """The labels and instructions of one language."""
+
+    intro: str
+    voice: str
+    audience: str
+    banned: str
+    placeholders: str
+    json_rule: str
+    brief: str
+    contact: str
+    output: dict[str, str]
+
+
+WORDING: dict[str, Wording] = {
+    "en": Wording(
+        intro="{brand} writes short, personal marketing copy for its customers.",
+        voice="Voice: {tone}.",
+        audience="Audience: {audience}.",
+        banned="Never use these words: {words}.",
+        placeholders=(
+            "Contact details appear as placeholders such as {first_name}; write the placeholder "
+            "itself, never a made-up value."
+        ),
+        json_rule="Answer with one JSON object with the keys {keys} and nothing else.",
+        brief="Brief",
+        contact="Contact",
+        output={"email": "Email", "text": "Text"},
+    ),
+    "ja": Wording(
+        intro="{brand}は顧客に向けて、短く心のこもったマーケティング文を書きます。",
+        voice="トーン: {tone}。",
+        audience="対象: {audience}。",
+        banned="次の言葉は使わないこと: {words}。",
+        placeholders=(
+            "顧客情報は {last_name} のようなプレースホルダーで示されます。"
+            "値を作らず、そのまま書くこと。"
+        ),
+        json_rule="キー {keys} を持つ JSON オブジェクトを一つだけ返すこと。",
+        brief="依頼",
+        contact="顧客",
+        output={"email": "メール", "text": "文章"},
+    ),
+}
+
+LANGUAGES = tuple(WORDING)
+
+_EMAIL_EN = [
+    Example(
+        kind="email",
+        language="en",
+        brief="Thank them for their first order and suggest the matching care kit.",
+        contact={"first_name": "{first_name}", "company": "Northwind Trails",
+                 "last_purchase": "Trail Runner 2 shoes"},
+        output={
+            "subject": "{first_name}, your Trail Runner 2 is on its way",
+            "preheader": "A small tip to keep them like new",
+            "body": (
+                "Hi {first_name},\n\nThank you for your first order! Your Trail Runner 2 shoes "
+                "ship today. To keep them grippy on wet rock, our Shoe Care Kit cleans and "
+                "re-proofs them in five minutes.\n\nHappy trails,"
+            ),
+        },
+    ),
+    Example(
+        kind="email",
+        language="en",
+        brief="Invite them back with the autumn collection; no discount.",
+        contact={"first_name": "{first_name}", "company": "Blue Harbor Studio",
+                 "last_purchase": "Rain Shell jacket"},
+        output={
+            "subject": "New for autumn, {first_name}",
+            "preheader": "Layers that pair with your Rain Shell",
+            "body": (
+                "Hi {first_name},\n\nThe autumn collection is here. The new Fleece Midlayer "
+                "fits right under the Rain Shell you picked last spring, so cold mornings "
+                "stay comfortable.\n\nSee you outside,"
+            ),
+        },
+    ),
+]
+
+_EMAIL_JA = [
+    Example(
+        kind="email",
+        language="ja",
+        brief="初めての注文へのお礼と、ケアキットの提案。",
+        contact={"last_name": "{last_name}", "company": "北風トレイル",
+                 "last_purchase": "トレイルランナー2"},
+        output={
+            "subject": "{last_name}様、トレイルランナー2を発送しました",
+            "preheader": "長く使うためのひと工夫",
+            "body": (
+                "{last_name}様\n\n初めてのご注文ありがとうございます。トレイルランナー2は本日"
+                "発送しました。シューケアキットを使えば、5分で汚れを落とし防水性を保てます。"
+            ),
+        },
+    ),
+    Example(
+        kind="email",
+        language="ja",
+        brief="秋の新作の案内。割引はなし。",
+        contact={"last_name": "{last_name}", "company": "青港スタジオ",
+                 "last_purchase": "レインシェル"},
+        output={
+            "subject": "{last_name}様、秋の新作のご案内",
+            "preheader": "レインシェルに合う一枚",
+            "body": (
+                "{last_name}様\n\n秋の新作が届きました。新しいフリースはお持ちのレインシェルの"
+                "下にぴったり重ねられ、寒い朝も快適です。"
+            ),
+        },
+    ),
+]
+
+_TEXT_EN = [
+    Example(
+        kind="text",
+        language="en",
+        brief="One sentence for a sales rep: why this contact is worth a call today.",
+        contact={"first_name": "{first_name}", "company": "Northwind Trails",
+                 "last_purchase": "Trail Runner 2 shoes"},
+        output={"text": "{first_name} at Northwind Trails just bought Trail Runner 2 shoes and "
+                        "may want the care kit that goes with them."},
+    ),
+]
+
+_TEXT_JA = [
+    Example(
+        kind="text",
+        language="ja",
+        brief="営業担当向けに、今日連絡すべき理由を一文で。",
+        contact={"last_name": "{last_name}", "company": "北風トレイル",
+                 "last_purchase": "トレイルランナー2"},
+        output={"text": "北風トレイルの{last_name}様はトレイルランナー2を購入したばかりで、"
+                        "ケアキットに関心がありそうです。"},
+    ),
+]
+
+BUILTIN_EXAMPLES: dict[tuple[str, str], list[Example]] = {
+    ("email", "en"): _EMAIL_EN,
+    ("email", "ja"): _EMAIL_JA,
+    ("text", "en"): _TEXT_EN,
+    ("text", "ja"): _TEXT_JA,
+}
+
+
+def examples_for(kind: str, language: str, brand_examples: list[Example]) -> list[Example]:
+    """The brand's own examples for this kind and language, else the built-in ones."""
+    own = [e for e in brand_examples if e.kind == kind and e.language == language]
+    return own or BUILTIN_EXAMPLES.get((kind, language), [])

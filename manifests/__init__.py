@@ -1,0 +1,1 @@
+"""App manifests as data (HubSpot, Slack, Salesforce) arrive with their connectors."""

@@ -1,0 +1,1 @@
+"""Flask app and platform webhooks arrive in step 2."""
