@@ -19,17 +19,22 @@ from core.policy import Privacy, Sensitivity
 PLACEHOLDER_RE = re.compile(r"\{\{?\s*([a-z][a-z0-9_]*)\s*\}?\}")
 
 _D = "[0-9０-９]"  # ASCII or full-width digit
-_H = "[-‐－ー−.\\s]"  # separators seen in phone numbers, incl. Japanese dashes
+_H = "[-‐－ー−.\\s]"  # separators seen in international numbers, incl. Japanese dashes
+_JH = "[-‐－ー−]"  # Japanese domestic numbers are written with dashes
+# Not inside a longer run of digits or Latin letters; Japanese text around a number is fine
+# (``\w`` would count kana and kanji as word characters).
+_NB = "(?<![0-9A-Za-z０-９])"
+_NA = "(?![0-9A-Za-z０-９])"
 
 _EMAIL_RE = re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}")
 _PHONE_RES = (
     # +81 90-1234-5678, +1 (415) 555-0100, +44 20 7946 0958
-    re.compile(rf"(?<![\w+])[+＋]{_D}{{1,3}}{_H}?\(?{_D}{{1,4}}\)?(?:{_H}?{_D}{{2,4}}){{2,4}}(?!\w)"),
-    # Japanese domestic: 090-1234-5678, 03-1234-5678, 0120-123-456, 09012345678
-    re.compile(rf"(?<!\w)0{_D}{{1,4}}{_H}{_D}{{1,4}}{_H}{_D}{{3,4}}(?!\w)"),
-    re.compile(rf"(?<!\w)0[5-9]0{_D}{{8}}(?!\w)"),
+    re.compile(rf"{_NB}(?<!\+)[+＋]{_D}{{1,3}}{_H}?\(?{_D}{{1,4}}\)?(?:{_H}?{_D}{{2,4}}){{2,4}}{_NA}"),
+    # Japanese domestic: 090-1234-5678, 03-1234-5678, 0120-123-456, 09012345678 (also full-width)
+    re.compile(rf"{_NB}[0０]{_D}{{1,4}}{_JH}{_D}{{1,4}}{_JH}{_D}{{3,4}}{_NA}"),
+    re.compile(rf"{_NB}[0０][5-9５-９][0０]{_D}{{8}}{_NA}"),
     # North American: (415) 555-0100, 415-555-0100, 415.555.0100
-    re.compile(r"(?<!\w)(?:\(\d{3}\)\s?|\d{3}[-.\s])\d{3}[-.\s]\d{4}(?!\w)"),
+    re.compile(rf"{_NB}(?:\(\d{{3}}\)\s?|\d{{3}}[-.\s])\d{{3}}[-.\s]\d{{4}}{_NA}"),
 )
 _CARD_RE = re.compile(r"(?<!\d)(?:\d[ -]?){12,18}\d(?!\d)")
 _IBAN_RE = re.compile(r"\b[A-Z]{2}\d{2}(?: ?[A-Z0-9]{4}){2,7}(?: ?[A-Z0-9]{1,4})?\b")
@@ -67,7 +72,7 @@ def _find_ibans(text: str) -> Iterable[str]:
 def _find_phones(text: str) -> Iterable[str]:
     for pattern in _PHONE_RES:
         for m in pattern.finditer(text):
-            digits = sum(ch.isdigit() for ch in m.group(0))
+            digits = sum(ch.isdigit() for ch in m.group(0))  # str.isdigit counts full-width too
             if 9 <= digits <= 15:
                 yield m.group(0).strip()
 
@@ -112,7 +117,8 @@ class Masker:
     def __init__(self, privacy: Privacy) -> None:
         self.sensitive = {f.casefold() for f in privacy.sensitive_fields}
         self.confidential = {f.casefold() for f in privacy.confidential_fields}
-        self.recognizers = [(name, RECOGNIZERS[name]) for name in privacy.recognizers]
+        # Most specific first, so a phone pattern never eats part of an IBAN or a card number.
+        self.recognizers = [(n, RECOGNIZERS[n]) for n in RECOGNIZERS if n in privacy.recognizers]
 
     def mask(self, context: Mapping[str, Any], brief: str = "") -> tuple[dict[str, Any], str, Masking]:
         """Return the masked context, the masked brief and the placeholder map."""

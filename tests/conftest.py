@@ -1,0 +1,82 @@
+"""Shared fixtures: isolated settings, the real embedded model, stores on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+from core.backends import LlamaPool
+from core.backends.model_file import assemble_embedded, embedded_model_info
+from core.settings import Settings
+from core.store import Store, open_store
+
+PG_URL = os.environ.get("BATON_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+
+
+@pytest.fixture(autouse=True)
+def _clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """No test sees the developer's BATON_* variables or home directory."""
+    for key in list(os.environ):
+        if key.startswith("BATON_") and key != "BATON_TEST_PG_URL":
+            monkeypatch.delenv(key)
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+
+
+@pytest.fixture(scope="session")
+def model_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The embedded GGUF, assembled once per session exactly as Baton does on first use."""
+    return assemble_embedded(tmp_path_factory.mktemp("models"))
+
+
+@pytest.fixture(scope="session")
+def model_sha256() -> str:
+    return embedded_model_info()[1]
+
+
+@pytest.fixture(scope="session")
+def llama_pool() -> LlamaPool:
+    """One loaded model for the whole session (loading is the slow part)."""
+    return LlamaPool()
+
+
+@pytest.fixture
+def settings(tmp_path: Path, model_path: Path) -> Settings:
+    return Settings(data_dir=tmp_path / "data", model_path=model_path)
+
+
+def _pg_store() -> Iterator[Store]:
+    schema = f"t_{uuid.uuid4().hex[:12]}"
+    admin = sa.create_engine(PG_URL)
+    with admin.begin() as conn:
+        conn.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
+    store = open_store(PG_URL, connect_args={"options": f"-csearch_path={schema}"})
+    try:
+        yield store
+    finally:
+        store.close()
+        with admin.begin() as conn:
+            conn.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
+        admin.dispose()
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
+    """A migrated store, once on SQLite (WAL) and once on PostgreSQL."""
+    if request.param == "sqlite":
+        s = open_store(f"sqlite:///{tmp_path / 'baton.db'}")
+        yield s
+        s.close()
+    else:
+        yield from _pg_store()
+
+
+@pytest.fixture
+def sqlite_store(tmp_path: Path) -> Iterator[Store]:
+    s = open_store(f"sqlite:///{tmp_path / 'baton.db'}")
+    yield s
+    s.close()

@@ -1,0 +1,192 @@
+import json
+from datetime import UTC, datetime
+
+import pytest
+
+from core.engine import Engine
+from core.errors import (
+    BatonError,
+    GenerationError,
+    InputError,
+    TransientBackendError,
+    UnknownNameError,
+)
+from core.ledger import Ledger, Receipt
+from core.policy import Policy, parse_policy
+from core.store import Store
+from core.task import Task, default_task_kinds
+from tests.fakes.backends import ScriptedBackend
+
+GOOD = json.dumps({"subject": "Hi {first_name}", "preheader": "Your boots",
+                   "body": "Hi {first_name}, thanks for your order."})
+BANNED = json.dumps({"subject": "Elevate", "preheader": "p", "body": "Elevate your hikes"})
+CONTACT = {"first_name": "Maya", "email": "maya@example.net", "company": "Fjord & Field"}
+
+CASCADE = """
+[brand]
+banned_words = ["elevate"]
+sign_off = "— Team"
+[[routes]]
+name = "cascade"
+action = "cascade"
+"""
+
+
+class Clock:
+    def __init__(self, step: float) -> None:
+        self.t, self.step = 0.0, step
+
+    def __call__(self) -> float:
+        self.t += self.step
+        return self.t
+
+
+def make_engine(store: Store, policy_text: str, local: ScriptedBackend,
+                cloud: ScriptedBackend, clock: Clock | None = None) -> Engine:
+    policy: Policy = parse_policy(policy_text)
+    return Engine(policy, {"local": local, "cloud": cloud}, default_task_kinds(), Ledger(store),
+                  clock=clock or Clock(0.5))
+
+
+def backends(local_out: list, cloud_out: list) -> tuple[ScriptedBackend, ScriptedBackend]:
+    local = ScriptedBackend("llama", local=True, model="gemma", outputs=local_out)
+    cloud = ScriptedBackend("openai", local=False, model="gpt-4o-mini", style="chat",
+                            outputs=cloud_out, prompt_tokens=1000, completion_tokens=100,
+                            cached_tokens=200)
+    return local, cloud
+
+
+def test_cascade_escalates_to_masked_cloud_after_failed_repair(store: Store) -> None:
+    local, cloud = backends([BANNED, BANNED], [GOOD])
+    engine = make_engine(store, CASCADE, local, cloud)
+    result = engine.run(Task(kind="email", context=CONTACT, brief="Thank Maya"))
+    assert result.output["body"] == "Hi Maya, thanks for your order.\n\n— Team"
+    assert [(r.role, r.status, r.attempt) for r in result.receipts] == [
+        ("local", "guard_failed", 1), ("local", "guard_failed", 2), ("cloud", "ok", 1)]
+    assert any("escalate to cloud" in r for r in result.decision.reasons)
+    sent = json.dumps([dict(m) for m in cloud.prompts[0].messages])
+    assert "Maya" not in sent and "maya@example.net" not in sent
+    assert result.receipt.egress and result.receipt.egress_entities == ()
+    assert set(result.receipt.masked_entities) == {"first_name", "email"}
+    assert len(Ledger(store).receipts(task_id=result.task.id)) == 3
+
+
+def test_repair_tells_a_chat_model_what_failed(store: Store) -> None:
+    local, cloud = backends([], [BANNED, GOOD])
+    engine = make_engine(store, CASCADE.replace('"cascade"\n', '"cloud-masked"\n'), local, cloud)
+    result = engine.run(Task(kind="email", context=CONTACT))
+    assert result.receipt.attempt == 2
+    feedback = cloud.prompts[1].messages[-1]["content"]
+    assert "banned_words: uses 'elevate'" in feedback
+
+
+def test_failure_after_repair_is_clear_and_recorded(store: Store) -> None:
+    local, cloud = backends(["not json", BANNED], [])
+    cloud.healthy = (False, "not configured")
+    engine = make_engine(store, CASCADE, local, cloud)
+    with pytest.raises(GenerationError, match="failed its checks after one repair: banned_words"):
+        engine.run(Task(kind="email", context=CONTACT))
+    rows = Ledger(store).receipts()
+    assert sorted(r.error or "" for r in rows)[0].startswith("banned_words")
+    assert any("not valid JSON" in (r.error or "") for r in rows)
+
+
+def test_cloud_failure_falls_back_to_local_and_opens_the_breaker(store: Store) -> None:
+    errors = [TransientBackendError("server error 500", backend="openai") for _ in range(3)]
+    local, cloud = backends([GOOD] * 4, errors)
+    text = CASCADE.replace('"cascade"\n', '"cloud-masked"\n') + "[breaker]\nfailures = 3\n"
+    engine = make_engine(store, text, local, cloud)
+    for _ in range(3):
+        result = engine.run(Task(kind="email", context=CONTACT))
+        assert result.receipt.role == "local"
+        assert any("cloud failed (server error 500) -> fallback to local" in r
+                   for r in result.decision.reasons)
+    # The breaker is open now: routing skips the cloud without calling it.
+    result = engine.run(Task(kind="email", context=CONTACT))
+    assert [r.role for r in result.receipts] == ["local"]
+    assert any("circuit open" in r for r in result.decision.reasons)
+    assert len(cloud.prompts) == 3
+
+
+def test_spent_budget_routes_locally(store: Store) -> None:
+    local, cloud = backends([GOOD], [])
+    engine = make_engine(store, CASCADE.replace('"cascade"\n', '"cloud-masked"\n')
+                         + "[budget]\nmonthly_usd = 0.01\n", local, cloud)
+    engine.ledger.record(_receipt(tenant="default", cost=0.02))
+    result = engine.run(Task(kind="email", context=CONTACT))
+    assert result.receipt.role == "local"
+    assert any("budget spent ($0.0200 of $0.01 this month) -> fallback to local" in r
+               for r in result.decision.reasons)
+
+
+def test_receipts_carry_tokens_and_costs(store: Store) -> None:
+    local, cloud = backends([GOOD], [GOOD])
+    engine = make_engine(store, CASCADE.replace('"cascade"\n', '"cloud-masked"\n'), local, cloud,
+                         clock=Clock(0.25))
+    cloud_receipt = engine.run(Task(kind="email", context=CONTACT)).receipt
+    assert (cloud_receipt.prompt_tokens, cloud_receipt.cached_tokens,
+            cloud_receipt.completion_tokens) == (1000, 200, 100)
+    # gpt-4o-mini: 800 x 0.15 + 200 x 0.075 + 100 x 0.60 per 1M tokens
+    assert cloud_receipt.cost_usd == pytest.approx((800 * 0.15 + 200 * 0.075 + 100 * 0.60) / 1e6)
+    # baseline gpt-4o, no cache discount: 1000 x 2.50 + 100 x 10.00 per 1M
+    assert cloud_receipt.baseline_cost_usd == pytest.approx((1000 * 2.5 + 100 * 10) / 1e6)
+    assert cloud_receipt.latency_ms == pytest.approx(250)
+
+    local_engine = make_engine(store, CASCADE.replace('"cascade"\n', '"local"\n'), local, cloud,
+                               clock=Clock(0.25))
+    local_receipt = local_engine.run(Task(kind="email", context=CONTACT)).receipt
+    assert local_receipt.cost_usd == pytest.approx(0.25 * 0.10 / 3600)
+    assert not local_receipt.egress
+    report = Ledger(store).report()
+    assert report.total.calls == 2 and report.total.local_calls == 1
+    assert report.total.cost_usd == pytest.approx(cloud_receipt.cost_usd + local_receipt.cost_usd)
+
+
+def test_run_many_groups_shared_prefixes_and_keeps_order(store: Store) -> None:
+    briefs = ["A sale", "B launch"] * 3
+    local, cloud = backends([GOOD] * 6, [])
+    engine = make_engine(store, CASCADE.replace('"cascade"\n', '"local"\n'), local, cloud)
+    tasks = [Task(kind="email", context={**CONTACT, "company": f"Co {i}"}, brief=b)
+             for i, b in enumerate(briefs)]
+    results = engine.run_many(tasks)
+    ran = [p.prefix.rsplit("Brief: ", 1)[1].split("\n")[0] for p in local.prompts]
+    assert ran == ["A sale"] * 3 + ["B launch"] * 3
+    assert [r.task.id for r in results if not isinstance(r, BatonError)] == [t.id for t in tasks]
+
+
+def test_run_many_reports_bad_rows_without_stopping(store: Store) -> None:
+    local, cloud = backends([GOOD], [])
+    engine = make_engine(store, CASCADE.replace('"cascade"\n', '"local"\n'), local, cloud)
+    results = engine.run_many([Task(kind="email", context={"first_name": ""}),
+                               Task(kind="email", context=CONTACT)])
+    assert isinstance(results[0], InputError) and "contact is empty" in str(results[0])
+    assert not isinstance(results[1], BatonError)
+
+
+def test_unknown_kind_and_language(store: Store) -> None:
+    local, cloud = backends([], [])
+    engine = make_engine(store, CASCADE, local, cloud)
+    with pytest.raises(UnknownNameError, match="unknown task kind 'poem'; known: email, text"):
+        engine.run(Task(kind="poem", context=CONTACT))
+    with pytest.raises(InputError, match="language 'fr' is not supported"):
+        engine.run(Task(kind="email", context=CONTACT, language="fr"))
+
+
+def _receipt(tenant: str, cost: float) -> Receipt:
+    return Receipt(task_id="t", tenant=tenant, kind="email", tier="routine", language="en",
+                   action="cloud", role="cloud", backend="openai", model="gpt-4o-mini", rule=None,
+                   reasons=(), status="ok", attempt=1, prompt_tokens=1, completion_tokens=1,
+                   cached_tokens=0, latency_ms=10.0, cost_usd=cost, baseline_cost_usd=cost,
+                   egress=True)
+
+
+def test_spend_is_per_tenant_and_per_month(store: Store) -> None:
+    ledger = Ledger(store, clock=lambda: datetime(2026, 11, 28, tzinfo=UTC))
+    ledger.record(_receipt("acme", 1.5))
+    ledger.record(_receipt("acme", 0.5))
+    ledger.record(_receipt("other", 9.0))
+    old = _receipt("acme", 100.0)
+    ledger.record(Receipt(**{**old.__dict__, "id": "old",
+                             "created_at": datetime(2026, 10, 31, 23, 0, tzinfo=UTC)}))
+    assert ledger.spent_this_month("acme") == pytest.approx(2.0)
+    assert ledger.spent_this_month("nobody") == 0.0

@@ -1,0 +1,71 @@
+from core.guards import (
+    BannedWordsGuard,
+    DisclosureGuard,
+    LengthGuard,
+    LinkGuard,
+    PlaceholderGuard,
+    SchemaGuard,
+    run_guards,
+)
+from core.policy import BrandVoice
+from core.task import EMAIL
+
+
+def test_schema_guard_reports_missing_and_extra_fields() -> None:
+    guard = SchemaGuard(EMAIL.schema(BrandVoice()))
+    found = guard.check({"subject": "Hi", "body": 3, "extra": "x"})
+    assert any("'preheader' is a required property" in v for v in found)
+    assert any("body: 3 is not of type 'string'" in v for v in found)
+    assert any("Additional properties" in v for v in found)
+    assert guard.check({"subject": "a", "preheader": "b", "body": "c"}) == []
+
+
+def test_schema_failure_stops_the_other_guards() -> None:
+    guards = EMAIL.guards(BrandVoice(sign_off="— Team"))
+    found = run_guards(guards, {"subject": 1})
+    assert found and all(v.startswith("schema:") for v in found)
+
+
+def test_length_guard() -> None:
+    guard = LengthGuard({"subject": 10})
+    assert guard.check({"subject": "x" * 11}) == ["length: subject has 11 characters, limit 10"]
+    assert guard.check({"subject": "  "}) == ["length: subject is empty"]
+    assert guard.check({"subject": "ok"}) == []
+
+
+def test_banned_words_whole_words_and_cjk_substrings() -> None:
+    guard = BannedWordsGuard(["elevate", "最高"])
+    assert guard.check({"body": "Elevate your hikes"}) == ["banned_words: uses 'elevate'"]
+    assert guard.check({"body": "elevated trails"}) == []
+    assert guard.check({"body": "これは最高です"}) == ["banned_words: uses '最高'"]
+
+
+def test_links_only_on_allowed_domains() -> None:
+    guard = LinkGuard(["example.com"])
+    assert guard.check({"body": "See https://shop.example.com/boots and www.example.com"}) == []
+    found = guard.check({"body": "Claim it at https://evil.example.net/x or http://example.com.evil.io"})
+    assert len(found) == 2
+
+
+def test_disclosure_required() -> None:
+    guard = DisclosureGuard("body", ["Written with AI assistance."])
+    assert guard.check({"body": "Hello"}) == ["disclosure: body lacks 'Written with AI assistance.'"]
+    assert guard.check({"body": "Hello\n\nWritten with AI assistance."}) == []
+
+
+def test_invented_placeholders_are_flagged() -> None:
+    assert PlaceholderGuard().check({"body": "Hi {first_name}"}) == [
+        "placeholders: unresolved {first_name}"
+    ]
+
+
+def test_finish_appends_sign_off_and_disclosure_once() -> None:
+    brand = BrandVoice(sign_off="— Team", ai_disclosure="Written with AI assistance.")
+    done = EMAIL.finish({"subject": "s", "preheader": "p", "body": "Hi"}, brand, "en")
+    assert done["body"] == "Hi\n\n— Team\n\nWritten with AI assistance."
+    assert EMAIL.finish(done, brand, "en") == done
+
+
+def test_schema_reserves_room_for_the_sign_off() -> None:
+    brand = BrandVoice(sign_off="— Team", max_body_chars=100)
+    assert EMAIL.schema(brand)["properties"]["body"]["maxLength"] == 100 - len("— Team") - 2

@@ -1,0 +1,42 @@
+"""A scripted backend that implements the real Backend interface, for engine-logic tests that need
+exact outputs (cascade, fallback, repair, cost arithmetic). The real backends have their own tests
+against the real model and real servers."""
+
+from __future__ import annotations
+
+from collections import deque
+from typing import Any
+
+from core.backends.base import Generation, Limits
+from core.errors import BackendError
+from core.task import Prompt, PromptStyle
+
+
+class ScriptedBackend:
+    def __init__(self, name: str, *, local: bool, model: str, style: PromptStyle = "completion",
+                 outputs: list[str | BackendError] | None = None, prompt_tokens: int = 1000,
+                 completion_tokens: int = 100, cached_tokens: int = 0) -> None:
+        self.name, self.keeps_data_local, self.model = name, local, model
+        self.prompt_style: PromptStyle = style
+        self.outputs: deque[str | BackendError] = deque(outputs or [])
+        self.prompts: list[Prompt] = []
+        self.usage = (prompt_tokens, completion_tokens, cached_tokens)
+        self.healthy = (True, "")
+
+    def generate(self, prompt: Prompt, schema: dict[str, Any], limits: Limits) -> Generation:
+        self.prompts.append(prompt)
+        out = self.outputs.popleft()
+        if isinstance(out, BackendError):
+            raise out
+        p, c, cached = self.usage
+        return Generation(text=out, prompt_tokens=p, completion_tokens=c, cached_tokens=cached,
+                          model=self.model)
+
+    def health(self) -> tuple[bool, str]:
+        return self.healthy
+
+    def describe(self) -> dict[str, str]:
+        return {"backend": self.name, "model": self.model}
+
+    def verify(self) -> str:
+        return "scripted"

@@ -1,0 +1,133 @@
+"""A loopback OpenAI-compatible server whose answers a test scripts: 429 with Retry-After,
+insufficient_quota, 500, slow answers, or a chat completion with chosen content and usage.
+It keeps every request (headers, JSON body, arrival time) so tests can prove what left."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+
+@dataclass
+class Reply:
+    status: int = 200
+    content: str = '{"text": "ok"}'
+    headers: dict[str, str] = field(default_factory=dict)
+    error: dict[str, Any] | None = None
+    delay: float = 0.0
+    prompt_tokens: int = 100
+    completion_tokens: int = 20
+    cached_tokens: int | None = None
+
+
+def completion(content: str, prompt_tokens: int = 100, completion_tokens: int = 20,
+               cached_tokens: int | None = None) -> Reply:
+    return Reply(content=content, prompt_tokens=prompt_tokens,
+                 completion_tokens=completion_tokens, cached_tokens=cached_tokens)
+
+
+def rate_limited(retry_after: str | None = "1", code: str = "rate_limit_exceeded") -> Reply:
+    headers = {"retry-after": retry_after} if retry_after is not None else {}
+    return Reply(status=429, headers=headers,
+                 error={"message": "Rate limit reached", "type": "requests", "code": code})
+
+
+def quota_exhausted() -> Reply:
+    return Reply(status=429, error={"message": "You exceeded your current quota",
+                                    "type": "insufficient_quota", "code": "insufficient_quota"})
+
+
+def server_error(status: int = 500) -> Reply:
+    return Reply(status=status, error={"message": "boom", "type": "server_error", "code": None})
+
+
+@dataclass
+class Seen:
+    path: str
+    headers: dict[str, str]
+    body: dict[str, Any]
+    raw: bytes
+    at: float
+
+
+class FakeOpenAI:
+    """Start with ``with FakeOpenAI() as api:``; ``api.base_url`` goes to the client."""
+
+    def __init__(self) -> None:
+        self.replies: deque[Reply] = deque()
+        self.default = completion('{"text": "ok"}')
+        self.seen: list[Seen] = []
+        self._lock = threading.Lock()
+        fake = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args: Any) -> None:
+                pass
+
+            def do_GET(self) -> None:  # /v1/models
+                self._send(200, {"object": "list", "data": [{"id": "gpt-4o-mini",
+                                                             "object": "model"}]})
+
+            def do_POST(self) -> None:
+                raw = self.rfile.read(int(self.headers.get("content-length", 0)))
+                with fake._lock:
+                    fake.seen.append(Seen(self.path, dict(self.headers.items()),
+                                          json.loads(raw or b"{}"), raw, time.monotonic()))
+                    reply = fake.replies.popleft() if fake.replies else fake.default
+                if reply.delay:
+                    time.sleep(reply.delay)
+                if reply.error is not None:
+                    self._send(reply.status, {"error": reply.error}, reply.headers)
+                    return
+                usage: dict[str, Any] = {
+                    "prompt_tokens": reply.prompt_tokens,
+                    "completion_tokens": reply.completion_tokens,
+                    "total_tokens": reply.prompt_tokens + reply.completion_tokens,
+                }
+                if reply.cached_tokens is not None:
+                    usage["prompt_tokens_details"] = {"cached_tokens": reply.cached_tokens}
+                self._send(reply.status, {
+                    "id": "chatcmpl-test", "object": "chat.completion", "created": 0,
+                    "model": "gpt-4o-mini",
+                    "choices": [{"index": 0, "finish_reason": "stop",
+                                 "message": {"role": "assistant", "content": reply.content}}],
+                    "usage": usage,
+                }, reply.headers)
+
+            def _send(self, status: int, body: Any, headers: dict[str, str] | None = None) -> None:
+                data = json.dumps(body).encode()
+                try:
+                    self.send_response(status)
+                    self.send_header("content-type", "application/json")
+                    self.send_header("content-length", str(len(data)))
+                    for k, v in (headers or {}).items():
+                        self.send_header(k, v)
+                    self.end_headers()
+                    self.wfile.write(data)
+                except (BrokenPipeError, ConnectionResetError):
+                    pass  # the client gave up (timeout tests)
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.base_url = f"http://127.0.0.1:{self.server.server_address[1]}/v1"
+        self._thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    def __enter__(self) -> FakeOpenAI:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+    def queue(self, *replies: Reply) -> None:
+        self.replies.extend(replies)
+
+    def bodies_text(self) -> str:
+        """Everything the server received, as text: what left the machine."""
+        return "\n".join(s.raw.decode("utf-8") for s in self.seen)
