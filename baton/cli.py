@@ -81,7 +81,7 @@ def handle_errors(fn: F) -> F:
         try:
             return fn(*args, **kwargs)
         except BatonError as exc:
-            err.print(f"[bold red]error:[/] {exc}", highlight=False, markup=True)
+            click.echo(f"error: {exc}", err=True)  # one line, never wrapped
             sys.exit(1)
 
     wrapper.__name__ = fn.__name__

@@ -187,11 +187,12 @@ class Engine:
         assert last is not None
         raise last
 
-    def _render(self, prep: _Prepared, step: Step) -> Prompt:
+    def _render(self, prep: _Prepared, step: Step, lead: str | None = None) -> Prompt:
         backend = self._backend(step.role)
         context = prep.context if step.masked else dict(prep.task.context)
         brief = prep.brief if step.masked else prep.task.brief
-        return prep.kind.render(prep.task, context, brief, self.policy.brand, backend.prompt_style)
+        return prep.kind.render(prep.task, context, brief, self.policy.brand,
+                                backend.prompt_style, lead)
 
     def _backend(self, role: Role) -> Backend:
         backend = self.backends.get(role)
@@ -207,9 +208,11 @@ class Engine:
         backend = self._backend(step.role)
         role = self._role_config(step.role)
         masking = prep.masking if step.masked else Masking()
-        schema = prep.kind.schema(self.policy.brand)
-        guards = prep.kind.guards(self.policy.brand)
-        prompt = self._render(prep, step)
+        brand = self.policy.brand
+        lead = prep.kind.lead(prep.task, prep.context if step.masked else prep.task.context, brand)
+        schema = prep.kind.schema(brand, lead)
+        guards = prep.kind.guards(brand, unmask(lead, masking) if lead else None)
+        prompt = self._render(prep, step, lead)
         egress_entities = self._egress(backend, step, prompt, prep.masking)
         violations: list[str] = []
         raw = ""
@@ -248,8 +251,13 @@ class Engine:
             return {}, [f"schema: output is not valid JSON ({exc.msg} at char {exc.pos})"]
         if not isinstance(parsed, dict):
             return {}, ["schema: output is not a JSON object"]
+        # The schema is the model's contract: check what it wrote, before placeholders expand.
+        schema_guards = [g for g in guards if g.name == "schema"]
+        violations = run_guards(schema_guards, parsed)
+        if violations:
+            return parsed, violations
         output = prep.kind.finish(unmask(parsed, masking), self.policy.brand, prep.task.language)
-        return output, run_guards(guards, output)
+        return output, run_guards([g for g in guards if g.name != "schema"], output)
 
     def _egress(self, backend: Backend, step: Step, prompt: Prompt, masking: Masking) -> list[str]:
         if backend.keeps_data_local:

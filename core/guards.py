@@ -113,6 +113,21 @@ class DisclosureGuard:
 
 
 @dataclass(frozen=True)
+class LeadGuard:
+    """The field must open with the expected text (an email's greeting)."""
+
+    field_name: str
+    lead: str
+    name: str = "lead"
+
+    def check(self, output: Mapping[str, Any]) -> list[str]:
+        value = output.get(self.field_name)
+        if isinstance(value, str) and not value.startswith(self.lead):
+            return [f"lead: {self.field_name} must start with {self.lead!r}"]
+        return []
+
+
+@dataclass(frozen=True)
 class PlaceholderGuard:
     """Flags placeholders left in the output after unmasking (ones the model invented)."""
 

@@ -52,7 +52,13 @@ class BrandVoice(_Strict):
     allowed_link_domains: list[str] = Field(default_factory=list)
     max_subject_chars: int = Field(default=90, ge=10)
     max_preheader_chars: int = Field(default=140, ge=10)
-    max_body_chars: int = Field(default=1500, ge=50)
+    max_body_chars: int = Field(default=800, ge=50)
+    # How an email body opens, per language; placeholders name contact fields. When the contact
+    # lacks one of them, the fallback is used. Local models are held to it by their grammar.
+    greetings: dict[str, str] = Field(
+        default_factory=lambda: {"en": "Hi {first_name},", "ja": "{last_name}様"})
+    fallback_greetings: dict[str, str] = Field(
+        default_factory=lambda: {"en": "Hi there,", "ja": "お客様へ"})
     examples: list[Example] = Field(default_factory=list)
 
 

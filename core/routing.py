@@ -126,7 +126,7 @@ def decide(policy: Policy, inp: RouteInput) -> Decision:
         action = "cloud-masked"
     elif action == "cascade":
         if not local_ok and not cloud_ok:
-            raise RoutingError("local and cloud are both unavailable")
+            raise RoutingError(f"local is unavailable: {_why(inp, 'local')}; {cloud_why}")
         if not local_ok:
             reasons.append(f"local is unavailable ({_why(inp, 'local')}) -> cloud-masked only")
             action = "cloud-masked"

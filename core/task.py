@@ -19,12 +19,14 @@ from core.guards import (
     BannedWordsGuard,
     DisclosureGuard,
     Guard,
+    LeadGuard,
     LengthGuard,
     LinkGuard,
     PlaceholderGuard,
     SchemaGuard,
 )
 from core.policy import BrandVoice, Example, Tier
+from core.privacy import PLACEHOLDER_RE
 from core.registry import Registry
 from core.templates import LANGUAGES, WORDING, Wording, examples_for
 
@@ -66,21 +68,25 @@ class TaskKind(Protocol):
     def name(self) -> str:
         """The registry name (``email``, ``text``, ...)."""
 
-    def schema(self, brand: BrandVoice) -> dict[str, Any]:
-        """The JSON schema the output must satisfy."""
+    def schema(self, brand: BrandVoice, lead: str | None = None) -> dict[str, Any]:
+        """The JSON schema the output must satisfy; ``lead`` is the text the main field must
+        open with (carried as ``x-lead``, which the local grammar enforces)."""
+
+    def lead(self, task: Task, context: Mapping[str, Any], brand: BrandVoice) -> str | None:
+        """The opening the output must have for this contact (as the model sees it), or None."""
 
     def validate(self, task: Task) -> None:
         """Raise :class:`InputError` when the task cannot be run."""
 
     def render(self, task: Task, context: Mapping[str, Any], brief: str, brand: BrandVoice,
-               style: PromptStyle) -> Prompt:
+               style: PromptStyle, lead: str | None = None) -> Prompt:
         """The prompt for ``context`` and ``brief`` (already masked where the route says so)."""
 
     def finish(self, output: dict[str, Any], brand: BrandVoice, language: str) -> dict[str, Any]:
         """Deterministic completion of a valid output (e.g. the required sign-off)."""
 
-    def guards(self, brand: BrandVoice) -> list[Guard]:
-        """The checks every output of this kind must pass."""
+    def guards(self, brand: BrandVoice, lead: str | None = None) -> list[Guard]:
+        """The checks every output of this kind must pass (``lead`` as the reader will see it)."""
 
 
 def _string_object(keys: list[str]) -> dict[str, Any]:
@@ -115,8 +121,9 @@ class CopyKind:
     fields: tuple[str, ...]
     body_field: str
     limits: tuple[tuple[str, str], ...]  # (field, BrandVoice attribute holding its max length)
+    greeted: bool = False
 
-    def schema(self, brand: BrandVoice) -> dict[str, Any]:
+    def schema(self, brand: BrandVoice, lead: str | None = None) -> dict[str, Any]:
         """String fields; length limits leave room for the sign-off and disclosure that
         :meth:`finish` appends, so a grammar-constrained model cannot overrun them."""
         schema = _string_object(list(self.fields))
@@ -124,7 +131,20 @@ class CopyKind:
         for name, attr in self.limits:
             limit = int(getattr(brand, attr)) - (reserve if name == self.body_field else 0)
             schema["properties"][name]["maxLength"] = max(limit, 1)
+        if lead:
+            schema["properties"][self.body_field]["x-lead"] = lead
         return schema
+
+    def lead(self, task: Task, context: Mapping[str, Any], brand: BrandVoice) -> str | None:
+        if not self.greeted:
+            return None
+        template = brand.greetings.get(task.language)
+        if not template:
+            return None
+        fields = PLACEHOLDER_RE.findall(template)
+        if all(str(context.get(f) or "").strip() for f in fields):
+            return PLACEHOLDER_RE.sub(lambda m: str(context[m.group(1)]).strip(), template)
+        return brand.fallback_greetings.get(task.language) or None
 
     def validate(self, task: Task) -> None:
         if task.language not in LANGUAGES:
@@ -135,7 +155,7 @@ class CopyKind:
             raise InputError(f"{self.name} task {task.id}: the contact is empty")
 
     def render(self, task: Task, context: Mapping[str, Any], brief: str, brand: BrandVoice,
-               style: PromptStyle) -> Prompt:
+               style: PromptStyle, lead: str | None = None) -> Prompt:
         wording = WORDING[task.language]
         examples = examples_for(self.name, task.language, brand.examples)
         header = self._header(brand, wording)
@@ -147,7 +167,10 @@ class CopyKind:
                 messages.append({"role": "user", "content": _ask(wording, ex.brief,
                                                                  render_context(ex.contact))})
                 messages.append({"role": "assistant", "content": _dump(ex.output)})
-            messages.append({"role": "user", "content": _ask(wording, brief, contact)})
+            ask = _ask(wording, brief, contact)
+            if lead:
+                ask += "\n" + wording.lead.format(field=self.body_field, lead=lead)
+            messages.append({"role": "user", "content": ask})
             return Prompt(style="chat", prefix=header, suffix=contact, messages=tuple(messages))
         shots = "".join(_shot(wording, label, ex) for ex in examples)
         prefix = f"{header}\n\n{shots}{wording.brief}: {brief}\n{wording.contact}:"
@@ -163,9 +186,10 @@ class CopyKind:
                 body = f"{body}\n\n{required}" if body else required
         return {**output, self.body_field: body}
 
-    def guards(self, brand: BrandVoice) -> list[Guard]:
+    def guards(self, brand: BrandVoice, lead: str | None = None) -> list[Guard]:
         limits = {f: int(getattr(brand, attr)) for f, attr in self.limits}
         required = [t for t in (brand.sign_off, brand.ai_disclosure) if t]
+        lead_guard: list[Guard] = [LeadGuard(self.body_field, lead)] if lead else []
         return [
             SchemaGuard(self.schema(brand)),
             PlaceholderGuard(),
@@ -173,6 +197,7 @@ class CopyKind:
             BannedWordsGuard(brand.banned_words),
             LinkGuard(brand.allowed_link_domains),
             DisclosureGuard(self.body_field, required),
+            *lead_guard,
         ]
 
     def _header(self, brand: BrandVoice, w: Wording) -> str:
@@ -205,6 +230,7 @@ EMAIL = CopyKind(
     body_field="body",
     limits=(("subject", "max_subject_chars"), ("preheader", "max_preheader_chars"),
             ("body", "max_body_chars")),
+    greeted=True,
 )
 TEXT = CopyKind(name="text", fields=("text",), body_field="text",
                 limits=(("text", "max_body_chars"),))

@@ -25,6 +25,7 @@ class Wording:
     json_rule: str
     brief: str
     contact: str
+    lead: str
     output: dict[str, str]
 
 
@@ -41,6 +42,7 @@ WORDING: dict[str, Wording] = {
         json_rule="Answer with one JSON object with the keys {keys} and nothing else.",
         brief="Brief",
         contact="Contact",
+        lead="Start the {field} with: {lead}",
         output={"email": "Email", "text": "Text"},
     ),
     "ja": Wording(
@@ -55,6 +57,7 @@ WORDING: dict[str, Wording] = {
         json_rule="キー {keys} を持つ JSON オブジェクトを一つだけ返すこと。",
         brief="依頼",
         contact="顧客",
+        lead="{field} は次の言葉で始めること: {lead}",
         output={"email": "メール", "text": "文章"},
     ),
 }

@@ -33,15 +33,17 @@ class LoadedModel:
 
 
 class LlamaPool:
-    """Loaded models keyed by (path, LoRA); created by the composition root, shared by backends."""
+    """Loaded models keyed by everything that shapes them (path, LoRA, context, batch, threads);
+    created by the composition root and shared by the backends."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._models: dict[tuple[str, str], LoadedModel] = {}
+        self._models: dict[tuple[str, str, int, int, int], LoadedModel] = {}
 
     def get(self, settings: Settings) -> LoadedModel:
-        key_path = str(settings.model_path or "<embedded>")
-        key = (key_path, str(settings.llama_lora_path or ""))
+        key = (str(settings.model_path or settings.data_dir / "<embedded>"),
+               str(settings.llama_lora_path or ""), settings.llama_n_ctx, settings.llama_n_batch,
+               settings.llama_threads)
         with self._lock:
             loaded = self._models.get(key)
             if loaded is None:
@@ -85,11 +87,20 @@ def grammar_text(schema: dict[str, Any]) -> str:
     beyond a few hundred; such rules are rewritten with the bounded repetition ``char{0,N}``."""
     from llama_cpp.llama_grammar import json_schema_to_gbnf
 
+    leads = {name: str(prop["x-lead"]) for name, prop in schema.get("properties", {}).items()
+             if isinstance(prop, dict) and prop.get("x-lead")}
     lines = []
     for line in json_schema_to_gbnf(json.dumps(schema)).splitlines():
         match = _NESTED_CHARS.match(line)
         if match:
-            line = f'{match.group(1)} ::= "\\"" char{{0,{line.count("char")}}} "\\"" space'
+            name, limit = match.group(1), line.count("char")
+            lead = leads.get(name, "")
+            literal = ""
+            if lead:
+                escaped = json.dumps(lead, ensure_ascii=False)[1:-1]
+                literal = '"' + escaped.replace("\\", "\\\\").replace('"', '\\"') + '" '
+                limit = max(limit - len(lead), 0)
+            line = f'{name} ::= "\\"" {literal}char{{0,{limit}}} "\\"" space'
         lines.append(line)
     gbnf = "\n".join(lines)
     return gbnf.replace("root ::=", "root ::= \" \"? root-value\nroot-value ::=", 1)

@@ -190,3 +190,16 @@ def test_spend_is_per_tenant_and_per_month(store: Store) -> None:
                              "created_at": datetime(2026, 10, 31, 23, 0, tzinfo=UTC)}))
     assert ledger.spent_this_month("acme") == pytest.approx(2.0)
     assert ledger.spent_this_month("nobody") == 0.0
+
+
+def test_greeting_is_required_and_falls_back_without_a_first_name(store: Store) -> None:
+    no_name = json.dumps({"subject": "s", "preheader": "p", "body": "Hi there, welcome."})
+    wrong = json.dumps({"subject": "s", "preheader": "p", "body": "Dear friend, welcome."})
+    local, cloud = backends([no_name, wrong, wrong], [])
+    engine = make_engine(store, CASCADE.replace('"cascade"\n', '"local"\n'), local, cloud)
+    result = engine.run(Task(kind="email", context={"company": "Acme"}))
+    assert local.schemas[0]["properties"]["body"]["x-lead"] == "Hi there,"
+    assert result.output["body"].startswith("Hi there,")
+    with pytest.raises(GenerationError, match="lead: body must start with 'Hi Maya,'"):
+        engine.run(Task(kind="email", context=CONTACT))
+    assert local.schemas[1]["properties"]["body"]["x-lead"] == "Hi {first_name},"

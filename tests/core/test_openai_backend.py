@@ -138,11 +138,13 @@ def test_cloud_masked_sends_no_seeded_values(api: FakeOpenAI, store: Store) -> N
     cloud = OpenAIBackend(settings, policy.cloud)
     local = ScriptedBackend("llama", local=True, model="gemma")
     engine = Engine(policy, {"local": local, "cloud": cloud}, default_task_kinds(), Ledger(store))
-    reply = json.dumps({"subject": "For {first_name}", "preheader": "p",
-                        "body": "Hi {first_name} {last_name}, we will write to {email}."})
     for contact in SEEDED:
-        api.queue(completion(reply, prompt_tokens=500, completion_tokens=40))
         language = "ja" if contact["last_name"] == "佐藤" else "en"
+        greeting = "{last_name}様" if language == "ja" else "Hi {first_name},"
+        reply = json.dumps({"subject": "For {first_name}", "preheader": "p",
+                            "body": f"{greeting} {{first_name}} {{last_name}}, we will write "
+                                    "to {email}."})
+        api.queue(completion(reply, prompt_tokens=500, completion_tokens=40))
         result = engine.run(Task(kind="email", context=contact, tier="critical",
                                  language=language, brief=f"Thank {contact['first_name']}"))
         body = result.output["body"]
@@ -162,7 +164,8 @@ def test_unmasked_cloud_records_what_left(api: FakeOpenAI, store: Store) -> None
     engine = Engine(policy, {"local": ScriptedBackend("llama", local=True, model="g"),
                              "cloud": OpenAIBackend(settings, policy.cloud)},
                     default_task_kinds(), Ledger(store))
-    api.queue(completion(json.dumps({"subject": "s", "preheader": "p", "body": "Hi Maya"})))
+    api.queue(completion(json.dumps({"subject": "s", "preheader": "p", "body": "Hi Maya, hello"})))
     result = engine.run(Task(kind="email", context=SEEDED[0]))
     assert "Maya" in api.bodies_text()
     assert set(result.receipt.egress_entities) == {"first_name", "last_name", "email", "phone"}
+    assert "Start the body with: Hi Maya," in api.bodies_text()

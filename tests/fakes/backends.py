@@ -20,11 +20,13 @@ class ScriptedBackend:
         self.prompt_style: PromptStyle = style
         self.outputs: deque[str | BackendError] = deque(outputs or [])
         self.prompts: list[Prompt] = []
+        self.schemas: list[dict[str, Any]] = []
         self.usage = (prompt_tokens, completion_tokens, cached_tokens)
         self.healthy = (True, "")
 
     def generate(self, prompt: Prompt, schema: dict[str, Any], limits: Limits) -> Generation:
         self.prompts.append(prompt)
+        self.schemas.append(schema)
         out = self.outputs.popleft()
         if isinstance(out, BackendError):
             raise out

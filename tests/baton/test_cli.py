@@ -1,0 +1,121 @@
+"""The `baton` CLI, in-process through Click's runner and once as a real subprocess."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner, Result
+
+from baton.cli import cli
+
+
+@pytest.fixture
+def env(tmp_path: Path, model_path: Path, model_sha256: str) -> dict[str, str]:
+    return {"BATON_DATA_DIR": str(tmp_path / "data"), "BATON_MODEL_PATH": str(model_path),
+            "BATON_MODEL_SHA256": model_sha256}
+
+
+def run(env: dict[str, str], *args: str) -> Result:
+    return CliRunner().invoke(cli, list(args), env=env, catch_exceptions=False)
+
+
+@pytest.mark.model
+def test_generate_sample_contact_then_roi(env: dict[str, str]) -> None:
+    result = run(env, "generate", "email")
+    assert result.exit_code == 0, result.stderr
+    output = json.loads(result.stdout)
+    assert set(output) == {"subject", "preheader", "body"}
+    assert "Maya" in output["subject"] + output["body"]
+    assert "no data left the machine" in result.stderr
+    roi = run(env, "roi")
+    assert roi.exit_code == 0
+    assert "email" in roi.stdout and "100%" in roi.stdout
+
+
+@pytest.mark.model
+def test_bulk_writes_one_line_per_contact_and_keeps_going(env: dict[str, str],
+                                                          tmp_path: Path) -> None:
+    csv_file = tmp_path / "contacts.csv"
+    csv_file.write_text("first_name,company,last_purchase\nAnn,Northwind,boots\n,,\n"
+                        "Bo,Southwind,tent\n", encoding="utf-8")
+    out = tmp_path / "out.jsonl"
+    result = run(env, "generate", "email", "--contacts", str(csv_file), "--out", str(out),
+                 "--brief", "Invite them to the winter sale.")
+    assert result.exit_code == 0, result.stderr
+    lines = [json.loads(line) for line in out.read_text().splitlines()]
+    assert [line["row"] for line in lines] == [1, 2, 3]
+    assert "contact is empty" in lines[1]["error"]
+    assert "Ann" in lines[0]["output"]["body"] + lines[0]["output"]["subject"]
+    assert lines[2]["route"] == "cascade"
+    assert "2 of 3 written" in result.stderr
+
+
+def test_route_explain_shows_every_reason(env: dict[str, str]) -> None:
+    result = run(env, "route", "explain", "email", "--tier", "critical")
+    assert result.exit_code == 0, result.stderr
+    assert "critical copy with personal data: cloud, masked" in result.stdout
+    assert "cloud is unavailable: not configured" in result.stdout
+    assert "fallback to local" in result.stdout
+    assert "sensitivity: pii" in result.stdout
+
+
+def test_models_list_and_verify(env: dict[str, str]) -> None:
+    listed = run(env, "models", "list")
+    assert listed.exit_code == 0
+    assert "llama" in listed.stdout and "openai" in listed.stdout
+    verified = run(env, "models", "verify")
+    assert "local: ok" in verified.stdout and "sha256" in verified.stdout
+    assert "cloud: FAILED — not configured" in verified.stderr
+    assert verified.exit_code == 1
+
+
+def test_db_upgrade(env: dict[str, str], tmp_path: Path) -> None:
+    result = run(env, "db", "upgrade")
+    assert result.exit_code == 0
+    assert (tmp_path / "data" / "baton.db").is_file()
+
+
+@pytest.mark.parametrize(("args", "extra_env", "message"), [
+    (["generate", "poem"], {}, "unknown task kind 'poem'; known: email, text"),
+    (["generate", "email", "--language", "fr"], {}, "language 'fr' is not supported"),
+    (["generate", "email", "--contacts", "x.csv"], {}, "--contacts needs --out"),
+    (["generate", "email"], {"BATON_LLAMA_THREADS": "two"}, "BATON_LLAMA_THREADS"),
+    (["generate", "email"], {"BATON_MODEL_PATH": "/nope/model.gguf"},
+     "model file not found: /nope/model.gguf"),
+    (["generate", "email"], {"BATON_MODEL_SHA256": "0" * 64}, "expected 000000"),
+    (["roi", "--since", "yesterday"], {}, "expected YYYY-MM-DD or 'month'"),
+    (["generate", "email"], {"BATON_DATABASE_URL": "postgresql://nobody@127.0.0.1:1/x"},
+     "cannot open the database"),
+])
+def test_expected_failures_are_one_line(env: dict[str, str], args: list[str],
+                                        extra_env: dict[str, str], message: str) -> None:
+    result = CliRunner().invoke(cli, args, env={**env, **extra_env})
+    assert result.exit_code == 1
+    assert message in result.stderr
+    assert "Traceback" not in result.stderr
+    assert isinstance(result.exception, SystemExit)
+
+
+def test_bad_policy_and_contact_files(env: dict[str, str], tmp_path: Path) -> None:
+    policy = tmp_path / "baton.toml"
+    policy.write_text('[[routes]]\nname = "x"\naction = "clowd"\n')
+    result = CliRunner().invoke(cli, ["generate"], env={**env, "BATON_CONFIG": str(policy)})
+    assert result.exit_code == 1 and "routes[0].action: expected one of" in result.stderr
+    contact = tmp_path / "c.json"
+    contact.write_text("{}")
+    result = CliRunner().invoke(cli, ["generate", "--contact", str(contact)], env=env)
+    assert result.exit_code == 1 and "the contact is empty" in result.stderr
+    contact.write_text("{not json")
+    result = CliRunner().invoke(cli, ["generate", "--contact", str(contact)], env=env)
+    assert result.exit_code == 1 and "not valid JSON" in result.stderr
+
+
+def test_real_entry_point_prints_no_traceback(env: dict[str, str]) -> None:
+    baton = Path(sys.executable).with_name("baton")
+    proc = subprocess.run([str(baton), "generate", "poem"], env={**env, "PATH": "/usr/bin:/bin"},
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 1
+    assert proc.stderr.strip().splitlines() == [
+        "error: unknown task kind 'poem'; known: email, text"]
