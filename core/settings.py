@@ -35,6 +35,7 @@ class Settings(BaseSettings):
     llama_n_ctx: int = Field(default=4096, ge=512, le=131072)
     llama_n_batch: int = Field(default=512, ge=32, le=8192)
     llama_lora_path: Path | None = None
+    llama_parallel: int = Field(default=8, ge=1, le=64)
     llama_seed: int = 42
 
     openai_api_key: SecretStr = SecretStr("")

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from core.backends.base import Generation, Limits
+from core.backends.llama_batch import BatchDecodeError, BatchDecoder, common_prefix_length
 from core.backends.llama_decode import LazyGrammarSampler, Sampling, complete
 from core.backends.model_file import ModelFile, check_sha256, resolve_model
 from core.errors import BackendError, InputError, ModelFileError
@@ -27,9 +28,10 @@ from core.task import Prompt, PromptStyle
 @dataclass
 class LoadedModel:
     llama: Any
-    lock: threading.Lock
+    lock: threading.RLock
     file: ModelFile
     grammars: dict[str, Any] = field(default_factory=dict)
+    batch: BatchDecoder | None = None
 
 
 class LlamaPool:
@@ -74,7 +76,7 @@ class LlamaPool:
                 )
         except (ValueError, RuntimeError) as exc:
             raise ModelFileError(f"could not load {file.path} as a GGUF model: {exc}") from None
-        return LoadedModel(llama=llama, lock=threading.Lock(), file=file)
+        return LoadedModel(llama=llama, lock=threading.RLock(), file=file)
 
 
 _NESTED_CHARS = re.compile(r'^([\w-]+) ::= "\\"" \(char [()char ?]*\)\? "\\"" space$')
@@ -146,6 +148,44 @@ class LlamaBackend:
             cached_tokens=done.cached_tokens,
             model=self.model,
         )
+
+    @property
+    def max_batch(self) -> int:
+        """How many sequences :meth:`generate_many` decodes together (1: no batching)."""
+        return self.settings.llama_parallel if self.prompt_style == "completion" else 1
+
+    def generate_many(self, prompts: list[Prompt], schemas: list[dict[str, Any]],
+                      limits: Limits) -> list[Generation]:
+        """Generate for prompts that share a prefix, :attr:`max_batch` sequences at a time in
+        one batch (see :mod:`core.backends.llama_batch`)."""
+        loaded = self.loaded()
+        with loaded.lock:
+            llama = loaded.llama
+            tokens = [llama.tokenize(p.text.encode("utf-8"), add_bos=True, special=True)
+                      for p in prompts]
+            for t in tokens:
+                self._check_fits(len(t), limits.max_tokens, llama.n_ctx())
+            if loaded.batch is None:
+                loaded.batch = BatchDecoder(llama, self.settings.llama_parallel,
+                                            self.settings.llama_n_ctx * 2)
+            decoder = loaded.batch
+            prefix = min(common_prefix_length(tokens), min(len(t) for t in tokens) - 1)
+            longest = max(len(t) for t in tokens) - prefix
+            if decoder.capacity(prefix, longest, limits.max_tokens) < 2:
+                return [self.generate(p, s, limits) for p, s in zip(prompts, schemas, strict=True)]
+
+            def make_sampler(i: int) -> LazyGrammarSampler:
+                return LazyGrammarSampler(llama, self._grammar(loaded, schemas[i]),
+                                          Sampling(temperature=limits.temperature, seed=limits.seed))
+
+            try:
+                done = decoder.generate(tokens, make_sampler, limits.max_tokens, json_output=True)
+            except (BatchDecodeError, ValueError) as exc:
+                raise BackendError(f"local batch generation failed: {exc}",
+                                   backend=self.name) from None
+            return [Generation(text=d.text, prompt_tokens=d.prompt_tokens,
+                               completion_tokens=d.completion_tokens,
+                               cached_tokens=d.cached_tokens, model=self.model) for d in done]
 
     def _chat(self, llama: Any, prompt: Prompt, schema: dict[str, Any], limits: Limits) -> Generation:
         # Instruct GGUFs: llama-cpp-python's chat template from the model's metadata.

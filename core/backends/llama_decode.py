@@ -147,7 +147,7 @@ def complete(llama: Any, tokens: list[int], max_tokens: int, sampler: LazyGramma
         n += 1
         piece = llama.detokenize([token], special=False)
         pieces.append(piece)
-        if json_output and b"}" in piece and _is_complete_json(b"".join(pieces)):
+        if json_output and b"}" in piece and is_complete_json(b"".join(pieces)):
             break
         llama.eval([token])
     text = b"".join(pieces).decode("utf-8", errors="replace")
@@ -155,7 +155,8 @@ def complete(llama: Any, tokens: list[int], max_tokens: int, sampler: LazyGramma
                       cached_tokens=cached)
 
 
-def _is_complete_json(raw: bytes) -> bool:
+def is_complete_json(raw: bytes) -> bool:
+    """Whether ``raw`` is one whole JSON value (generation can stop there)."""
     try:
         json.loads(raw.decode("utf-8"))
     except (UnicodeDecodeError, ValueError):
