@@ -238,8 +238,8 @@ class Engine:
         backend = self._backend(step.role)
         context = prep.context if step.masked else dict(prep.task.context)
         brief = prep.brief if step.masked else prep.task.brief
-        return prep.kind.render(prep.task, context, brief, self.policy.brand,
-                                backend.prompt_style, lead)
+        brand = self.policy.brand_for(prep.task.tenant)
+        return prep.kind.render(prep.task, context, brief, brand, backend.prompt_style, lead)
 
     def _backend(self, role: Role) -> Backend:
         backend = self.backends.get(role)
@@ -253,7 +253,7 @@ class Engine:
     def _plan(self, prep: _Prepared, step: Step) -> _Plan:
         backend = self._backend(step.role)
         masking = prep.masking if step.masked else Masking()
-        brand = self.policy.brand
+        brand = self.policy.brand_for(prep.task.tenant)
         lead = prep.kind.lead(prep.task, prep.context if step.masked else prep.task.context, brand)
         prompt = self._render(prep, step, lead)
         return _Plan(
@@ -319,7 +319,8 @@ class Engine:
         violations = run_guards(schema_guards, parsed)
         if violations:
             return parsed, violations
-        output = prep.kind.finish(unmask(parsed, masking), self.policy.brand, prep.task.language)
+        brand = self.policy.brand_for(prep.task.tenant)
+        output = prep.kind.finish(unmask(parsed, masking), brand, prep.task.language)
         return output, run_guards([g for g in guards if g.name != "schema"], output)
 
     def _egress(self, backend: Backend, step: Step, prompt: Prompt, masking: Masking) -> list[str]:

@@ -165,6 +165,8 @@ class Policy(_Strict):
     """The whole policy file."""
 
     brand: BrandVoice = Field(default_factory=BrandVoice)
+    # Per-tenant brand voices (a HubSpot portal, a Salesforce org, a Slack workspace).
+    brands: dict[str, BrandVoice] = Field(default_factory=dict)
     privacy: Privacy = Field(default_factory=Privacy)
     routing: Routing = Field(default_factory=Routing)
     routes: list[Rule] = Field(default_factory=list)
@@ -173,6 +175,10 @@ class Policy(_Strict):
     breaker: Breaker = Field(default_factory=Breaker)
     local: ModelRole = Field(default_factory=lambda: ModelRole(backend="llama", model="gemma-3-270m"))
     cloud: ModelRole = Field(default_factory=lambda: ModelRole(backend="openai", model="gpt-4o-mini"))
+
+    def brand_for(self, tenant: str) -> BrandVoice:
+        """The tenant's own brand voice, else the default one."""
+        return self.brands.get(tenant, self.brand)
 
     @model_validator(mode="after")
     def _cloud_is_priced(self) -> Policy:

@@ -203,3 +203,15 @@ def test_greeting_is_required_and_falls_back_without_a_first_name(store: Store) 
     with pytest.raises(GenerationError, match="lead: body must start with 'Hi Maya,'"):
         engine.run(Task(kind="email", context=CONTACT))
     assert local.schemas[1]["properties"]["body"]["x-lead"] == "Hi {first_name},"
+
+
+def test_each_tenant_gets_its_own_brand_voice(store: Store) -> None:
+    text = CASCADE.replace('"cascade"\n', '"local"\n') + (
+        '[brands.acme]\nname = "Acme Outdoor"\nsign_off = "— Acme"\n')
+    local, cloud = backends([GOOD, GOOD], [])
+    engine = make_engine(store, text, local, cloud)
+    acme = engine.run(Task(kind="email", context=CONTACT, tenant="acme"))
+    other = engine.run(Task(kind="email", context=CONTACT, tenant="other"))
+    assert acme.output["body"].endswith("— Acme") and other.output["body"].endswith("— Team")
+    assert "Acme Outdoor" in local.prompts[0].prefix
+    assert "Acme Outdoor" not in local.prompts[1].prefix
