@@ -19,7 +19,7 @@ from core.errors import BackendError, BatonError, GenerationError, RoutingError
 from core.guards import run_guards
 from core.ledger import Ledger, Receipt, baseline_cost, cloud_cost, local_cost
 from core.policy import ModelRole, Policy
-from core.privacy import Masker, Masking, unmask
+from core.privacy import Masker, Masking, expansion, merge_fields, unmask
 from core.registry import Registry
 from core.routing import CircuitBreaker, Decision, Role, RouteInput, Step, decide
 from core.task import Prompt, Task, TaskKind
@@ -256,9 +256,12 @@ class Engine:
         brand = self.policy.brand_for(prep.task.tenant)
         lead = prep.kind.lead(prep.task, prep.context if step.masked else prep.task.context, brand)
         prompt = self._render(prep, step, lead)
+        # Leave room for placeholders that grow when restored, so that a length the model's
+        # grammar allowed still fits once the real values are in.
+        grow = expansion(masking, merge_fields(prep.task.context))
         return _Plan(
             lead=lead,
-            schema=prep.kind.schema(brand, lead),
+            schema=_tighten(prep.kind.schema(brand, lead), grow),
             guards=prep.kind.guards(brand, unmask(lead, masking) if lead else None),
             prompt=prompt,
             masking=masking,
@@ -320,7 +323,8 @@ class Engine:
         if violations:
             return parsed, violations
         brand = self.policy.brand_for(prep.task.tenant)
-        output = prep.kind.finish(unmask(parsed, masking), brand, prep.task.language)
+        fields = merge_fields(prep.task.context)
+        output = prep.kind.finish(unmask(parsed, masking, fields), brand, prep.task.language)
         return output, run_guards([g for g in guards if g.name != "schema"], output)
 
     def _egress(self, backend: Backend, step: Step, prompt: Prompt, masking: Masking) -> list[str]:
@@ -372,3 +376,18 @@ def _repair_prompt(prompt: Prompt, raw: str, violations: list[str]) -> Prompt:
     messages = (*prompt.messages, {"role": "assistant", "content": raw},
                 {"role": "user", "content": feedback})
     return Prompt(style="chat", prefix=prompt.prefix, suffix=prompt.suffix, messages=messages)
+
+
+def _tighten(schema: dict[str, Any], by: int) -> dict[str, Any]:
+    """A copy of ``schema`` with every ``maxLength`` lowered by ``by`` (never below 1)."""
+    if by <= 0:
+        return schema
+    out: dict[str, Any] = {}
+    for key, value in schema.items():
+        if key == "maxLength" and isinstance(value, int):
+            out[key] = max(1, value - by)
+        elif isinstance(value, dict):
+            out[key] = _tighten(value, by)
+        else:
+            out[key] = value
+    return out

@@ -156,15 +156,30 @@ class Masker:
         return {entity for entity, find in self.recognizers if any(True for _ in find(text))}
 
 
-def unmask(value: Any, masking: Masking) -> Any:
-    """Restore every known placeholder in the strings of ``value``; unknown ones stay visible."""
+def merge_fields(context: Mapping[str, Any]) -> dict[str, str]:
+    """Top-level text and number fields of a contact, usable as merge tags (``{company}``)."""
+    return {str(k): str(v).strip() for k, v in context.items()
+            if isinstance(v, str | int | float) and not isinstance(v, bool) and str(v).strip()}
+
+
+def unmask(value: Any, masking: Masking, fields: Mapping[str, str] | None = None) -> Any:
+    """Restore every known placeholder in the strings of ``value``. A placeholder naming another
+    contact field (a merge tag such as ``{company}``) takes that field's value from ``fields``;
+    unknown ones stay visible for the placeholder guard."""
+    extra = fields or {}
 
     def restore(text: str) -> str:
         return PLACEHOLDER_RE.sub(
-            lambda m: masking.values.get(m.group(1), m.group(0)), text
+            lambda m: masking.values.get(m.group(1), extra.get(m.group(1), m.group(0))), text
         )
 
     return _map_strings(value, restore)
+
+
+def expansion(masking: Masking, fields: Mapping[str, str] | None = None) -> int:
+    """How many characters one placeholder can grow by when restored (0 if none grows)."""
+    pairs = list(masking.values.items()) + list((fields or {}).items())
+    return max([len(v) - len(k) - 2 for k, v in pairs] + [0])
 
 
 def _replace_value(text: str, value: str, placeholder: str) -> str:

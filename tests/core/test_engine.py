@@ -215,3 +215,14 @@ def test_each_tenant_gets_its_own_brand_voice(store: Store) -> None:
     assert acme.output["body"].endswith("— Acme") and other.output["body"].endswith("— Team")
     assert "Acme Outdoor" in local.prompts[0].prefix
     assert "Acme Outdoor" not in local.prompts[1].prefix
+
+
+def test_merge_tags_and_room_for_restored_values(store: Store) -> None:
+    tagged = json.dumps({"subject": "News for {company}", "preheader": "p",
+                         "body": "Hi {first_name}, all of {company} is invited."})
+    local, cloud = backends([tagged], [])
+    engine = make_engine(store, CASCADE.replace('"cascade"\n', '"local"\n'), local, cloud)
+    result = engine.run(Task(kind="email", context=CONTACT))
+    assert result.output["subject"] == "News for Fjord & Field"
+    grow = len("maya@example.net") - len("{email}")
+    assert local.schemas[0]["properties"]["subject"]["maxLength"] == 90 - grow

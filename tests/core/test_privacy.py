@@ -4,7 +4,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from core.policy import Privacy
-from core.privacy import Masker, iban_ok, luhn_ok, unmask
+from core.privacy import Masker, Masking, expansion, iban_ok, luhn_ok, merge_fields, unmask
 
 MASKER = Masker(Privacy())
 
@@ -109,3 +109,18 @@ def test_seeded_values_never_survive_masking(first: str, last: str, user: str, d
     for secret in (first, last, email, phone):
         assert secret not in text
     assert unmask(masked, masking) == contact
+
+
+def test_merge_tags_resolve_from_other_contact_fields() -> None:
+    contact = {"first_name": "Ann", "company": "Acme", "seats": 12, "vip": True}
+    _, _, masking = MASKER.mask(contact)
+    fields = merge_fields(contact)
+    assert "vip" not in fields
+    assert unmask("{first_name} at {company}, {seats} seats, {coupon}", masking, fields) == \
+        "Ann at Acme, 12 seats, {coupon}"
+
+
+def test_expansion_is_the_largest_growth_of_a_placeholder() -> None:
+    _, _, masking = MASKER.mask({"first_name": "Ann", "email": "ann.longname@example.org"})
+    assert expansion(masking) == len("ann.longname@example.org") - len("{email}")
+    assert expansion(Masking()) == 0
