@@ -177,6 +177,9 @@ class CopyKind:
         return Prompt(style="completion", prefix=prefix, suffix=f" {contact}\n{label}:")
 
     def finish(self, output: dict[str, Any], brand: BrandVoice, language: str) -> dict[str, Any]:
+        """Append the required sign-off and disclosure to the body, and shorten a subject or
+        preheader that restored values made too long at a word boundary (inboxes cut them
+        anyway). The body is never cut: a body over its limit fails the length guard."""
         body = output.get(self.body_field)
         if not isinstance(body, str):
             return output  # the schema guard reports it
@@ -184,7 +187,12 @@ class CopyKind:
         for required in (brand.sign_off, brand.ai_disclosure):
             if required and required not in body:
                 body = f"{body}\n\n{required}" if body else required
-        return {**output, self.body_field: body}
+        done = {**output, self.body_field: body}
+        for name, attr in self.limits:
+            value = done.get(name)
+            if name != self.body_field and isinstance(value, str):
+                done[name] = shorten(value, int(getattr(brand, attr)))
+        return done
 
     def guards(self, brand: BrandVoice, lead: str | None = None) -> list[Guard]:
         limits = {f: int(getattr(brand, attr)) for f, attr in self.limits}
@@ -210,6 +218,16 @@ class CopyKind:
         lines.append(w.placeholders)
         lines.append(w.json_rule.format(keys=", ".join(self.fields)))
         return "\n".join(lines)
+
+
+def shorten(text: str, limit: int) -> str:
+    """``text`` cut to ``limit`` characters at a word boundary, with an ellipsis."""
+    if len(text) <= limit:
+        return text
+    cut = text[: limit - 1]
+    if " " in cut[limit // 2 :]:
+        cut = cut[: cut.rindex(" ")]
+    return cut.rstrip(" ,;:-") + "…"
 
 
 def _dump(output: Mapping[str, str]) -> str:

@@ -8,7 +8,7 @@ from core.guards import (
     run_guards,
 )
 from core.policy import BrandVoice
-from core.task import EMAIL
+from core.task import EMAIL, shorten
 
 
 def test_schema_guard_reports_missing_and_extra_fields() -> None:
@@ -69,3 +69,13 @@ def test_finish_appends_sign_off_and_disclosure_once() -> None:
 def test_schema_reserves_room_for_the_sign_off() -> None:
     brand = BrandVoice(sign_off="— Team", max_body_chars=100)
     assert EMAIL.schema(brand)["properties"]["body"]["maxLength"] == 100 - len("— Team") - 2
+
+
+def test_finish_shortens_long_subjects_at_a_word_boundary_but_never_the_body() -> None:
+    brand = BrandVoice(max_subject_chars=20, max_body_chars=50)
+    done = EMAIL.finish({"subject": "Maya, your Summit backpack is ready", "preheader": "p",
+                         "body": "x" * 60}, brand, "en")
+    assert done["subject"] == "Maya, your Summit…"
+    assert len(done["subject"]) <= 20
+    assert done["body"] == "x" * 60
+    assert shorten("short", 20) == "short"
