@@ -9,6 +9,8 @@ from __future__ import annotations
 import csv
 import json
 import sys
+import tempfile
+import traceback
 from collections.abc import Callable
 from datetime import UTC, datetime
 from importlib import resources
@@ -83,10 +85,27 @@ def handle_errors(fn: F) -> F:
         except BatonError as exc:
             click.echo(f"error: {exc}", err=True)  # one line, never wrapped
             sys.exit(1)
+        except (click.exceptions.Exit, click.ClickException, SystemExit, KeyboardInterrupt):
+            raise
+        except Exception as exc:  # a bug: still one line for the user, the details in the log
+            log_path = _crash_log(exc)
+            click.echo(f"error: internal error ({type(exc).__name__}); details in {log_path}; "
+                       "please report it", err=True)
+            sys.exit(2)
 
     wrapper.__name__ = fn.__name__
     wrapper.__doc__ = fn.__doc__
     return wrapper  # type: ignore[return-value]
+
+
+def _crash_log(exc: BaseException) -> str:
+    """Write the traceback of an unexpected error to a file the user can attach to a report."""
+    path = Path(tempfile.gettempdir()) / f"baton-crash-{datetime.now(UTC):%Y%m%dT%H%M%S}.log"
+    try:
+        path.write_text("".join(traceback.format_exception(exc)), encoding="utf-8")
+    except OSError:
+        return "(no log: the temp directory is not writable)"
+    return str(path)
 
 
 def _app() -> App:

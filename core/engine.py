@@ -194,7 +194,8 @@ class Engine:
             return [None] * len(chunk)
         plans = [self._plan(prep, prep.decision.first) for _, prep in chunk]
         config = self._role_config(role)
-        limits = Limits(max_tokens=config.max_tokens, temperature=config.temperature)
+        limits = Limits(max_tokens=config.max_tokens, temperature=config.temperature,
+                        repeat_penalty=config.repeat_penalty)
         started = self.clock()
         try:
             gens = generate_many([p.prompt for p in plans], [p.schema for p in plans], limits)
@@ -281,7 +282,8 @@ class Engine:
         for attempt in (1, 2):
             if attempt == 2:
                 prompt = _repair_prompt(prompt, raw, violations)
-            limits = Limits(max_tokens=role.max_tokens, temperature=role.temperature)
+            limits = Limits(max_tokens=role.max_tokens, temperature=role.temperature,
+                            repeat_penalty=role.repeat_penalty)
             if attempt == 1 and first is not None:
                 gen, elapsed, cost_seconds = first.generation, first.seconds, first.cost_seconds
             else:

@@ -154,6 +154,8 @@ class ModelRole(_Strict):
     # "json_schema" for OpenAI; "json_object" (with a "schema" key) for llama.cpp's server.
     response_format: Literal["json_schema", "json_object"] = "json_schema"
     temperature: float = Field(default=0.7, ge=0, le=2)
+    # Local sampling only: penalize tokens repeated within the last 64 (1.0 = off).
+    repeat_penalty: float = Field(default=1.1, ge=1, le=2)
 
 
 class Breaker(_Strict):

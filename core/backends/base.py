@@ -27,6 +27,7 @@ class Limits:
     max_tokens: int
     temperature: float
     seed: int | None = None
+    repeat_penalty: float = 1.0
 
 
 class Backend(Protocol):

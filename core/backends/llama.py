@@ -133,7 +133,8 @@ class LlamaBackend:
             try:
                 sampler = LazyGrammarSampler(
                     llama, self._grammar(loaded, schema),
-                    Sampling(temperature=limits.temperature, seed=limits.seed),
+                    Sampling(temperature=limits.temperature, seed=limits.seed,
+                             repeat_penalty=limits.repeat_penalty),
                 )
                 try:
                     done = complete(llama, tokens, limits.max_tokens, sampler, json_output=True)
@@ -176,7 +177,8 @@ class LlamaBackend:
 
             def make_sampler(i: int) -> LazyGrammarSampler:
                 return LazyGrammarSampler(llama, self._grammar(loaded, schemas[i]),
-                                          Sampling(temperature=limits.temperature, seed=limits.seed))
+                                          Sampling(temperature=limits.temperature, seed=limits.seed,
+                             repeat_penalty=limits.repeat_penalty))
 
             try:
                 done = decoder.generate(tokens, make_sampler, limits.max_tokens, json_output=True)

@@ -27,6 +27,8 @@ _TOKEN_DTYPE = np.dtype([("id", np.intc), ("logit", np.single), ("p", np.single)
 class Sampling:
     temperature: float
     seed: int | None = None
+    repeat_penalty: float = 1.0
+    penalty_last_n: int = 64
     top_k: int = 40
     top_p: float = 0.95
     min_p: float = 0.05
@@ -42,10 +44,22 @@ class LazyGrammarSampler:
         self.chain = llama_cpp.llama_sampler_chain_init(params)
         seed = sampling.seed if sampling.seed is not None else random.getrandbits(32)
         add = llama_cpp.llama_sampler_chain_add
+        # Penalties run after top-k (llama.cpp advises against them on the whole vocabulary).
+        # When the lazy grammar rejects a token, the chain has already recorded it in its
+        # penalty history and the replacement is not recorded: a small, accepted skew.
+        penalties = (
+            llama_cpp.llama_sampler_init_penalties(
+                self.n_vocab, sampling.penalty_last_n, sampling.repeat_penalty, 0.0, 0.0)
+            if sampling.repeat_penalty != 1.0 else None
+        )
         if sampling.temperature <= 0:
+            if penalties:
+                add(self.chain, penalties)
             add(self.chain, llama_cpp.llama_sampler_init_greedy())
         else:
             add(self.chain, llama_cpp.llama_sampler_init_top_k(sampling.top_k))
+            if penalties:
+                add(self.chain, penalties)
             add(self.chain, llama_cpp.llama_sampler_init_top_p(sampling.top_p, 1))
             add(self.chain, llama_cpp.llama_sampler_init_min_p(sampling.min_p, 1))
             add(self.chain, llama_cpp.llama_sampler_init_temp(sampling.temperature))

@@ -119,3 +119,21 @@ def test_real_entry_point_prints_no_traceback(env: dict[str, str]) -> None:
     assert proc.returncode == 1
     assert proc.stderr.strip().splitlines() == [
         "error: unknown task kind 'poem'; known: email, text"]
+
+
+def test_a_bug_still_ends_in_one_line_and_a_crash_log(env: dict[str, str],
+                                                       monkeypatch: pytest.MonkeyPatch,
+                                                       tmp_path: Path) -> None:
+    import baton.cli
+
+    def broken() -> None:
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(baton.cli, "_app", broken)
+    monkeypatch.setattr("tempfile.tempdir", str(tmp_path))
+    result = CliRunner().invoke(cli, ["generate"], env=env)
+    assert result.exit_code == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: internal error (RuntimeError)")
+    log = next(tmp_path.glob("baton-crash-*.log")).read_text()
+    assert "RuntimeError: boom" in log
