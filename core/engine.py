@@ -314,7 +314,7 @@ class Engine:
     def _check(self, prep: _Prepared, raw: str, masking: Masking,
                guards: list[Any]) -> tuple[dict[str, Any], list[str]]:
         try:
-            parsed = json.loads(raw)
+            parsed = json.loads(raw, strict=False)  # a raw newline in a string is fine
         except json.JSONDecodeError as exc:
             return {}, [f"schema: output is not valid JSON ({exc.msg} at char {exc.pos})"]
         if not isinstance(parsed, dict):

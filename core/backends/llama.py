@@ -19,6 +19,7 @@ from core.backends.base import Generation, Limits
 from core.backends.llama_batch import BatchDecodeError, BatchDecoder, common_prefix_length
 from core.backends.llama_decode import LazyGrammarSampler, Sampling, complete
 from core.backends.model_file import ModelFile, check_sha256, resolve_model
+from core.backends.openai_api import api_schema
 from core.errors import BackendError, InputError, ModelFileError
 from core.policy import ModelRole
 from core.settings import Settings
@@ -194,7 +195,9 @@ class LlamaBackend:
         try:
             out = llama.create_chat_completion(
                 messages=[dict(m) for m in prompt.messages],
-                response_format={"type": "json_object", "schema": schema},
+                # llama-cpp-python's own converter spells maxLength as nested rules that
+                # llama.cpp refuses; the guards enforce lengths and the greeting instead.
+                response_format={"type": "json_object", "schema": api_schema(schema)},
                 max_tokens=limits.max_tokens, temperature=limits.temperature, seed=limits.seed,
             )
         except ValueError as exc:

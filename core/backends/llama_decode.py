@@ -172,7 +172,7 @@ def complete(llama: Any, tokens: list[int], max_tokens: int, sampler: LazyGramma
 def is_complete_json(raw: bytes) -> bool:
     """Whether ``raw`` is one whole JSON value (generation can stop there)."""
     try:
-        json.loads(raw.decode("utf-8"))
+        json.loads(raw.decode("utf-8"), strict=False)
     except (UnicodeDecodeError, ValueError):
         return False
     return True

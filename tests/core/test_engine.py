@@ -226,3 +226,11 @@ def test_merge_tags_and_room_for_restored_values(store: Store) -> None:
     assert result.output["subject"] == "News for Fjord & Field"
     grow = len("maya@example.net") - len("{email}")
     assert local.schemas[0]["properties"]["subject"]["maxLength"] == 90 - grow
+
+
+def test_raw_newlines_inside_json_strings_are_accepted(store: Store) -> None:
+    raw = '{"subject": "s", "preheader": "p", "body": "Hi {first_name},\n\nSee you."}'
+    local, cloud = backends([raw], [])
+    engine = make_engine(store, CASCADE.replace('"cascade"\n', '"local"\n'), local, cloud)
+    assert engine.run(Task(kind="email", context=CONTACT)).output["body"].startswith(
+        "Hi Maya,\n\nSee you.")

@@ -7,6 +7,7 @@ import jsonschema
 import pytest
 
 from core.backends import LlamaPool
+from core.backends.base import Limits
 from core.backends.llama import LlamaBackend, grammar_text
 from core.backends.model_file import check_sha256, resolve_model
 from core.engine import Engine
@@ -128,3 +129,25 @@ def test_embedded_model_is_assembled_into_the_data_dir(tmp_path: Path, model_sha
     assert resolved.path == tmp_path / "models" / "gemma-3-270m-q4_k_m.gguf"
     assert resolved.embedded and resolved.sha256 == model_sha256
     assert not list((tmp_path / "models").glob("*.partial"))
+
+
+def test_chat_prompt_style_on_the_local_model(settings: Settings, llama_pool: LlamaPool) -> None:
+    """An instruct GGUF is driven with chat messages and llama-cpp-python's chat template."""
+    role = parse_policy('[local]\nbackend = "llama"\nprompt_style = "chat"\n').local
+    backend = LlamaBackend(settings, role, llama_pool)
+    task = Task(kind="text", context={"first_name": "{first_name}", "company": "Acme"})
+    prompt = default_task_kinds().get("text").render(task, task.context, "One line for sales.",
+                                                     BrandVoice(), "chat")
+    gen = backend.generate(prompt, default_task_kinds().get("text").schema(BrandVoice()),
+                           Limits(max_tokens=80, temperature=0.3, repeat_penalty=1.1))
+    assert gen.text.lstrip().startswith('{') and '"text"' in gen.text
+    assert gen.prompt_tokens > 20 and gen.completion_tokens > 0
+
+
+def test_missing_lora_adapter_is_a_clear_error(tmp_path: Path, model_path: Path) -> None:
+    settings = Settings(data_dir=tmp_path, model_path=model_path,
+                        llama_lora_path=tmp_path / "adapter.gguf")
+    backend = LlamaBackend(settings, parse_policy("").local, LlamaPool())
+    with pytest.raises(ModelFileError, match="LoRA adapter not found: .*adapter.gguf"):
+        backend.generate(EMAIL.render(Task(kind="email", context={"a": "b"}), {"a": "b"}, "x",
+                                      BrandVoice(), "completion"), {}, Limits(16, 0.0))

@@ -74,3 +74,22 @@ def test_default_database_is_sqlite_under_data_dir(tmp_path: Path,
                                                    monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("BATON_DATA_DIR", str(tmp_path))
     assert load_settings().resolved_database_url == f"sqlite:///{tmp_path / 'baton.db'}"
+
+
+def test_unknown_backend_is_named(tmp_path: Path) -> None:
+    from baton.wiring import build_backends
+    from core.errors import UnknownNameError
+    from core.settings import Settings
+
+    policy = parse_policy('[local]\nbackend = "llamma"\n')
+    with pytest.raises(UnknownNameError, match="unknown backend 'llamma'; known: llama, openai"):
+        build_backends(Settings(data_dir=tmp_path), policy)
+
+
+def test_sqlite_store_runs_in_wal_mode(sqlite_store) -> None:  # type: ignore[no-untyped-def]
+    import sqlalchemy as sa
+
+    with sqlite_store.engine.connect() as conn:
+        assert conn.execute(sa.text("PRAGMA journal_mode")).scalar() == "wal"
+        tables = set(sa.inspect(conn).get_table_names())
+    assert {"receipts", "alembic_version"} <= tables
