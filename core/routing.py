@@ -59,22 +59,13 @@ class Decision:
 def _match(cond: Condition, inp: RouteInput) -> list[str] | None:
     """The reasons a condition holds, or None when it does not."""
     why: list[str] = []
-    if cond.kind is not None:
-        if inp.kind not in cond.kind:
-            return None
-        why.append(f"kind={inp.kind}")
-    if cond.tier is not None:
-        if inp.tier not in cond.tier:
-            return None
-        why.append(f"tier={inp.tier}")
-    if cond.sensitivity is not None:
-        if inp.sensitivity not in cond.sensitivity:
-            return None
-        why.append(f"sensitivity={inp.sensitivity}")
-    if cond.language is not None:
-        if inp.language not in cond.language:
-            return None
-        why.append(f"language={inp.language}")
+    for name in ("kind", "tier", "sensitivity", "language"):
+        allowed = getattr(cond, name)
+        if allowed is not None:
+            value = getattr(inp, name)
+            if value not in allowed:
+                return None
+            why.append(f"{name}={value}")
     if cond.budget_left_below_usd is not None:
         if inp.budget_left_usd >= cond.budget_left_below_usd:
             return None
