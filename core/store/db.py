@@ -3,7 +3,7 @@ workers can share one file; PostgreSQL is used when ``BATON_DATABASE_URL`` says 
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +18,24 @@ from core.errors import ConfigError
 MIGRATIONS = Path(__file__).with_name("migrations")
 
 
+class UTCDateTime(sa.types.TypeDecorator[datetime]):
+    """Aware UTC datetimes on every database (SQLite would hand back naive ones)."""
+
+    impl = sa.DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: sa.Dialect) -> datetime | None:
+        if value is not None and value.tzinfo is None:
+            raise ValueError("naive datetime given to a UTCDateTime column")
+        return value.astimezone(UTC) if value is not None else None
+
+    def process_result_value(self, value: datetime | None,
+                             dialect: sa.Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
 class Base(DeclarativeBase):
     pass
 
@@ -29,7 +47,7 @@ class ReceiptRow(Base):
     __table_args__ = (sa.Index("ix_receipts_tenant_created", "tenant", "created_at"),)
 
     id: Mapped[str] = mapped_column(sa.String(32), primary_key=True)
-    created_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True), index=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
     task_id: Mapped[str] = mapped_column(sa.String(64), index=True)
     tenant: Mapped[str] = mapped_column(sa.String(128))
     kind: Mapped[str] = mapped_column(sa.String(32))
@@ -53,6 +71,53 @@ class ReceiptRow(Base):
     egress: Mapped[bool] = mapped_column(sa.Boolean)
     egress_entities: Mapped[list[str]] = mapped_column(sa.JSON)
     masked_entities: Mapped[list[str]] = mapped_column(sa.JSON)
+
+
+class InboxKey(Base):
+    """A platform delivery id seen before (source + external id): the dedupe record."""
+
+    __tablename__ = "inbox_keys"
+
+    source: Mapped[str] = mapped_column(sa.String(64), primary_key=True)
+    external_id: Mapped[str] = mapped_column(sa.String(255), primary_key=True)
+    job_id: Mapped[str] = mapped_column(sa.String(32))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
+
+
+class JobRow(Base):
+    """Durable work: the source of truth for what must run (the queue only dispatches ids)."""
+
+    __tablename__ = "jobs"
+    __table_args__ = (sa.Index("ix_jobs_state_run_after", "state", "run_after"),)
+
+    id: Mapped[str] = mapped_column(sa.String(32), primary_key=True)
+    source: Mapped[str] = mapped_column(sa.String(64))
+    kind: Mapped[str] = mapped_column(sa.String(64))
+    tenant: Mapped[str] = mapped_column(sa.String(128))
+    payload: Mapped[dict[str, Any]] = mapped_column(sa.JSON)
+    state: Mapped[str] = mapped_column(sa.String(16))
+    attempts: Mapped[int] = mapped_column(sa.Integer)
+    max_attempts: Mapped[int] = mapped_column(sa.Integer)
+    run_after: Mapped[datetime] = mapped_column(UTCDateTime())
+    lease_until: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    dispatched_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    result: Mapped[dict[str, Any] | None] = mapped_column(sa.JSON)
+    error: Mapped[str | None] = mapped_column(sa.Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class ApiKeyRow(Base):
+    """A bearer key for the generic task API; only its SHA-256 is stored."""
+
+    __tablename__ = "api_keys"
+
+    id: Mapped[str] = mapped_column(sa.String(32), primary_key=True)
+    name: Mapped[str] = mapped_column(sa.String(128))
+    tenant: Mapped[str] = mapped_column(sa.String(128))
+    key_hash: Mapped[str] = mapped_column(sa.String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:

@@ -1,0 +1,212 @@
+"""Durable jobs: the inbox that absorbs duplicate deliveries, and the job life cycle.
+
+Platforms deliver at least once. :meth:`Jobs.accept` records, in one transaction, a dedupe key per
+platform id and a job for each new one; the web layer acks only after it commits. Workers
+:meth:`claim` a job with a lease and count the attempt; :meth:`succeed` and :meth:`fail` end it
+(``done``; or back to ``queued`` with a jittered backoff; ``failed`` for a permanent error;
+``dead`` when attempts run out). A queue only carries job ids: :meth:`due` lists jobs that need a
+(re-)dispatch — queued ones whose dispatch was lost and running ones whose lease expired because
+their worker died — which the reconciler sends again. Dedupe keys are kept for ``retention``
+(7 days by default, longer than any platform's retry horizon).
+"""
+
+from __future__ import annotations
+
+import random
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any, cast
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import CursorResult
+from sqlalchemy.orm import Session
+
+from core.store import InboxKey, JobRow, Store
+
+QUEUED, RUNNING, DONE, FAILED, DEAD = "queued", "running", "done", "failed", "dead"
+TERMINAL = (DONE, FAILED, DEAD)
+
+
+@dataclass(frozen=True)
+class NewJob:
+    """One item of a delivery: its platform id (None: no dedupe) and the work it asks for."""
+
+    external_id: str | None
+    kind: str
+    tenant: str
+    payload: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Accepted:
+    """What a delivery produced: the job id for each item, and which were duplicates."""
+
+    job_ids: list[str]
+    duplicate: list[bool]
+
+    @property
+    def new(self) -> list[str]:
+        return [j for j, d in zip(self.job_ids, self.duplicate, strict=True) if not d]
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class Jobs:
+    """Job operations on a store. ``clock`` and ``rand`` are injectable for tests."""
+
+    def __init__(self, store: Store, *, clock: Callable[[], datetime] = utcnow,
+                 rand: Callable[[], float] = random.random, max_attempts: int = 5,
+                 backoff_base: float = 2.0, backoff_cap: float = 300.0,
+                 retention: timedelta = timedelta(days=7)) -> None:
+        self.store, self.clock, self.rand = store, clock, rand
+        self.max_attempts, self.backoff_base, self.backoff_cap = max_attempts, backoff_base, backoff_cap
+        self.retention = retention
+
+    def _insert_key(self, source: str, external_id: str, job_id: str, now: datetime) -> Any:
+        values = {"source": source, "external_id": external_id, "job_id": job_id,
+                  "created_at": now}
+        dialect = self.store.engine.dialect.name
+        if dialect == "postgresql":
+            return (postgresql.insert(InboxKey).values(**values).on_conflict_do_nothing()
+                    .returning(InboxKey.job_id))
+        if dialect == "sqlite":
+            return (sqlite.insert(InboxKey).values(**values).on_conflict_do_nothing()
+                    .returning(InboxKey.job_id))
+        raise NotImplementedError(f"no conflict-free insert for {dialect}")
+
+    def accept(self, source: str, items: Sequence[NewJob]) -> Accepted:
+        """Record a delivery in one transaction: new platform ids become jobs; ids seen before
+        (also in this same delivery, or concurrently) are reported as duplicates."""
+        now = self.clock()
+        job_ids: list[str] = []
+        duplicate: list[bool] = []
+        with self.store.session.begin() as session:
+            for item in items:
+                job_id = uuid.uuid4().hex
+                if item.external_id is not None:
+                    inserted = session.execute(
+                        self._insert_key(source, item.external_id, job_id, now)).first()
+                    if inserted is None:
+                        existing = session.get(InboxKey, (source, item.external_id))
+                        job_ids.append(existing.job_id if existing else "")
+                        duplicate.append(True)
+                        continue
+                session.add(JobRow(
+                    id=job_id, source=source, kind=item.kind, tenant=item.tenant,
+                    payload=item.payload, state=QUEUED, attempts=0,
+                    max_attempts=self.max_attempts, run_after=now, lease_until=None,
+                    dispatched_at=None, result=None, error=None, created_at=now, updated_at=now,
+                ))
+                job_ids.append(job_id)
+                duplicate.append(False)
+        return Accepted(job_ids, duplicate)
+
+    def get(self, job_id: str) -> JobRow | None:
+        with self.store.session() as session:
+            return session.get(JobRow, job_id)
+
+    def mark_dispatched(self, job_ids: Sequence[str]) -> None:
+        if not job_ids:
+            return
+        with self.store.session.begin() as session:
+            session.execute(sa.update(JobRow).where(JobRow.id.in_(list(job_ids)))
+                            .values(dispatched_at=self.clock()))
+
+    def claim(self, job_id: str, lease: timedelta) -> JobRow | None:
+        """Take the job for ``lease`` if it is due (queued, or running with an expired lease);
+        None when another worker has it or it has ended."""
+        now = self.clock()
+        with self.store.session.begin() as session:
+            claimed = _changed(session,
+                sa.update(JobRow)
+                .where(JobRow.id == job_id, JobRow.run_after <= now,
+                       sa.or_(JobRow.state == QUEUED,
+                              sa.and_(JobRow.state == RUNNING, JobRow.lease_until < now)))
+                .values(state=RUNNING, lease_until=now + lease, attempts=JobRow.attempts + 1,
+                        updated_at=now))
+        return self.get(job_id) if claimed else None
+
+    def succeed(self, job_id: str, result: dict[str, Any]) -> bool:
+        return self._end(job_id, DONE, result=result, error=None)
+
+    def fail(self, job_id: str, error: str, *, permanent: bool = False) -> str:
+        """Record a failed attempt: ``failed`` if permanent, ``dead`` when attempts are used up,
+        else back to ``queued`` after an exponential backoff with full jitter."""
+        job = self.get(job_id)
+        if job is None:
+            return "missing"
+        if permanent:
+            self._end(job_id, FAILED, result=None, error=error)
+            return FAILED
+        if job.attempts >= job.max_attempts:
+            self._end(job_id, DEAD, result=None, error=error)
+            return DEAD
+        delay = min(self.backoff_cap, self.backoff_base * 2 ** (job.attempts - 1))
+        now = self.clock()
+        with self.store.session.begin() as session:
+            session.execute(
+                sa.update(JobRow).where(JobRow.id == job_id, JobRow.state == RUNNING)
+                .values(state=QUEUED, lease_until=None, error=error, dispatched_at=None,
+                        run_after=now + timedelta(seconds=delay * (0.5 + self.rand() / 2)),
+                        updated_at=now))
+        return QUEUED
+
+    def _end(self, job_id: str, state: str, *, result: dict[str, Any] | None,
+             error: str | None) -> bool:
+        now = self.clock()
+        with self.store.session.begin() as session:
+            return bool(_changed(session,
+                sa.update(JobRow).where(JobRow.id == job_id, JobRow.state == RUNNING)
+                .values(state=state, result=result, error=error, lease_until=None,
+                        updated_at=now)))
+
+    def due(self, *, redispatch_after: timedelta = timedelta(seconds=60),
+            limit: int = 500) -> list[str]:
+        """Jobs that need a dispatch now: queued and due, never dispatched or dispatched long
+        ago (the message was lost), or running with an expired lease (the worker died)."""
+        now = self.clock()
+        query = (
+            sa.select(JobRow.id)
+            .where(sa.or_(
+                sa.and_(JobRow.state == QUEUED, JobRow.run_after <= now,
+                        sa.or_(JobRow.dispatched_at.is_(None),
+                               JobRow.dispatched_at < now - redispatch_after)),
+                sa.and_(JobRow.state == RUNNING, JobRow.lease_until < now),
+            ))
+            .order_by(JobRow.run_after)
+            .limit(limit)
+        )
+        with self.store.session() as session:
+            return list(session.scalars(query))
+
+    def retry(self, job_id: str) -> bool:
+        """Send a failed or dead job round again (by command)."""
+        now = self.clock()
+        with self.store.session.begin() as session:
+            return bool(_changed(session,
+                sa.update(JobRow).where(JobRow.id == job_id, JobRow.state.in_([FAILED, DEAD]))
+                .values(state=QUEUED, attempts=0, run_after=now, dispatched_at=None,
+                        lease_until=None, updated_at=now)))
+
+    def list(self, *, state: str | None = None, limit: int = 50) -> list[JobRow]:
+        query = sa.select(JobRow).order_by(JobRow.created_at.desc()).limit(limit)
+        if state is not None:
+            query = query.where(JobRow.state == state)
+        with self.store.session() as session:
+            return list(session.scalars(query))
+
+    def cleanup(self) -> int:
+        """Forget dedupe keys older than the retention; return how many went."""
+        cutoff = self.clock() - self.retention
+        with self.store.session.begin() as session:
+            return _changed(session, sa.delete(InboxKey).where(InboxKey.created_at < cutoff))
+
+
+def _changed(session: Session, statement: Any) -> int:
+    """Rows an UPDATE or DELETE changed."""
+    return int(cast(CursorResult[Any], session.execute(statement)).rowcount)

@@ -1,0 +1,145 @@
+"""The durable inbox and job life cycle, on SQLite and PostgreSQL."""
+
+import threading
+from datetime import UTC, datetime, timedelta
+
+import pytest
+import sqlalchemy as sa
+
+from core.jobs import DEAD, DONE, FAILED, QUEUED, RUNNING, Jobs, NewJob
+from core.store import InboxKey, JobRow, Store
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, **kw: float) -> None:
+        self.now += timedelta(**kw)
+
+
+def items(ids: list[str]) -> list[NewJob]:
+    return [NewJob(external_id=i, kind="test", tenant="t", payload={"n": i}) for i in ids]
+
+
+def count(store: Store, table: type) -> int:
+    with store.session() as s:
+        return int(s.execute(sa.select(sa.func.count()).select_from(table)).scalar_one())
+
+
+def test_duplicates_are_absorbed_within_and_across_deliveries(store: Store) -> None:
+    jobs = Jobs(store)
+    first = jobs.accept("hubspot", items(["a", "b", "a"]))
+    assert first.duplicate == [False, False, True]
+    assert first.job_ids[2] == first.job_ids[0]
+    again = jobs.accept("hubspot", items(["b", "c"]))
+    assert again.duplicate == [True, False]
+    assert again.job_ids[0] == first.job_ids[1]
+    other_source = jobs.accept("slack", items(["a"]))
+    assert other_source.duplicate == [False]
+    assert count(store, JobRow) == 4
+
+
+def test_concurrent_deliveries_of_the_same_events_make_one_job_each(store: Store) -> None:
+    jobs = Jobs(store)
+    batch = items([f"evt-{i}" for i in range(20)])
+    barrier = threading.Barrier(3)
+    results = []
+
+    def deliver() -> None:
+        barrier.wait()
+        results.append(jobs.accept("hubspot", batch))
+
+    threads = [threading.Thread(target=deliver) for _ in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert count(store, JobRow) == 20 and count(store, InboxKey) == 20
+    assert sum(len(r.new) for r in results) == 20
+    assert all(r.job_ids == results[0].job_ids for r in results)
+
+
+def test_one_claim_wins_and_an_expired_lease_can_be_taken_over(store: Store) -> None:
+    clock = Clock()
+    jobs = Jobs(store, clock=clock)
+    job_id = jobs.accept("api", [NewJob(None, "test", "t", {})]).job_ids[0]
+    assert jobs.claim(job_id, timedelta(seconds=30)) is not None
+    assert jobs.claim(job_id, timedelta(seconds=30)) is None
+    assert jobs.due() == []
+    clock.advance(seconds=31)
+    assert jobs.due() == [job_id]  # the worker died: its lease ran out
+    taken = jobs.claim(job_id, timedelta(seconds=30))
+    assert taken is not None and taken.attempts == 2
+    assert jobs.succeed(job_id, {"ok": True})
+    assert not jobs.succeed(job_id, {"ok": "twice"})
+    job = jobs.get(job_id)
+    assert job is not None and job.state == DONE and job.result == {"ok": True}
+
+
+def test_failures_back_off_then_die_and_can_be_retried(store: Store) -> None:
+    clock = Clock()
+    jobs = Jobs(store, clock=clock, rand=lambda: 1.0, max_attempts=3, backoff_base=2.0)
+    job_id = jobs.accept("api", [NewJob(None, "test", "t", {})]).job_ids[0]
+    jobs.claim(job_id, timedelta(seconds=30))
+    assert jobs.fail(job_id, "503 from HubSpot") == QUEUED
+    job = jobs.get(job_id)
+    assert job is not None and job.run_after == clock.now + timedelta(seconds=2)
+    assert jobs.claim(job_id, timedelta(seconds=30)) is None  # not due yet
+    clock.advance(seconds=2)
+    jobs.claim(job_id, timedelta(seconds=30))
+    assert jobs.fail(job_id, "503") == QUEUED
+    job = jobs.get(job_id)
+    assert job is not None and job.run_after == clock.now + timedelta(seconds=4)
+    clock.advance(seconds=4)
+    jobs.claim(job_id, timedelta(seconds=30))
+    assert jobs.fail(job_id, "503") == DEAD
+    assert [j.id for j in jobs.list(state=DEAD)] == [job_id]
+    assert jobs.retry(job_id)
+    job = jobs.get(job_id)
+    assert job is not None and job.state == QUEUED and job.attempts == 0
+
+
+def test_permanent_failure_is_not_retried(store: Store) -> None:
+    jobs = Jobs(store)
+    job_id = jobs.accept("api", [NewJob(None, "test", "t", {})]).job_ids[0]
+    jobs.claim(job_id, timedelta(seconds=30))
+    assert jobs.fail(job_id, "contact not found", permanent=True) == FAILED
+    assert jobs.due() == []
+
+
+def test_lost_dispatches_are_found_again(store: Store) -> None:
+    clock = Clock()
+    jobs = Jobs(store, clock=clock)
+    ids = jobs.accept("api", items(["x", "y"])).job_ids
+    assert sorted(jobs.due()) == sorted(ids)
+    jobs.mark_dispatched(ids)
+    assert jobs.due() == []
+    clock.advance(seconds=61)
+    assert sorted(jobs.due()) == sorted(ids)
+    jobs.claim(ids[0], timedelta(seconds=300))
+    assert jobs.due() == [ids[1]]
+    job = jobs.get(ids[0])
+    assert job is not None and job.state == RUNNING
+
+
+def test_dedupe_keys_are_kept_seven_days(store: Store) -> None:
+    clock = Clock()
+    jobs = Jobs(store, clock=clock)
+    jobs.accept("hubspot", items(["old"]))
+    clock.advance(days=6, hours=23)
+    jobs.accept("hubspot", items(["new"]))
+    assert jobs.cleanup() == 0
+    assert jobs.accept("hubspot", items(["old"])).duplicate == [True]
+    clock.advance(hours=2)
+    assert jobs.cleanup() == 1
+    assert jobs.accept("hubspot", items(["new"])).duplicate == [True]
+
+
+@pytest.mark.parametrize("n", [100])
+def test_a_full_batch_commits_in_one_transaction(store: Store, n: int) -> None:
+    accepted = Jobs(store).accept("hubspot", items([str(i) for i in range(n)]))
+    assert len(accepted.new) == n == count(store, JobRow)
