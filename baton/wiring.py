@@ -2,18 +2,27 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
 
 from core.backends import BackendFactory, LlamaPool, default_backends
 from core.backends.base import Backend
 from core.engine import Engine
+from core.jobs import Jobs
 from core.ledger import Ledger
 from core.policy import Policy, load_policy
+from core.queue import Dispatcher, make_huey
 from core.registry import Registry
 from core.routing import Role
 from core.settings import Settings, load_settings
-from core.store import Store, open_store
-from core.task import TaskKind, default_task_kinds
+from core.store import JobRow, Store, open_store
+from core.task import Task, TaskKind, default_task_kinds
+from core.worker import Handler, JobRunner
+from webhooks.app import Services
+from webhooks.metrics import Metrics
+from webhooks.ops import job_counts
 
 
 @dataclass
@@ -47,3 +56,53 @@ def build_app(settings: Settings | None = None, policy: Policy | None = None, *,
     engine = Engine(policy, backends or build_backends(settings, policy),
                     kinds or default_task_kinds(), Ledger(store))
     return App(settings, policy, store, engine)
+
+
+# -- web and workers (step 2) ------------------------------------------------------------------
+
+
+def task_handler(get_app: Callable[[], App]) -> Handler:
+    """Runs a generic API task (job kind ``task``) through the engine."""
+
+    def handle(job: JobRow) -> dict[str, Any]:
+        p = job.payload
+        result = get_app().engine.run(Task(
+            kind=str(p["kind"]), context=dict(p["context"]), brief=str(p.get("brief", "")),
+            tenant=job.tenant, tier=p.get("tier", "routine"), language=str(p.get("language", "en")),
+            id=job.id,
+        ))
+        return {"output": result.output, "receipt_id": result.receipt.id,
+                "route": result.decision.action}
+
+    return handle
+
+
+def default_handlers(get_app: Callable[[], App]) -> Registry[Handler]:
+    handlers: Registry[Handler] = Registry("job kind")
+    handlers.register("task", task_handler(get_app))
+    return handlers
+
+
+def build_services(settings: Settings | None = None, *, immediate: bool = False,
+                   handlers: Registry[Handler] | None = None,
+                   engine_app: Callable[[], App] | None = None) -> Services:
+    """The services of a web process (and, with ``immediate``, a worker in the same process)."""
+    settings = settings or load_settings()
+    policy = load_policy(settings.config)
+    store = open_store(settings.resolved_database_url)
+    jobs = Jobs(store)
+    lazy: dict[str, App] = {}
+
+    def get_app() -> App:
+        if engine_app is not None:
+            return engine_app()
+        if "app" not in lazy:
+            lazy["app"] = build_app(settings, policy)
+        return lazy["app"]
+
+    runner = JobRunner(jobs, handlers or default_handlers(get_app),
+                       timedelta(seconds=settings.job_lease_seconds))
+    dispatcher = Dispatcher(make_huey(settings, immediate=immediate), jobs, runner.run)
+    local = build_backends(settings, policy)["local"]
+    return Services(settings=settings, store=store, jobs=jobs, dispatcher=dispatcher,
+                    metrics=Metrics(lambda: job_counts(store)), model_ready=local.health)

@@ -44,6 +44,22 @@ class Settings(BaseSettings):
     openai_max_retries: int = Field(default=3, ge=0, le=10)
     openai_max_retry_wait: float = Field(default=120.0, ge=0)
 
+    # Web gateway and jobs (step 2)
+    queue_url: str | None = None
+    hubspot_client_secret: SecretStr = SecretStr("")
+    slack_signing_secret: SecretStr = SecretStr("")
+    trusted_proxy: bool = False
+    max_body_bytes: int = Field(default=1 << 20, ge=1024)
+    web_workers: int = Field(default=2, ge=1, le=64)
+    web_threads: int = Field(default=4, ge=1, le=64)
+    worker_threads: int = Field(default=2, ge=1, le=64)
+    job_lease_seconds: int = Field(default=300, ge=5)
+
+    @staticmethod
+    def secrets_of(value: SecretStr) -> list[str]:
+        """A comma-separated secret setting as a list (several during a key rotation)."""
+        return [s.strip() for s in value.get_secret_value().split(",") if s.strip()]
+
     @field_validator("model_sha256")
     @classmethod
     def _sha256_is_hex(cls, value: str | None) -> str | None:

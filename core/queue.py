@@ -1,0 +1,60 @@
+"""Dispatch with Huey: SqliteHuey by default, RedisHuey when ``BATON_QUEUE_URL=redis://...``.
+
+The queue only carries job ids; the jobs table is the truth. Huey loses a task that was running
+when its worker got ``kill -9``, so a periodic reconciler re-dispatches whatever
+:meth:`core.jobs.Jobs.due` finds (lost dispatches, expired leases) and forgets old dedupe keys.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from huey import RedisHuey, SqliteHuey, crontab
+from huey.api import Huey
+
+from core.errors import ConfigError
+from core.jobs import Jobs
+from core.settings import Settings
+
+
+def make_huey(settings: Settings, *, immediate: bool = False) -> Huey:
+    url = settings.queue_url
+    if url is None:
+        path = Path(settings.data_dir) / "queue.db"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return SqliteHuey("baton", filename=str(path), immediate=immediate)
+    if url.startswith(("redis://", "rediss://", "unix://")):
+        return RedisHuey("baton", url=url, immediate=immediate)
+    raise ConfigError(f"BATON_QUEUE_URL: expected redis://host:port/db (got {url!r})")
+
+
+class Dispatcher:
+    """Sends job ids to the workers and reconciles what the queue lost."""
+
+    def __init__(self, huey: Huey, jobs: Jobs, run_job: Callable[[str], Any]) -> None:
+        self.huey, self.jobs = huey, jobs
+        self._task = huey.task(name="baton.run_job")(run_job)
+        self._reconcile = huey.periodic_task(crontab(minute="*"), name="baton.reconcile")(
+            self.reconcile)
+
+    def dispatch(self, job_ids: Sequence[str]) -> None:
+        for job_id in job_ids:
+            self._task(job_id)
+        self.jobs.mark_dispatched(job_ids)
+
+    def reconcile(self) -> int:
+        """Dispatch every job that needs it again; forget expired dedupe keys."""
+        due = self.jobs.due()
+        self.dispatch(due)
+        self.jobs.cleanup()
+        return len(due)
+
+    def ping(self) -> bool:
+        """Whether the queue storage answers (for /readyz)."""
+        try:
+            self.huey.pending_count()
+        except Exception:
+            return False
+        return True

@@ -1,0 +1,221 @@
+"""The Flask gateway with real signed requests, the real inbox (SQLite and PostgreSQL) and Huey in
+immediate mode; the engine behind the task API uses scripted backends."""
+
+import json
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+from flask.testing import FlaskClient
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from baton.wiring import build_app, build_services
+from core.apikeys import ApiKeys
+from core.policy import parse_policy
+from core.settings import Settings
+from core.store import JobRow
+from tests.fakes.backends import ScriptedBackend
+from webhooks.app import Services, create_app
+from webhooks.signatures import hubspot_v1, hubspot_v3
+
+SECRET = "hs-client-secret"
+GOOD = json.dumps({"subject": "s", "preheader": "p", "body": "Hi {first_name}, hello."})
+
+
+def events(n: int, start: int = 0, portal: int = 62515) -> bytes:
+    return json.dumps([{"eventId": start + i, "subscriptionId": 7, "portalId": portal,
+                        "occurredAt": 1_700_000_000_000, "subscriptionType": "contact.creation",
+                        "attemptNumber": 0, "objectId": 1000 + i} for i in range(n)]).encode()
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def services(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Services]:
+    url = None
+    schema = None
+    if request.param == "postgresql":
+        import uuid
+
+        from tests.conftest import PG_URL
+        schema = f"t_{uuid.uuid4().hex[:12]}"
+        admin = sa.create_engine(PG_URL)
+        with admin.begin() as conn:
+            conn.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
+        url = PG_URL + f"?options=-csearch_path%3D{schema}"
+    cfg = Settings(data_dir=tmp_path, database_url=url, hubspot_client_secret=SECRET,  # type: ignore[arg-type]
+                   max_body_bytes=64 * 1024)
+    local = ScriptedBackend("llama", local=True, model="gemma", outputs=[GOOD] * 50)
+    cloud = ScriptedBackend("openai", local=False, model="gpt-4o-mini")
+    cloud.healthy = (False, "not configured")
+    policy = parse_policy('[[routes]]\nname = "local"\naction = "local"\n')
+    engine_app = build_app(cfg, policy, backends={"local": local, "cloud": cloud})
+    svc = build_services(cfg, immediate=True, engine_app=lambda: engine_app)
+    yield svc
+    svc.store.close()
+    engine_app.close()
+    if schema is not None:
+        with admin.begin() as conn:
+            conn.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
+        admin.dispose()
+
+
+@pytest.fixture
+def client(services: Services) -> FlaskClient:
+    return create_app(services).test_client()
+
+
+def post_v1(client: FlaskClient, body: bytes, **kw: object) -> object:
+    return client.post("/hubspot/webhooks", data=body, content_type="application/json",
+                       headers={"X-HubSpot-Signature": hubspot_v1(SECRET, body),
+                                "X-HubSpot-Signature-Version": "v1"}, **kw)
+
+
+def jobs_in(services: Services) -> int:
+    with services.store.session() as s:
+        return int(s.execute(sa.select(sa.func.count()).select_from(JobRow)).scalar_one())
+
+
+def test_signed_batch_is_recorded_once(client: FlaskClient, services: Services) -> None:
+    body = events(100)
+    first = post_v1(client, body)
+    assert first.status_code == 200 and first.json == {"accepted": 100, "duplicates": 0}
+    again = post_v1(client, body)
+    assert again.status_code == 200 and again.json == {"accepted": 0, "duplicates": 100}
+    assert jobs_in(services) == 100
+
+
+def test_concurrent_redeliveries_make_one_job_per_event(services: Services) -> None:
+    app = create_app(services)
+    body = events(30)
+    barrier = threading.Barrier(3)
+    codes: list[int] = []
+
+    def deliver() -> None:
+        client = app.test_client()
+        barrier.wait()
+        codes.append(post_v1(client, body).status_code)
+
+    threads = [threading.Thread(target=deliver) for _ in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert codes == [200, 200, 200]
+    assert jobs_in(services) == 30
+
+
+def test_v3_signature_over_the_full_url(client: FlaskClient, services: Services) -> None:
+    body = events(1)
+    url = "http://baton.example/hubspot/webhooks?portalId=62515&x=%40a"
+    ts = str(int(services.clock() * 1000))
+    headers = {"Host": "baton.example", "X-HubSpot-Request-Timestamp": ts,
+               "X-HubSpot-Signature-v3": hubspot_v3(SECRET, "POST", url, body, ts)}
+    ok = client.post("/hubspot/webhooks?portalId=62515&x=%40a", data=body, headers=headers,
+                     content_type="application/json")
+    assert ok.status_code == 200, ok.json
+    stale = str(int((services.clock() - 301) * 1000))
+    headers.update({"X-HubSpot-Request-Timestamp": stale,
+                    "X-HubSpot-Signature-v3": hubspot_v3(SECRET, "POST", url, body, stale)})
+    old = client.post("/hubspot/webhooks?portalId=62515&x=%40a", data=body, headers=headers,
+                      content_type="application/json")
+    assert old.status_code == 401 and "5-minute window" in old.json["reason"]
+
+
+@pytest.mark.parametrize(("headers", "reason"), [
+    ({}, "missing X-HubSpot-Signature"),
+    ({"X-HubSpot-Signature": "0" * 64}, "v1 signature does not match"),
+    ({"X-HubSpot-Signature-v3": "x", "X-HubSpot-Request-Timestamp": "nope"}, "malformed"),
+])
+def test_bad_signatures_get_401_and_record_nothing(client: FlaskClient, services: Services,
+                                                   headers: dict[str, str], reason: str) -> None:
+    r = client.post("/hubspot/webhooks", data=events(2), headers=headers,
+                    content_type="application/json")
+    assert r.status_code == 401 and reason in r.json["reason"] and r.json["error"] == "unauthorized"
+    assert jobs_in(services) == 0
+
+
+@pytest.mark.parametrize(("body", "content_type", "status", "reason"), [
+    (b"[{", "application/json", 400, "malformed JSON"),
+    (b'{"a": 1}', "application/json", 400, "expected a JSON array"),
+    (b"[]", "application/json", 400, "expected 1 to 1000 events"),
+    (b'[{"eventId": "1", "portalId": 1, "objectId": 1}]', "application/json", 400, "eventId"),
+    (b"\xff\xfe[]", "application/json", 400, "not UTF-8"),
+    (events(1), "text/plain", 415, "expected application/json"),
+    (b"[" + b" " * 70_000 + b"]", "application/json", 413, "larger than 65536 bytes"),
+])
+def test_client_mistakes_are_4xx_with_a_reason(client: FlaskClient, services: Services,
+                                               body: bytes, content_type: str, status: int,
+                                               reason: str) -> None:
+    r = client.post("/hubspot/webhooks", data=body, content_type=content_type,
+                    headers={"X-HubSpot-Signature": hubspot_v1(SECRET, body)})
+    assert r.status_code == status and reason in r.json["reason"]
+    assert jobs_in(services) == 0
+
+
+def test_unknown_routes_and_methods_are_json(client: FlaskClient) -> None:
+    assert client.get("/nope").json == {"error": "not_found", "reason": "no such route"}
+    r = client.get("/hubspot/webhooks")
+    assert r.status_code == 405 and r.json["error"] == "method_not_allowed"
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(body=st.one_of(st.binary(max_size=300),
+                      st.recursive(st.none() | st.booleans() | st.integers() | st.text(max_size=8),
+                                   lambda c: st.lists(c, max_size=4)
+                                   | st.dictionaries(st.text(max_size=8), c, max_size=4),
+                                   max_leaves=12).map(lambda v: json.dumps(v).encode())))
+def test_fuzzed_signed_bodies_never_cause_a_5xx(client: FlaskClient, body: bytes) -> None:
+    r = post_v1(client, body)
+    assert r.status_code < 500, r.json
+
+
+def test_ops_endpoints(client: FlaskClient) -> None:
+    assert client.get("/healthz").json == {"status": "ok"}
+    ready = client.get("/readyz")
+    assert ready.status_code == 200 and ready.json["checks"] == {
+        "database": "ok", "queue": "ok", "model": "ok"}
+    post_v1(client, events(3))
+    text = client.get("/metrics").get_data(as_text=True)
+    assert 'baton_http_requests_total{route="/hubspot/webhooks",status="200"} 1.0' in text
+    assert 'baton_inbox_events_total{outcome="new",source="hubspot"} 3.0' in text
+    assert "baton_jobs{" in text
+    spec = client.get("/openapi.json").json
+    assert spec["openapi"].startswith("3.") and "/v1/tasks" in spec["paths"]
+
+
+def test_task_api_end_to_end(client: FlaskClient, services: Services) -> None:
+    _, key = ApiKeys(services.store).create("zapier", "acme")
+    _, other = ApiKeys(services.store).create("braze", "globex")
+    auth = {"Authorization": f"Bearer {key}"}
+    assert client.post("/v1/tasks", json={"kind": "email", "context": {}}).status_code == 401
+    bad = client.post("/v1/tasks", json={"kind": "email", "contxt": {}}, headers=auth)
+    assert bad.status_code == 400 and "context: required key is missing" in bad.json["reason"]
+    body = {"kind": "email", "context": {"first_name": "Maya", "company": "Fjord"},
+            "brief": "Say hello"}
+    made = client.post("/v1/tasks", json=body, headers={**auth, "Idempotency-Key": "k1"})
+    assert made.status_code == 202
+    job_id = made.json["id"]
+    assert made.headers["Location"] == f"/v1/tasks/{job_id}"
+    again = client.post("/v1/tasks", json=body, headers={**auth, "Idempotency-Key": "k1"})
+    assert again.status_code == 200 and again.json["id"] == job_id
+    shown = client.get(f"/v1/tasks/{job_id}", headers=auth)
+    assert shown.json["state"] == "done", shown.json
+    assert shown.json["result"]["output"]["body"].startswith("Hi Maya,")
+    assert client.get(f"/v1/tasks/{job_id}",
+                      headers={"Authorization": f"Bearer {other}"}).status_code == 404
+    wrong = client.post("/v1/tasks", json={"kind": "poem", "context": {"a": "b"}}, headers=auth)
+    assert wrong.status_code == 202
+    failed = client.get(f"/v1/tasks/{wrong.json['id']}", headers=auth).json
+    assert failed["state"] == "failed" and "unknown task kind 'poem'" in failed["error"]
+
+
+def test_api_keys_are_stored_hashed(services: Services) -> None:
+    _, key = ApiKeys(services.store).create("zapier", "acme")
+    with services.store.engine.connect() as conn:
+        dump = json.dumps([list(r) for r in conn.execute(sa.text("SELECT * FROM api_keys"))],
+                          default=str)
+    assert key not in dump and key[3:] not in dump
+    assert time.time() > 0

@@ -1,0 +1,121 @@
+"""The Flask app: ``create_app(settings)``.
+
+Each platform route verifies its signature first and fails closed (401 with a JSON reason), then
+parses, then records the delivery in the durable inbox in one transaction, and only then acks.
+Dispatch to the workers happens after the commit; if it fails the reconciler sends the job later,
+so an acked event is never lost. Every client mistake is a 4xx with a reason, never a 500.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from flask import Flask, Response, g, jsonify, request
+from werkzeug.exceptions import HTTPException
+
+from core.jobs import Jobs
+from core.settings import Settings
+from core.store import Store
+from webhooks.errors import ApiError
+from webhooks.metrics import Metrics
+
+
+class Dispatch(Protocol):
+    """What the app needs from the queue (see :class:`core.queue.Dispatcher`)."""
+
+    def dispatch(self, job_ids: Sequence[str]) -> None: ...
+
+    def ping(self) -> bool: ...
+
+
+@dataclass
+class Services:
+    """Everything the routes use, built once by the composition root."""
+
+    settings: Settings
+    store: Store
+    jobs: Jobs
+    dispatcher: Dispatch
+    metrics: Metrics
+    model_ready: Callable[[], tuple[bool, str]]
+    clock: Callable[[], float] = time.time
+
+
+log = logging.getLogger("baton.web")
+
+
+def create_app(services: Services) -> Flask:
+    """The WSGI app for one set of services (settings are read once, by the caller)."""
+    from webhooks import hubspot, ops, tasks
+
+    app = Flask("baton")
+    app.config["MAX_CONTENT_LENGTH"] = services.settings.max_body_bytes
+    app.extensions["baton"] = services
+    app.register_blueprint(ops.blueprint)
+    app.register_blueprint(hubspot.blueprint)
+    app.register_blueprint(tasks.blueprint)
+
+    @app.before_request
+    def _start() -> None:
+        g.request_id = request.headers.get("X-Request-Id", "")[:64] or uuid.uuid4().hex
+        g.started = time.perf_counter()
+
+    @app.after_request
+    def _finish(response: Response) -> Response:
+        route = request.url_rule.rule if request.url_rule else "unmatched"
+        elapsed = time.perf_counter() - g.get("started", time.perf_counter())
+        services.metrics.observe_request(route, response.status_code, elapsed)
+        response.headers["X-Request-Id"] = g.get("request_id", "")
+        log.info("request", extra={"request_id": g.get("request_id"), "route": route,
+                                   "status": response.status_code,
+                                   "ms": round(elapsed * 1000, 2)})
+        return response
+
+    @app.errorhandler(ApiError)
+    def _api_error(exc: ApiError) -> tuple[Response, int]:
+        return jsonify(error=exc.code, reason=exc.reason), exc.status
+
+    @app.errorhandler(HTTPException)
+    def _http_error(exc: HTTPException) -> tuple[Response, int]:
+        status = exc.code or 500
+        reasons = {404: "no such route", 405: "method not allowed on this route",
+                   413: f"body larger than {services.settings.max_body_bytes} bytes"}
+        return jsonify(error=exc.name.lower().replace(" ", "_"),
+                       reason=reasons.get(status, exc.description or exc.name)), status
+
+    @app.errorhandler(Exception)
+    def _unexpected(exc: Exception) -> tuple[Response, int]:
+        log.exception("unhandled error", extra={"request_id": g.get("request_id")})
+        return jsonify(error="internal_error", reason="unexpected server error",
+                       request_id=g.get("request_id")), 500
+
+    return app
+
+
+def services_of(app: Flask) -> Services:
+    services: Services = app.extensions["baton"]
+    return services
+
+
+def json_log_formatter() -> logging.Formatter:
+    """One JSON object per line: time, level, logger, message and the record's extras."""
+
+    standard = set(vars(logging.makeLogRecord({})))
+
+    class JsonFormatter(logging.Formatter):
+        def format(self, record: logging.LogRecord) -> str:
+            out: dict[str, Any] = {"ts": round(record.created, 3), "level": record.levelname,
+                                   "logger": record.name, "msg": record.getMessage()}
+            out.update({k: v for k, v in vars(record).items()
+                        if k not in standard and not k.startswith("_")})
+            if record.exc_info:
+                out["exc"] = self.formatException(record.exc_info)
+            return json.dumps(out, default=str)
+
+    return JsonFormatter()

@@ -1,0 +1,77 @@
+"""Request plumbing shared by the platform blueprints: raw body, original URL, JSON parsing,
+and recording a delivery in the inbox before the ack."""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any
+from urllib.parse import quote
+
+from flask import current_app, request
+
+from core.jobs import Accepted, NewJob
+from webhooks.app import Services, services_of
+from webhooks.errors import BadRequest, UnsupportedMediaType
+
+log = logging.getLogger("baton.web")
+
+
+def services() -> Services:
+    return services_of(current_app)
+
+
+def raw_body() -> bytes:
+    """The exact bytes the platform signed (never a re-serialization)."""
+    return request.get_data(cache=True, as_text=False)
+
+
+def original_url() -> str:
+    """The full URL the platform called, query string included, as it was on the wire.
+
+    Forwarded headers are honoured only when ``BATON_TRUSTED_PROXY`` says a proxy we control
+    sits in front; otherwise anyone could choose the URL that gets verified."""
+    env = request.environ
+    scheme, host = env.get("wsgi.url_scheme", "http"), env.get("HTTP_HOST", "")
+    if services().settings.trusted_proxy:
+        scheme = request.headers.get("X-Forwarded-Proto", scheme).split(",")[0].strip()
+        host = request.headers.get("X-Forwarded-Host", host).split(",")[0].strip()
+    path = env.get("RAW_URI") or env.get("REQUEST_URI")
+    if not path:
+        path = quote(env.get("SCRIPT_NAME", "") + env.get("PATH_INFO", ""), safe="/%:@!$&'()*+,;=-._~")
+        if env.get("QUERY_STRING"):
+            path += "?" + env["QUERY_STRING"]
+    return f"{scheme}://{host}{path}"
+
+
+def json_body() -> Any:
+    """The body parsed as JSON; 415 for another content type, 400 with the reason if broken."""
+    mimetype = request.mimetype or ""
+    if mimetype != "application/json" and not mimetype.endswith("+json"):
+        raise UnsupportedMediaType(f"expected application/json, got {mimetype or 'no content type'}")
+    try:
+        return json.loads(raw_body().decode("utf-8"))
+    except UnicodeDecodeError:
+        raise BadRequest("body is not UTF-8") from None
+    except json.JSONDecodeError as exc:
+        raise BadRequest(f"malformed JSON: {exc.msg} at line {exc.lineno} column {exc.colno}") \
+            from None
+    except RecursionError:
+        raise BadRequest("JSON nested too deeply") from None
+
+
+def record(source: str, items: list[NewJob]) -> Accepted:
+    """Commit the delivery to the inbox, then dispatch the new jobs (a failed dispatch is
+    logged and left to the reconciler: the jobs are already safe)."""
+    svc = services()
+    accepted = svc.jobs.accept(source, items)
+    new = accepted.new
+    svc.metrics.accepted.labels(source, "new").inc(len(new))
+    svc.metrics.accepted.labels(source, "duplicate").inc(len(items) - len(new))
+    if new:
+        try:
+            svc.dispatcher.dispatch(new)
+        except Exception:
+            log.exception("dispatch failed; the reconciler will send the jobs",
+                          extra={"jobs": len(new)})
+    return accepted

@@ -1,0 +1,40 @@
+"""Prometheus metrics, in a registry of the app's own (no module-level state)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+
+class _JobStates(Collector):
+    def __init__(self, counts: Callable[[], dict[str, int]]) -> None:
+        self.counts = counts
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        gauge = GaugeMetricFamily("baton_jobs", "Jobs by state", labels=["state"])
+        for state, n in sorted(self.counts().items()):
+            gauge.add_metric([state], n)
+        yield gauge
+
+
+class Metrics:
+    def __init__(self, job_counts: Callable[[], dict[str, int]]) -> None:
+        self.registry = CollectorRegistry()
+        self.requests = Counter("baton_http_requests", "HTTP requests by route and status",
+                                ["route", "status"], registry=self.registry)
+        self.latency = Histogram("baton_http_request_seconds", "Time to respond (ack latency)",
+                                 ["route"], registry=self.registry,
+                                 buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5))
+        self.accepted = Counter("baton_inbox_events", "Events recorded by the inbox",
+                                ["source", "outcome"], registry=self.registry)
+        self.registry.register(_JobStates(job_counts))
+
+    def observe_request(self, route: str, status: int, seconds: float) -> None:
+        self.requests.labels(route, str(status)).inc()
+        self.latency.labels(route).observe(seconds)
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)

@@ -1,0 +1,72 @@
+"""The generic task API, for marketing tools without a connector (Marketo, Braze, Mautic,
+Zapier): submit any engine task with a bearer key, then poll for its state and result."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from flask import Blueprint, Response, jsonify, request
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from core.apikeys import ApiKeys
+from core.jobs import NewJob
+from core.policy import describe_validation_error
+from webhooks.common import json_body, record, services
+from webhooks.errors import BadRequest, NotFound, Unauthorized
+
+blueprint = Blueprint("tasks", __name__)
+
+
+class TaskRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    kind: str = Field(min_length=1, max_length=64)
+    context: dict[str, Any]
+    brief: str = Field(default="", max_length=4000)
+    tier: Literal["routine", "critical"] = "routine"
+    language: str = Field(default="en", max_length=8)
+
+
+def tenant() -> str:
+    header = request.headers.get("Authorization", "")
+    scheme, _, key = header.partition(" ")
+    if scheme.lower() != "bearer" or not key.strip():
+        raise Unauthorized("send Authorization: Bearer <API key> (create one: baton keys create)")
+    found = ApiKeys(services().store).tenant_for(key.strip())
+    if found is None:
+        raise Unauthorized("unknown or revoked API key")
+    return found
+
+
+@blueprint.post("/v1/tasks")
+def submit() -> tuple[Response, int]:
+    owner = tenant()
+    try:
+        body = TaskRequest.model_validate(json_body())
+    except ValidationError as exc:
+        raise BadRequest(describe_validation_error(exc)) from None
+    key = request.headers.get("Idempotency-Key")
+    if key is not None and not 0 < len(key) <= 200:
+        raise BadRequest("Idempotency-Key must be 1 to 200 characters")
+    accepted = record(f"api:{owner}", [NewJob(external_id=key, kind="task", tenant=owner,
+                                              payload=body.model_dump())])
+    job_id, duplicate = accepted.job_ids[0], accepted.duplicate[0]
+    response = jsonify(id=job_id, state="queued" if not duplicate else _state(job_id, owner))
+    response.headers["Location"] = f"/v1/tasks/{job_id}"
+    return response, 200 if duplicate else 202
+
+
+def _state(job_id: str, owner: str) -> str:
+    job = services().jobs.get(job_id)
+    return job.state if job is not None and job.tenant == owner else "unknown"
+
+
+@blueprint.get("/v1/tasks/<job_id>")
+def show(job_id: str) -> Response:
+    owner = tenant()
+    job = services().jobs.get(job_id)
+    if job is None or job.tenant != owner or job.kind != "task":
+        raise NotFound(f"no task {job_id} for this key")
+    return jsonify(id=job.id, state=job.state, attempts=job.attempts, result=job.result,
+                   error=job.error, created_at=job.created_at.isoformat(),
+                   updated_at=job.updated_at.isoformat())
