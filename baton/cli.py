@@ -338,6 +338,123 @@ def db_upgrade() -> None:
               highlight=False)
 
 
+# -- web, workers, jobs, keys (step 2) ------------------------------------------------------------
+
+
+@cli.command()
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8000, show_default=True, type=int)
+@handle_errors
+def serve(host: str, port: int) -> None:
+    """Run the web gateway under gunicorn (BATON_WEB_WORKERS x BATON_WEB_THREADS)."""
+    from baton.serve import serve as run
+
+    run(load_settings(), host, port)
+
+
+@cli.command()
+@handle_errors
+def worker() -> None:
+    """Run the job workers and the periodic reconciler."""
+    from baton.serve import work
+
+    work(load_settings())
+
+
+@cli.command()
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8000, show_default=True, type=int)
+@handle_errors
+def up(host: str, port: int) -> None:
+    """Run the gateway and a worker together (the embedded default)."""
+    from baton.serve import up as run
+
+    run(load_settings(), host, port)
+
+
+def _jobs() -> Any:
+    from core.jobs import Jobs
+
+    return Jobs(open_store(load_settings().resolved_database_url))
+
+
+@cli.group()
+def jobs() -> None:
+    """Inspect and retry jobs."""
+
+
+@jobs.command("list")
+@click.option("--state", type=click.Choice(["queued", "running", "done", "failed", "dead"]))
+@click.option("--limit", default=50, show_default=True)
+@handle_errors
+def jobs_list(state: str | None, limit: int) -> None:
+    """The newest jobs, optionally of one state."""
+    table = Table("id", "source", "kind", "tenant", "state", "attempts", "updated", "error")
+    for job in _jobs().list(state=state, limit=limit):
+        table.add_row(job.id, job.source, job.kind, job.tenant, job.state, str(job.attempts),
+                      f"{job.updated_at:%Y-%m-%d %H:%M:%S}", (job.error or "")[:60])
+    out.print(table)
+
+
+@jobs.command("show")
+@click.argument("job_id")
+@handle_errors
+def jobs_show(job_id: str) -> None:
+    """One job with its payload, result and error."""
+    job = _jobs().get(job_id)
+    if job is None:
+        raise InputError(f"no job {job_id} (see: baton jobs list)")
+    out.print_json(json.dumps({
+        "id": job.id, "source": job.source, "kind": job.kind, "tenant": job.tenant,
+        "state": job.state, "attempts": job.attempts, "max_attempts": job.max_attempts,
+        "run_after": job.run_after.isoformat(), "error": job.error, "result": job.result,
+        "payload": job.payload,
+    }, ensure_ascii=False, default=str))
+
+
+@jobs.command("retry")
+@click.argument("job_id")
+@handle_errors
+def jobs_retry(job_id: str) -> None:
+    """Queue a failed or dead job again (a running worker picks it up within a minute)."""
+    if not _jobs().retry(job_id):
+        raise InputError(f"job {job_id} is not failed or dead (see: baton jobs show {job_id})")
+    out.print(f"queued {job_id}", highlight=False)
+
+
+@jobs.command("retry-dead")
+@handle_errors
+def jobs_retry_dead() -> None:
+    """Queue every dead job again."""
+    store = _jobs()
+    ids = [j.id for j in store.list(state="dead", limit=10_000)]
+    for job_id in ids:
+        store.retry(job_id)
+    out.print(f"queued {len(ids)} dead job(s)", highlight=False)
+
+
+@cli.group()
+def keys() -> None:
+    """API keys for the generic task API."""
+
+
+@keys.command("create")
+@click.option("--name", required=True, help="Who uses it, e.g. zapier.")
+@click.option("--tenant", default="default", show_default=True)
+@handle_errors
+def keys_create(name: str, tenant: str) -> None:
+    """Create a key; it is shown once and only its SHA-256 is stored."""
+    from core.apikeys import ApiKeys
+
+    key_id, key = ApiKeys(open_store(load_settings().resolved_database_url)).create(name, tenant)
+    err.print(f"key {key_id} for tenant {tenant!r} (shown once):", highlight=False)
+    click.echo(key)
+
+
 def main() -> None:
     # Settings errors can happen before any command body runs (e.g. in load_settings).
     cli.main(prog_name="baton")
+
+
+if __name__ == "__main__":
+    main()

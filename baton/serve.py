@@ -1,0 +1,80 @@
+"""Running the web app under gunicorn and the job workers under Huey's consumer."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import subprocess
+import sys
+from typing import Any
+
+from gunicorn.app.base import BaseApplication
+
+from core.queue import Dispatcher
+from core.settings import Settings
+from webhooks.app import json_log_formatter
+
+
+def configure_logging(level: int = logging.INFO) -> None:
+    handler = logging.StreamHandler()
+    handler.setFormatter(json_log_formatter())
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level)
+    logging.getLogger("huey").setLevel(logging.WARNING)
+    logging.getLogger("alembic").setLevel(logging.WARNING)
+
+
+class _Gunicorn(BaseApplication):  # type: ignore[misc]
+    def __init__(self, settings: Settings, host: str, port: int) -> None:
+        self.settings, self.host, self.port = settings, host, port
+        super().__init__()
+
+    def load_config(self) -> None:
+        self.cfg.set("bind", f"{self.host}:{self.port}")
+        self.cfg.set("workers", self.settings.web_workers)
+        self.cfg.set("threads", self.settings.web_threads)
+        self.cfg.set("worker_class", "gthread")
+        self.cfg.set("accesslog", None)
+        self.cfg.set("timeout", 30)
+        self.cfg.set("graceful_timeout", 10)
+
+    def load(self) -> Any:
+        # Runs in each worker after the fork: database connections are the worker's own.
+        from baton.wiring import build_services
+        from webhooks.app import create_app
+
+        configure_logging()
+        return create_app(build_services(self.settings))
+
+
+def serve(settings: Settings, host: str, port: int) -> None:
+    _Gunicorn(settings, host, port).run()
+
+
+def work(settings: Settings) -> None:
+    """Run the job workers (and the periodic reconciler) until SIGINT or SIGTERM."""
+    from baton.wiring import build_services
+
+    configure_logging()
+    services = build_services(settings)
+    dispatcher = services.dispatcher
+    assert isinstance(dispatcher, Dispatcher)
+    consumer = dispatcher.huey.create_consumer(
+        workers=settings.worker_threads, worker_type="thread", periodic=True,
+        check_worker_health=True)
+    dispatcher.reconcile()  # pick up whatever a previous run left behind
+    consumer.run()
+
+
+def up(settings: Settings, host: str, port: int) -> None:
+    """The embedded default in one command: a worker process beside the web server."""
+    worker = subprocess.Popen([sys.executable, "-m", "baton.cli", "worker"])
+    try:
+        serve(settings, host, port)
+    finally:
+        worker.send_signal(signal.SIGTERM)
+        try:
+            worker.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            worker.kill()
