@@ -389,10 +389,11 @@ def jobs() -> None:
 @handle_errors
 def jobs_list(state: str | None, limit: int) -> None:
     """The newest jobs, optionally of one state."""
-    table = Table("id", "source", "kind", "tenant", "state", "attempts", "updated", "error")
+    table = Table("kind", "tenant", "state", "tries", "updated", "error")
+    table.add_column("id", no_wrap=True, min_width=32)  # whole, for `baton jobs show`
     for job in _jobs().list(state=state, limit=limit):
-        table.add_row(job.id, job.source, job.kind, job.tenant, job.state, str(job.attempts),
-                      f"{job.updated_at:%Y-%m-%d %H:%M:%S}", (job.error or "")[:60])
+        table.add_row(job.kind, job.tenant, job.state, str(job.attempts),
+                      f"{job.updated_at:%Y-%m-%d %H:%M:%S}", (job.error or "")[:60], job.id)
     out.print(table)
 
 

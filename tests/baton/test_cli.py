@@ -137,3 +137,29 @@ def test_a_bug_still_ends_in_one_line_and_a_crash_log(env: dict[str, str],
     assert len(lines) == 1 and lines[0].startswith("error: internal error (RuntimeError)")
     log = next(tmp_path.glob("baton-crash-*.log")).read_text()
     assert "RuntimeError: boom" in log
+
+
+def test_keys_and_jobs_commands(env: dict[str, str]) -> None:
+    from core.jobs import Jobs, NewJob
+    from core.settings import Settings
+    from core.store import open_store
+
+    made = run(env, "keys", "create", "--name", "zapier", "--tenant", "acme")
+    assert made.exit_code == 0 and made.stdout.strip().startswith("bk_")
+    assert "shown once" in made.stderr
+    store = open_store(Settings(data_dir=Path(env["BATON_DATA_DIR"])).resolved_database_url)
+    jobs = Jobs(store)
+    job_id = jobs.accept("api", [NewJob(None, "task", "acme", {"kind": "email"})]).job_ids[0]
+    jobs.claim(job_id, __import__("datetime").timedelta(seconds=30))
+    jobs.fail(job_id, "contact not found", permanent=True)
+    listed = run(env, "jobs", "list", "--state", "failed")
+    assert job_id[:8] in listed.stdout and "failed" in listed.stdout
+    shown = run(env, "jobs", "show", job_id)
+    assert json.loads(shown.stdout)["error"] == "contact not found"
+    assert run(env, "jobs", "retry", job_id).exit_code == 0
+    again = CliRunner().invoke(cli, ["jobs", "retry", job_id], env=env)
+    assert again.exit_code == 1 and "is not failed or dead" in again.stderr
+    missing = CliRunner().invoke(cli, ["jobs", "show", "nope"], env=env)
+    assert missing.exit_code == 1 and "no job nope" in missing.stderr
+    assert "queued 0 dead job(s)" in run(env, "jobs", "retry-dead").stdout
+    store.close()
