@@ -32,8 +32,9 @@ from core.task import Task
 F = TypeVar("F", bound=Callable[..., Any])
 DEFAULT_BRIEF = "Thank them for their recent purchase and suggest one matching accessory."
 
-out = Console()
-err = Console(stderr=True)
+# Piped output (files, CI logs, tests) gets wide tables instead of Rich's 80-column default.
+out = Console(width=None if sys.stdout.isatty() else 160)
+err = Console(stderr=True, width=None if sys.stderr.isatty() else 160)
 
 
 def _sample(name: str) -> str:
