@@ -6,12 +6,15 @@ import logging
 import signal
 import subprocess
 import sys
+import threading
 from typing import Any
 
 from gunicorn.app.base import BaseApplication
 
 from core.queue import Dispatcher
+from core.registry import Registry
 from core.settings import Settings
+from core.worker import Handler
 from webhooks.app import json_log_formatter
 
 
@@ -52,19 +55,33 @@ def serve(settings: Settings, host: str, port: int) -> None:
     _Gunicorn(settings, host, port).run()
 
 
-def work(settings: Settings) -> None:
-    """Run the job workers (and the periodic reconciler) until SIGINT or SIGTERM."""
+def work(settings: Settings, handlers: Registry[Handler] | None = None) -> None:
+    """Run the job workers and the reconciler until SIGINT or SIGTERM."""
     from baton.wiring import build_services
 
     configure_logging()
-    services = build_services(settings)
+    services = build_services(settings, handlers=handlers)
     dispatcher = services.dispatcher
     assert isinstance(dispatcher, Dispatcher)
     consumer = dispatcher.huey.create_consumer(
-        workers=settings.worker_threads, worker_type="thread", periodic=True,
+        workers=settings.worker_threads, worker_type="thread", periodic=False,
         check_worker_health=True)
-    dispatcher.reconcile()  # pick up whatever a previous run left behind
-    consumer.run()
+    stop = threading.Event()
+
+    def reconcile_forever() -> None:
+        while True:  # at start too: pick up whatever a previous run left behind
+            try:
+                dispatcher.reconcile()
+            except Exception:
+                logging.getLogger("baton.worker").exception("reconcile failed; will retry")
+            if stop.wait(settings.reconcile_seconds):
+                return
+
+    threading.Thread(target=reconcile_forever, name="baton-reconciler", daemon=True).start()
+    try:
+        consumer.run()
+    finally:
+        stop.set()
 
 
 def up(settings: Settings, host: str, port: int) -> None:

@@ -1,8 +1,9 @@
 """Dispatch with Huey: SqliteHuey by default, RedisHuey when ``BATON_QUEUE_URL=redis://...``.
 
 The queue only carries job ids; the jobs table is the truth. Huey loses a task that was running
-when its worker got ``kill -9``, so a periodic reconciler re-dispatches whatever
-:meth:`core.jobs.Jobs.due` finds (lost dispatches, expired leases) and forgets old dedupe keys.
+when its worker got ``kill -9``, so the worker's reconciler (every ``BATON_RECONCILE_SECONDS``)
+re-dispatches whatever :meth:`core.jobs.Jobs.due` finds (lost dispatches, expired leases) and
+forgets old dedupe keys.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from huey import RedisHuey, SqliteHuey, crontab
+from huey import RedisHuey, SqliteHuey
 from huey.api import Huey
 
 from core.errors import ConfigError
@@ -35,9 +36,12 @@ class Dispatcher:
 
     def __init__(self, huey: Huey, jobs: Jobs, run_job: Callable[[str], Any]) -> None:
         self.huey, self.jobs = huey, jobs
-        self._task = huey.task(name="baton.run_job")(run_job)
-        self._reconcile = huey.periodic_task(crontab(minute="*"), name="baton.reconcile")(
-            self.reconcile)
+        def run(job_id: str) -> Any:
+            return run_job(job_id)
+
+        # Huey names a task after its function's module: a closure defined here gives every
+        # process (web, worker, tests) the same name, whatever ``run_job`` is.
+        self._task = huey.task(name="baton.run_job")(run)
 
     def dispatch(self, job_ids: Sequence[str]) -> None:
         for job_id in job_ids:

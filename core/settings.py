@@ -53,7 +53,8 @@ class Settings(BaseSettings):
     web_workers: int = Field(default=2, ge=1, le=64)
     web_threads: int = Field(default=4, ge=1, le=64)
     worker_threads: int = Field(default=2, ge=1, le=64)
-    job_lease_seconds: int = Field(default=300, ge=5)
+    job_lease_seconds: int = Field(default=300, ge=1)
+    reconcile_seconds: float = Field(default=30.0, gt=0)
 
     @staticmethod
     def secrets_of(value: SecretStr) -> list[str]:

@@ -107,6 +107,21 @@ class JobRow(Base):
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
 
+class WriteBackRow(Base):
+    """A write-back to a platform, recorded under its idempotency key before the call."""
+
+    __tablename__ = "writebacks"
+
+    key: Mapped[str] = mapped_column(sa.String(255), primary_key=True)
+    job_id: Mapped[str] = mapped_column(sa.String(32), index=True)
+    target: Mapped[str] = mapped_column(sa.String(255))
+    state: Mapped[str] = mapped_column(sa.String(16))
+    attempts: Mapped[int] = mapped_column(sa.Integer)
+    response: Mapped[dict[str, Any] | None] = mapped_column(sa.JSON)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    done_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
 class ApiKeyRow(Base):
     """A bearer key for the generic task API; only its SHA-256 is stored."""
 

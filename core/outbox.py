@@ -1,0 +1,67 @@
+"""Write-backs that take effect once, though jobs run at least once.
+
+Before a connector calls the platform, :meth:`Outbox.once` records the write under its
+idempotency key (``pending``). After the call it marks it ``done`` with the response; a retried job
+that finds ``done`` skips the call and returns the recorded response. A retried job that finds
+``pending`` cannot know whether the earlier call landed (the worker may have died right after it),
+so it first asks the platform through the connector's ``find`` (e.g. search for the note carrying
+this key) and only calls again if the write is not there.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+
+from core.store import Store, WriteBackRow
+
+Response = dict[str, Any]
+
+
+class Outbox:
+    def __init__(self, store: Store, clock: Callable[[], datetime] = lambda: datetime.now(UTC)):
+        self.store, self.clock = store, clock
+
+    def once(self, key: str, *, job_id: str, target: str, perform: Callable[[], Response],
+             find: Callable[[], Response | None]) -> Response:
+        """Perform the write for ``key`` unless it already happened; return its response."""
+        previous = self._reserve(key, job_id, target)
+        if previous is not None and previous.state == "done":
+            return previous.response or {}
+        if previous is not None:  # pending: an earlier attempt may have written already
+            found = find()
+            if found is not None:
+                self._done(key, found)
+                return found
+        response = perform()
+        self._done(key, response)
+        return response
+
+    def _reserve(self, key: str, job_id: str, target: str) -> WriteBackRow | None:
+        """Insert the pending row; return the row that was already there, if any."""
+        values = {"key": key, "job_id": job_id, "target": target, "state": "pending",
+                  "attempts": 1, "response": None, "created_at": self.clock(), "done_at": None}
+        dialect = self.store.engine.dialect.name
+        insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+        with self.store.session.begin() as session:
+            created = session.execute(insert(WriteBackRow).values(**values)
+                                      .on_conflict_do_nothing().returning(WriteBackRow.key)).first()
+            if created is not None:
+                return None
+            row = session.get(WriteBackRow, key)
+            if row is not None and row.state != "done":
+                row.attempts += 1
+            return row
+
+    def _done(self, key: str, response: Response) -> None:
+        with self.store.session.begin() as session:
+            session.execute(sa.update(WriteBackRow).where(WriteBackRow.key == key)
+                            .values(state="done", response=response, done_at=self.clock()))
+
+    def get(self, key: str) -> WriteBackRow | None:
+        with self.store.session() as session:
+            return session.get(WriteBackRow, key)
