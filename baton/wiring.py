@@ -102,7 +102,8 @@ def build_services(settings: Settings | None = None, *, immediate: bool = False,
 
     runner = JobRunner(jobs, handlers or default_handlers(get_app),
                        timedelta(seconds=settings.job_lease_seconds))
-    dispatcher = Dispatcher(make_huey(settings, immediate=immediate), jobs, runner.run)
+    dispatcher = Dispatcher(make_huey(settings, immediate=immediate), jobs, runner.run,
+                            redispatch_after=timedelta(seconds=settings.redispatch_seconds))
     local = build_backends(settings, policy)["local"]
     return Services(settings=settings, store=store, jobs=jobs, dispatcher=dispatcher,
                     metrics=Metrics(lambda: job_counts(store)), model_ready=local.health)

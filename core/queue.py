@@ -9,6 +9,7 @@ forgets old dedupe keys.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -34,8 +35,9 @@ def make_huey(settings: Settings, *, immediate: bool = False) -> Huey:
 class Dispatcher:
     """Sends job ids to the workers and reconciles what the queue lost."""
 
-    def __init__(self, huey: Huey, jobs: Jobs, run_job: Callable[[str], Any]) -> None:
-        self.huey, self.jobs = huey, jobs
+    def __init__(self, huey: Huey, jobs: Jobs, run_job: Callable[[str], Any], *,
+                 redispatch_after: timedelta = timedelta(seconds=60)) -> None:
+        self.huey, self.jobs, self.redispatch_after = huey, jobs, redispatch_after
         def run(job_id: str) -> Any:
             return run_job(job_id)
 
@@ -50,7 +52,7 @@ class Dispatcher:
 
     def reconcile(self) -> int:
         """Dispatch every job that needs it again; forget expired dedupe keys."""
-        due = self.jobs.due()
+        due = self.jobs.due(redispatch_after=self.redispatch_after)
         self.dispatch(due)
         self.jobs.cleanup()
         return len(due)

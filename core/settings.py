@@ -55,6 +55,7 @@ class Settings(BaseSettings):
     worker_threads: int = Field(default=2, ge=1, le=64)
     job_lease_seconds: int = Field(default=300, ge=1)
     reconcile_seconds: float = Field(default=30.0, gt=0)
+    redispatch_seconds: float = Field(default=60.0, gt=0)
 
     @staticmethod
     def secrets_of(value: SecretStr) -> list[str]:
