@@ -67,43 +67,61 @@ class Jobs:
         self.max_attempts, self.backoff_base, self.backoff_cap = max_attempts, backoff_base, backoff_cap
         self.retention = retention
 
-    def _insert_key(self, source: str, external_id: str, job_id: str, now: datetime) -> Any:
-        values = {"source": source, "external_id": external_id, "job_id": job_id,
-                  "created_at": now}
+    def _insert_keys(self, rows: list[dict[str, Any]]) -> Any:
         dialect = self.store.engine.dialect.name
         if dialect == "postgresql":
-            return (postgresql.insert(InboxKey).values(**values).on_conflict_do_nothing()
-                    .returning(InboxKey.job_id))
+            return (postgresql.insert(InboxKey).values(rows).on_conflict_do_nothing()
+                    .returning(InboxKey.external_id))
         if dialect == "sqlite":
-            return (sqlite.insert(InboxKey).values(**values).on_conflict_do_nothing()
-                    .returning(InboxKey.job_id))
+            return (sqlite.insert(InboxKey).values(rows).on_conflict_do_nothing()
+                    .returning(InboxKey.external_id))
         raise NotImplementedError(f"no conflict-free insert for {dialect}")
 
-    def accept(self, source: str, items: Sequence[NewJob]) -> Accepted:
+    def accept(self, source: str, items: Sequence[NewJob], *, dispatched: bool = False) -> Accepted:
         """Record a delivery in one transaction: new platform ids become jobs; ids seen before
-        (also in this same delivery, or concurrently) are reported as duplicates."""
+        (also in this same delivery, or concurrently) are reported as duplicates. With
+        ``dispatched`` the caller promises to dispatch the new jobs right after the commit (if
+        that fails, the reconciler re-dispatches them after its grace period)."""
         now = self.clock()
-        job_ids: list[str] = []
-        duplicate: list[bool] = []
+        planned: dict[str, str] = {}  # external id -> the job id it would get
+        for item in items:
+            if item.external_id is not None and item.external_id not in planned:
+                planned[item.external_id] = uuid.uuid4().hex
         with self.store.session.begin() as session:
+            inserted: set[str] = set()
+            if planned:
+                rows = [{"source": source, "external_id": ext, "job_id": job_id, "created_at": now}
+                        for ext, job_id in planned.items()]
+                inserted = set(session.scalars(self._insert_keys(rows)))
+                missing = [ext for ext in planned if ext not in inserted]
+                if missing:
+                    found = session.execute(
+                        sa.select(InboxKey.external_id, InboxKey.job_id)
+                        .where(InboxKey.source == source, InboxKey.external_id.in_(missing)))
+                    planned.update({ext: job_id for ext, job_id in found})
+            job_ids: list[str] = []
+            duplicate: list[bool] = []
+            new_rows: list[dict[str, Any]] = []
             for item in items:
-                job_id = uuid.uuid4().hex
-                if item.external_id is not None:
-                    inserted = session.execute(
-                        self._insert_key(source, item.external_id, job_id, now)).first()
-                    if inserted is None:
-                        existing = session.get(InboxKey, (source, item.external_id))
-                        job_ids.append(existing.job_id if existing else "")
-                        duplicate.append(True)
-                        continue
-                session.add(JobRow(
-                    id=job_id, source=source, kind=item.kind, tenant=item.tenant,
-                    payload=item.payload, state=QUEUED, attempts=0,
-                    max_attempts=self.max_attempts, run_after=now, lease_until=None,
-                    dispatched_at=None, result=None, error=None, created_at=now, updated_at=now,
-                ))
+                ext = item.external_id
+                if ext is None:
+                    job_id, is_new = uuid.uuid4().hex, True
+                else:
+                    job_id = planned[ext]
+                    is_new = ext in inserted
+                    inserted.discard(ext)  # a second copy in the same delivery is a duplicate
                 job_ids.append(job_id)
-                duplicate.append(False)
+                duplicate.append(not is_new)
+                if is_new:
+                    new_rows.append({
+                        "id": job_id, "source": source, "kind": item.kind, "tenant": item.tenant,
+                        "payload": item.payload, "state": QUEUED, "attempts": 0,
+                        "max_attempts": self.max_attempts, "run_after": now, "lease_until": None,
+                        "dispatched_at": now if dispatched else None, "result": None,
+                        "error": None, "created_at": now, "updated_at": now,
+                    })
+            if new_rows:
+                session.execute(sa.insert(JobRow), new_rows)
         return Accepted(job_ids, duplicate)
 
     def get(self, job_id: str) -> JobRow | None:

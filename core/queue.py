@@ -32,23 +32,30 @@ def make_huey(settings: Settings, *, immediate: bool = False) -> Huey:
     raise ConfigError(f"BATON_QUEUE_URL: expected redis://host:port/db (got {url!r})")
 
 
+CHUNK = 10
+
+
 class Dispatcher:
     """Sends job ids to the workers and reconciles what the queue lost."""
 
     def __init__(self, huey: Huey, jobs: Jobs, run_job: Callable[[str], Any], *,
                  redispatch_after: timedelta = timedelta(seconds=60)) -> None:
         self.huey, self.jobs, self.redispatch_after = huey, jobs, redispatch_after
-        def run(job_id: str) -> Any:
-            return run_job(job_id)
+        def run(job_ids: list[str]) -> Any:
+            return [run_job(job_id) for job_id in job_ids]
 
         # Huey names a task after its function's module: a closure defined here gives every
         # process (web, worker, tests) the same name, whatever ``run_job`` is.
         self._task = huey.task(name="baton.run_job")(run)
 
-    def dispatch(self, job_ids: Sequence[str]) -> None:
-        for job_id in job_ids:
-            self._task(job_id)
-        self.jobs.mark_dispatched(job_ids)
+    def dispatch(self, job_ids: Sequence[str], *, mark: bool = True) -> None:
+        """Send the ids, up to ``CHUNK`` per message (one message for a typical delivery, yet
+        a large batch still spreads over the worker threads)."""
+        ids = list(job_ids)
+        for start in range(0, len(ids), CHUNK):
+            self._task(ids[start : start + CHUNK])
+        if mark:
+            self.jobs.mark_dispatched(ids)
 
     def reconcile(self) -> int:
         """Dispatch every job that needs it again; forget expired dedupe keys."""

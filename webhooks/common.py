@@ -64,13 +64,13 @@ def record(source: str, items: list[NewJob]) -> Accepted:
     """Commit the delivery to the inbox, then dispatch the new jobs (a failed dispatch is
     logged and left to the reconciler: the jobs are already safe)."""
     svc = services()
-    accepted = svc.jobs.accept(source, items)
+    accepted = svc.jobs.accept(source, items, dispatched=True)
     new = accepted.new
     svc.metrics.accepted.labels(source, "new").inc(len(new))
     svc.metrics.accepted.labels(source, "duplicate").inc(len(items) - len(new))
     if new:
         try:
-            svc.dispatcher.dispatch(new)
+            svc.dispatcher.dispatch(new, mark=False)
         except Exception:
             log.exception("dispatch failed; the reconciler will send the jobs",
                           extra={"jobs": len(new)})

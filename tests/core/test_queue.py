@@ -20,9 +20,9 @@ def test_dispatch_then_a_consumer_runs_the_job(queue: str, tmp_path: Path, sqlit
     ran: list[str] = []
     dispatcher = Dispatcher(huey, jobs, ran.append)
     assert dispatcher.ping()
-    ids = jobs.accept("api", [NewJob(None, "task", "t", {}) for _ in range(3)]).job_ids
+    ids = jobs.accept("api", [NewJob(None, "task", "t", {}) for _ in range(13)]).job_ids
     dispatcher.dispatch(ids)
-    assert huey.pending_count() == 3
+    assert huey.pending_count() == 2  # ten ids per message
     assert jobs.due() == []  # dispatched just now
     while (task := huey.dequeue()) is not None:
         huey.execute(task)
@@ -36,7 +36,7 @@ def test_reconcile_redispatches_what_was_never_sent(tmp_path: Path, sqlite_store
     dispatcher = Dispatcher(huey, jobs, lambda job_id: None)
     jobs.accept("api", [NewJob(None, "task", "t", {}) for _ in range(2)])
     assert dispatcher.reconcile() == 2  # e.g. the web process died between commit and dispatch
-    assert huey.pending_count() == 2
+    assert huey.pending_count() == 1
     assert dispatcher.reconcile() == 0
 
 
