@@ -66,62 +66,80 @@ class Jobs:
         self.store, self.clock, self.rand = store, clock, rand
         self.max_attempts, self.backoff_base, self.backoff_cap = max_attempts, backoff_base, backoff_cap
         self.retention = retention
+        self._key_stmt: Any = None
+        self._job_insert = sa.insert(cast(Any, JobRow.__table__))
 
-    def _insert_keys(self, rows: list[dict[str, Any]]) -> Any:
-        dialect = self.store.engine.dialect.name
-        if dialect == "postgresql":
-            return (postgresql.insert(InboxKey).values(rows).on_conflict_do_nothing()
-                    .returning(InboxKey.external_id))
-        if dialect == "sqlite":
-            return (sqlite.insert(InboxKey).values(rows).on_conflict_do_nothing()
-                    .returning(InboxKey.external_id))
-        raise NotImplementedError(f"no conflict-free insert for {dialect}")
+    def _key_insert(self) -> Any:
+        """INSERT ... ON CONFLICT DO NOTHING RETURNING external_id, built once: the same
+        statement object is compiled once and then served from SQLAlchemy's cache."""
+        if self._key_stmt is None:
+            dialect = self.store.engine.dialect.name
+            table: Any = InboxKey.__table__
+            if dialect == "postgresql":
+                insert: Any = postgresql.insert(table)
+            elif dialect == "sqlite":
+                insert = sqlite.insert(table)
+            else:
+                raise NotImplementedError(f"no conflict-free insert for {dialect}")
+            self._key_stmt = insert.on_conflict_do_nothing().returning(table.c.external_id)
+        return self._key_stmt
 
     def accept(self, source: str, items: Sequence[NewJob], *, dispatched: bool = False) -> Accepted:
         """Record a delivery in one transaction: new platform ids become jobs; ids seen before
         (also in this same delivery, or concurrently) are reported as duplicates. With
         ``dispatched`` the caller promises to dispatch the new jobs right after the commit (if
         that fails, the reconciler re-dispatches them after its grace period)."""
+        return self.accept_many([(source, items)], dispatched=dispatched)[0]
+
+    def accept_many(self, deliveries: Sequence[tuple[str, Sequence[NewJob]]], *,
+                    dispatched: bool = False) -> list[Accepted]:
+        """Several deliveries in one transaction (group commit), each judged as by
+        :meth:`accept` in order."""
         now = self.clock()
+        with self.store.session.begin() as session:
+            return [self._accept_in(session, source, items, now, dispatched)
+                    for source, items in deliveries]
+
+    def _accept_in(self, session: Session, source: str, items: Sequence[NewJob], now: datetime,
+                   dispatched: bool) -> Accepted:
         planned: dict[str, str] = {}  # external id -> the job id it would get
         for item in items:
             if item.external_id is not None and item.external_id not in planned:
                 planned[item.external_id] = uuid.uuid4().hex
-        with self.store.session.begin() as session:
-            inserted: set[str] = set()
-            if planned:
-                rows = [{"source": source, "external_id": ext, "job_id": job_id, "created_at": now}
-                        for ext, job_id in planned.items()]
-                inserted = set(session.scalars(self._insert_keys(rows)))
-                missing = [ext for ext in planned if ext not in inserted]
-                if missing:
-                    found = session.execute(
-                        sa.select(InboxKey.external_id, InboxKey.job_id)
-                        .where(InboxKey.source == source, InboxKey.external_id.in_(missing)))
-                    planned.update({ext: job_id for ext, job_id in found})
-            job_ids: list[str] = []
-            duplicate: list[bool] = []
-            new_rows: list[dict[str, Any]] = []
-            for item in items:
-                ext = item.external_id
-                if ext is None:
-                    job_id, is_new = uuid.uuid4().hex, True
-                else:
-                    job_id = planned[ext]
-                    is_new = ext in inserted
-                    inserted.discard(ext)  # a second copy in the same delivery is a duplicate
-                job_ids.append(job_id)
-                duplicate.append(not is_new)
-                if is_new:
-                    new_rows.append({
-                        "id": job_id, "source": source, "kind": item.kind, "tenant": item.tenant,
-                        "payload": item.payload, "state": QUEUED, "attempts": 0,
-                        "max_attempts": self.max_attempts, "run_after": now, "lease_until": None,
-                        "dispatched_at": now if dispatched else None, "result": None,
-                        "error": None, "created_at": now, "updated_at": now,
-                    })
-            if new_rows:
-                session.execute(sa.insert(JobRow), new_rows)
+        inserted: set[str] = set()
+        if planned:
+            rows = [{"source": source, "external_id": ext, "job_id": job_id, "created_at": now}
+                    for ext, job_id in planned.items()]
+            inserted = set(session.connection().execute(self._key_insert(), rows).scalars())
+            missing = [ext for ext in planned if ext not in inserted]
+            if missing:
+                found = session.execute(
+                    sa.select(InboxKey.external_id, InboxKey.job_id)
+                    .where(InboxKey.source == source, InboxKey.external_id.in_(missing)))
+                planned.update({ext: job_id for ext, job_id in found})
+        job_ids: list[str] = []
+        duplicate: list[bool] = []
+        new_rows: list[dict[str, Any]] = []
+        for item in items:
+            ext = item.external_id
+            if ext is None:
+                job_id, is_new = uuid.uuid4().hex, True
+            else:
+                job_id = planned[ext]
+                is_new = ext in inserted
+                inserted.discard(ext)  # a second copy in the same delivery is a duplicate
+            job_ids.append(job_id)
+            duplicate.append(not is_new)
+            if is_new:
+                new_rows.append({
+                    "id": job_id, "source": source, "kind": item.kind, "tenant": item.tenant,
+                    "payload": item.payload, "state": QUEUED, "attempts": 0,
+                    "max_attempts": self.max_attempts, "run_after": now, "lease_until": None,
+                    "dispatched_at": now if dispatched else None, "result": None,
+                    "error": None, "created_at": now, "updated_at": now,
+                })
+        if new_rows:
+            session.connection().execute(self._job_insert, new_rows)
         return Accepted(job_ids, duplicate)
 
     def get(self, job_id: str) -> JobRow | None:

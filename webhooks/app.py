@@ -13,7 +13,7 @@ import logging
 import time
 import uuid
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from flask import Flask, Response, g, jsonify, request
@@ -23,6 +23,7 @@ from core.jobs import Jobs
 from core.settings import Settings
 from core.store import Store
 from webhooks.errors import ApiError
+from webhooks.inbox import GroupCommitInbox
 from webhooks.metrics import Metrics
 
 
@@ -45,6 +46,10 @@ class Services:
     metrics: Metrics
     model_ready: Callable[[], tuple[bool, str]]
     clock: Callable[[], float] = time.time
+    inbox: GroupCommitInbox = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.inbox = GroupCommitInbox(self.jobs, self.dispatcher)
 
 
 log = logging.getLogger("baton.web")

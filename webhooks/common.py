@@ -12,7 +12,7 @@ from flask import current_app, request
 
 from core.jobs import Accepted, NewJob
 from webhooks.app import Services, services_of
-from webhooks.errors import BadRequest, UnsupportedMediaType
+from webhooks.errors import BadRequest, ServiceUnavailable, UnsupportedMediaType
 
 log = logging.getLogger("baton.web")
 
@@ -61,17 +61,17 @@ def json_body() -> Any:
 
 
 def record(source: str, items: list[NewJob]) -> Accepted:
-    """Commit the delivery to the inbox, then dispatch the new jobs (a failed dispatch is
-    logged and left to the reconciler: the jobs are already safe)."""
+    """Commit the delivery to the inbox (group commit, see :mod:`webhooks.inbox`) and dispatch
+    its new jobs; a failed dispatch is left to the reconciler, the jobs being safe already. A
+    database that cannot commit makes this a 503, so the platform retries."""
     svc = services()
-    accepted = svc.jobs.accept(source, items, dispatched=True)
+    try:
+        accepted = svc.inbox.submit(source, items)
+    except Exception as exc:
+        log.exception("inbox commit failed")
+        raise ServiceUnavailable(f"could not record the delivery ({type(exc).__name__}); "
+                                 "retry later") from None
     new = accepted.new
     svc.metrics.accepted.labels(source, "new").inc(len(new))
     svc.metrics.accepted.labels(source, "duplicate").inc(len(items) - len(new))
-    if new:
-        try:
-            svc.dispatcher.dispatch(new, mark=False)
-        except Exception:
-            log.exception("dispatch failed; the reconciler will send the jobs",
-                          extra={"jobs": len(new)})
     return accepted
