@@ -48,6 +48,9 @@ class Settings(BaseSettings):
     queue_url: str | None = None
     hubspot_client_secret: SecretStr = SecretStr("")
     slack_signing_secret: SecretStr = SecretStr("")
+    salesforce_org_ids: str = ""
+    salesforce_path_token: SecretStr = SecretStr("")
+    salesforce_source_cidrs: str = ""
     trusted_proxy: bool = False
     max_body_bytes: int = Field(default=1 << 20, ge=1024)
     web_workers: int = Field(default=2, ge=1, le=64)

@@ -1,11 +1,8 @@
-"""The Flask gateway with real signed requests, the real inbox (SQLite and PostgreSQL) and Huey in
-immediate mode; the engine behind the task API uses scripted backends."""
+"""The gateway's HubSpot webhook route, task API and ops routes (fixtures in conftest.py)."""
 
 import json
 import threading
 import time
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
@@ -13,58 +10,17 @@ from flask.testing import FlaskClient
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from baton.wiring import build_app, build_services
 from core.apikeys import ApiKeys
-from core.policy import parse_policy
-from core.settings import Settings
 from core.store import JobRow
-from tests.fakes.backends import ScriptedBackend
+from tests.webhooks.conftest import SECRET
 from webhooks.app import Services, create_app
 from webhooks.signatures import hubspot_v1, hubspot_v3
-
-SECRET = "hs-client-secret"
-GOOD = json.dumps({"subject": "s", "preheader": "p", "body": "Hi {first_name}, hello."})
 
 
 def events(n: int, start: int = 0, portal: int = 62515) -> bytes:
     return json.dumps([{"eventId": start + i, "subscriptionId": 7, "portalId": portal,
                         "occurredAt": 1_700_000_000_000, "subscriptionType": "contact.creation",
                         "attemptNumber": 0, "objectId": 1000 + i} for i in range(n)]).encode()
-
-
-@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
-def services(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Services]:
-    url = None
-    schema = None
-    if request.param == "postgresql":
-        import uuid
-
-        from tests.conftest import PG_URL
-        schema = f"t_{uuid.uuid4().hex[:12]}"
-        admin = sa.create_engine(PG_URL)
-        with admin.begin() as conn:
-            conn.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
-        url = PG_URL + f"?options=-csearch_path%3D{schema}"
-    cfg = Settings(data_dir=tmp_path, database_url=url, hubspot_client_secret=SECRET,  # type: ignore[arg-type]
-                   max_body_bytes=64 * 1024)
-    local = ScriptedBackend("llama", local=True, model="gemma", outputs=[GOOD] * 50)
-    cloud = ScriptedBackend("openai", local=False, model="gpt-4o-mini")
-    cloud.healthy = (False, "not configured")
-    policy = parse_policy('[[routes]]\nname = "local"\naction = "local"\n')
-    engine_app = build_app(cfg, policy, backends={"local": local, "cloud": cloud})
-    svc = build_services(cfg, immediate=True, engine_app=lambda: engine_app)
-    yield svc
-    svc.store.close()
-    engine_app.close()
-    if schema is not None:
-        with admin.begin() as conn:
-            conn.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
-        admin.dispose()
-
-
-@pytest.fixture
-def client(services: Services) -> FlaskClient:
-    return create_app(services).test_client()
 
 
 def post_v1(client: FlaskClient, body: bytes, **kw: object) -> object:

@@ -1,0 +1,59 @@
+"""Gateway fixtures: real signed requests into create_app, the real inbox on SQLite and
+PostgreSQL, Huey in immediate mode; the engine behind the task API uses scripted backends."""
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+from flask.testing import FlaskClient
+
+from baton.wiring import build_app, build_services
+from core.policy import parse_policy
+from core.settings import Settings
+from tests.fakes.backends import ScriptedBackend
+from webhooks.app import Services, create_app
+
+SECRET = "hs-client-secret"
+SLACK_SECRET = "8f742231b10e8888abcd99yyyzzz85a5"
+ORG = "00D000000000062EAA"
+GOOD = json.dumps({"subject": "s", "preheader": "p", "body": "Hi {first_name}, hello."})
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def services(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Services]:
+    url = None
+    schema = None
+    if request.param == "postgresql":
+        import uuid
+
+        from tests.conftest import PG_URL
+        schema = f"t_{uuid.uuid4().hex[:12]}"
+        admin = sa.create_engine(PG_URL)
+        with admin.begin() as conn:
+            conn.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
+        url = PG_URL + f"?options=-csearch_path%3D{schema}"
+    cfg = Settings(data_dir=tmp_path, database_url=url, hubspot_client_secret=SECRET,  # type: ignore[arg-type]
+                   slack_signing_secret=SLACK_SECRET, salesforce_org_ids=ORG,  # type: ignore[arg-type]
+                   max_body_bytes=64 * 1024)
+    local = ScriptedBackend("llama", local=True, model="gemma", outputs=[GOOD] * 50)
+    cloud = ScriptedBackend("openai", local=False, model="gpt-4o-mini")
+    cloud.healthy = (False, "not configured")
+    policy = parse_policy('[[routes]]\nname = "local"\naction = "local"\n')
+    engine_app = build_app(cfg, policy, backends={"local": local, "cloud": cloud})
+    svc = build_services(cfg, immediate=True, engine_app=lambda: engine_app)
+    yield svc
+    svc.store.close()
+    engine_app.close()
+    if schema is not None:
+        with admin.begin() as conn:
+            conn.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
+        admin.dispose()
+
+
+@pytest.fixture
+def client(services: Services) -> FlaskClient:
+    return create_app(services).test_client()
+
+

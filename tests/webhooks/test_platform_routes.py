@@ -1,0 +1,144 @@
+"""Salesforce outbound messages and Slack's request URL: authenticity first, then the inbox."""
+
+import dataclasses
+import json
+from urllib.parse import urlencode
+
+import pytest
+import sqlalchemy as sa
+from flask.testing import FlaskClient
+
+from core.store import JobRow
+from tests.webhooks.conftest import ORG, SLACK_SECRET
+from tests.webhooks.test_signatures import SLACK_BODY
+from webhooks.app import Services, create_app
+from webhooks.signatures import slack_v0
+
+
+def outbound(org: str = ORG, ids: tuple[str, ...] = ("04l000000000001AAA", "04l000000000002AAA")) -> bytes:
+    notes = "".join(
+        f"<Notification><Id>{i}</Id><sObject xsi:type=\"sf:Lead\" "
+        "xmlns:sf=\"urn:sobject.enterprise.soap.sforce.com\">"
+        f"<sf:Id>00Q000000000{n:03d}AAA</sf:Id><sf:Email>lead{n}@example.com</sf:Email>"
+        "<sf:FirstName>Ann</sf:FirstName></sObject></Notification>"
+        for n, i in enumerate(ids))
+    return (
+        '<?xml version="1.0" encoding="UTF-8"?>'
+        '<soapenv:Envelope xmlns:soapenv="http://schemas.xmlsoap.org/soap/envelope/" '
+        'xmlns:xsd="http://www.w3.org/2001/XMLSchema" '
+        'xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance"><soapenv:Body>'
+        '<notifications xmlns="http://soap.sforce.com/2005/09/outbound">'
+        f"<OrganizationId>{org}</OrganizationId><ActionId>04k000000000001AAA</ActionId>"
+        "<SessionId xsi:nil=\"true\"/><EnterpriseUrl>https://x.my.salesforce.com/</EnterpriseUrl>"
+        "<PartnerUrl>https://x.my.salesforce.com/</PartnerUrl>"
+        f"{notes}</notifications></soapenv:Body></soapenv:Envelope>").encode()
+
+
+def jobs(services: Services, kind: str) -> list[JobRow]:
+    with services.store.session() as s:
+        return list(s.scalars(sa.select(JobRow).where(JobRow.kind == kind)))
+
+
+def soap(client: FlaskClient, body: bytes, path: str = "/salesforce/outbound",
+         content_type: str = "text/xml; charset=utf-8") -> object:
+    return client.post(path, data=body, content_type=content_type)
+
+
+def test_outbound_message_is_acked_and_deduped(client: FlaskClient, services: Services) -> None:
+    r = soap(client, outbound())
+    assert r.status_code == 200 and b"<Ack>true</Ack>" in r.data
+    assert r.mimetype == "text/xml"
+    found = jobs(services, "salesforce.notification")
+    assert len(found) == 2 and found[0].tenant == f"salesforce:{ORG[:15]}"
+    assert {j.payload["fields"]["Email"] for j in found} == {"lead0@example.com", "lead1@example.com"}
+    assert found[0].payload["sobject_type"] == "Lead"
+    assert soap(client, outbound()).status_code == 200  # Salesforce redelivers
+    assert len(jobs(services, "salesforce.notification")) == 2
+
+
+@pytest.mark.parametrize(("body", "content_type", "status", "reason"), [
+    (outbound(org="00D0000000000XXEAA"), "text/xml", 401, "not allowlisted"),
+    (b"<not xml", "text/xml", 400, "malformed XML"),
+    (b'<?xml version="1.0"?><!DOCTYPE lolz [<!ENTITY lol "lol"><!ENTITY lol2 "&lol;&lol;">]>'
+     b"<lolz>&lol2;</lolz>", "text/xml", 400, "forbidden XML construct"),
+    (b"<a/>", "text/xml", 400, "not an outbound message"),
+    (outbound(ids=tuple(f"04l{i:015d}" for i in range(101))), "text/xml", 400, "1 to 100"),
+    (outbound(), "application/json", 415, "expected text/xml"),
+])
+def test_outbound_mistakes_are_soap_faults(client: FlaskClient, services: Services, body: bytes,
+                                           content_type: str, status: int, reason: str) -> None:
+    r = soap(client, body, content_type=content_type)
+    assert r.status_code == status
+    assert b"<faultstring>" in r.data and reason.encode() in r.data
+    assert jobs(services, "salesforce.notification") == []
+
+
+def test_path_token_and_source_networks(services: Services) -> None:
+    settings = services.settings.model_copy(update={
+        "salesforce_path_token": services.settings.salesforce_path_token.__class__("t0ken"),
+        "salesforce_source_cidrs": "10.0.0.0/8"})
+    locked = create_app(dataclasses.replace(services, settings=settings)).test_client()
+    assert soap(locked, outbound()).status_code == 401
+    r = soap(locked, outbound(), path="/salesforce/outbound/t0ken")
+    assert r.status_code == 401 and b"source address not allowed" in r.data
+    open_net = settings.model_copy(update={"salesforce_source_cidrs": "127.0.0.0/8, 10.0.0.0/8"})
+    allowed = create_app(dataclasses.replace(services, settings=open_net)).test_client()
+    assert soap(allowed, outbound(), path="/salesforce/outbound/wrong").status_code == 401
+    assert soap(allowed, outbound(), path="/salesforce/outbound/t0ken").status_code == 200
+
+
+def slack_post(client: FlaskClient, body: bytes, ts: str, content_type: str,
+               secret: str = SLACK_SECRET) -> object:
+    return client.post("/slack/events", data=body, content_type=content_type, headers={
+        "X-Slack-Request-Timestamp": ts, "X-Slack-Signature": slack_v0(secret, ts, body)})
+
+
+@pytest.fixture
+def at_vector_time(services: Services) -> FlaskClient:
+    return create_app(dataclasses.replace(services, clock=lambda: 1531420618.0)).test_client()
+
+
+def test_official_slash_command_is_acked_once(at_vector_time: FlaskClient, services: Services) -> None:
+    form = "application/x-www-form-urlencoded"
+    assert slack_post(at_vector_time, SLACK_BODY, "1531420618", form).status_code == 200
+    assert slack_post(at_vector_time, SLACK_BODY, "1531420618", form).status_code == 200
+    found = jobs(services, "slack.command")
+    assert len(found) == 1 and found[0].payload["command"] == "/webhook-collect"
+    assert found[0].tenant == "slack:T1DC2JH3J"
+
+
+def test_url_verification_and_event_retries(client: FlaskClient, services: Services) -> None:
+    ts = str(int(services.clock()))
+    challenge = json.dumps({"token": "x", "challenge": "c-123", "type": "url_verification"})
+    r = slack_post(client, challenge.encode(), ts, "application/json")
+    assert r.status_code == 200 and r.json == {"challenge": "c-123"}
+    event = json.dumps({"type": "event_callback", "team_id": "T1", "event_id": "Ev1",
+                        "event": {"type": "app_mention", "text": "<@U1> hi", "ts": "1.2",
+                                  "channel": "C1"}}).encode()
+    for _ in range(3):  # the first delivery and two retries
+        assert slack_post(client, event, ts, "application/json").status_code == 200
+    assert len(jobs(services, "slack.event")) == 1
+
+
+@pytest.mark.parametrize(("body", "content_type", "status", "reason"), [
+    (b"{", "application/json", 400, "malformed JSON"),
+    (b'{"type": "block_actions"}', "application/json", 400, "unsupported event envelope"),
+    (b"team_id=T1", "application/x-www-form-urlencoded", 400, "needs command, team_id"),
+    (b"payload=%7Bnot", "application/x-www-form-urlencoded", 400, "malformed interactivity"),
+    (b"x", "text/plain", 415, "expected JSON or a form"),
+])
+def test_slack_mistakes_are_4xx(client: FlaskClient, services: Services, body: bytes,
+                                content_type: str, status: int, reason: str) -> None:
+    r = slack_post(client, body, str(int(services.clock())), content_type)
+    assert r.status_code == status and reason in r.json["reason"]
+
+
+def test_bad_or_stale_slack_signatures_are_401(client: FlaskClient, services: Services) -> None:
+    now = int(services.clock())
+    body = urlencode({"command": "/x", "team_id": "T1", "trigger_id": "t1"}).encode()
+    form = "application/x-www-form-urlencoded"
+    assert slack_post(client, body, str(now), form, secret="wrong").status_code == 401
+    assert slack_post(client, body, str(now - 301), form).status_code == 401
+    r = client.post("/slack/events", data=body, content_type=form)
+    assert r.status_code == 401 and "missing X-Slack-Signature" in r.json["reason"]
+    assert jobs(services, "slack.command") == []
