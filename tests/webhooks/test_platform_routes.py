@@ -2,11 +2,14 @@
 
 import dataclasses
 import json
+import logging
 from urllib.parse import urlencode
 
 import pytest
 import sqlalchemy as sa
 from flask.testing import FlaskClient
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from core.store import JobRow
 from tests.webhooks.conftest import ORG, SLACK_SECRET
@@ -142,3 +145,41 @@ def test_bad_or_stale_slack_signatures_are_401(client: FlaskClient, services: Se
     r = client.post("/slack/events", data=body, content_type=form)
     assert r.status_code == 401 and "missing X-Slack-Signature" in r.json["reason"]
     assert jobs(services, "slack.command") == []
+
+
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(body=st.one_of(
+    st.binary(max_size=400),
+    st.builds(lambda a, b: outbound()[:a] + b + outbound()[a:], st.integers(0, 900),
+              st.binary(max_size=20)),
+))
+def test_fuzzed_soap_bodies_never_cause_a_5xx(client: FlaskClient, body: bytes) -> None:
+    r = soap(client, body)
+    assert r.status_code in (200, 400, 401, 415), r.data
+
+
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(body=st.one_of(st.binary(max_size=300),
+                      st.dictionaries(st.sampled_from(["command", "team_id", "trigger_id",
+                                                       "payload", "ssl_check", "text"]),
+                                      st.text(max_size=30), max_size=5)
+                      .map(lambda d: urlencode(d).encode())),
+       content_type=st.sampled_from(["application/x-www-form-urlencoded", "application/json"]))
+def test_fuzzed_signed_slack_bodies_never_cause_a_5xx(client: FlaskClient, services: Services,
+                                                      body: bytes, content_type: str) -> None:
+    r = slack_post(client, body, str(int(services.clock())), content_type)
+    assert r.status_code < 500, r.data
+
+
+def test_logs_carry_no_bodies_or_secrets(client: FlaskClient, services: Services,
+                                         caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG)
+    assert soap(client, outbound()).status_code == 200
+    ts = str(int(services.clock()))
+    body = urlencode({"command": "/x", "team_id": "T1", "trigger_id": "t9",
+                      "text": "call ann@example.com"}).encode()
+    assert slack_post(client, body, ts, "application/x-www-form-urlencoded").status_code == 200
+    text = "\n".join(f"{r.getMessage()} {vars(r)}" for r in caplog.records)
+    assert "request" in text
+    for secret in ("lead0@example.com", "ann@example.com", SLACK_SECRET, "hs-client-secret"):
+        assert secret not in text
