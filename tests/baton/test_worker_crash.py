@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from core.jobs import DONE, Jobs, NewJob
+from core.jobs import DONE, RUNNING, Jobs, NewJob
 from core.queue import Dispatcher, make_huey
 from core.settings import Settings
 from core.store import JobRow, open_store
@@ -104,7 +104,11 @@ def test_kill_9_mid_job_loses_nothing_and_writes_once(tmp_path: Path, backend: s
     with FakePlatform() as platform:
         for _ in range(4):
             worker = start_worker(env, platform.url)
-            time.sleep(rng.uniform(0.8, 2.0))
+            busy_by = time.monotonic() + 30
+            while not any((r := jobs.get(i)) is not None and r.state == RUNNING for i in ids):
+                assert time.monotonic() < busy_by, "the worker never started a job"
+                time.sleep(0.02)
+            time.sleep(rng.uniform(0.0, 0.4))  # before, during or after a write-back
             worker.send_signal(signal.SIGKILL)
             worker.wait()
         worker = start_worker(env, platform.url)
@@ -149,8 +153,10 @@ def test_scale_out_survives_a_redis_restart(tmp_path: Path, pg_schema: str,
     with FakePlatform() as platform:
         workers = [start_worker(env, platform.url) for _ in range(2)]
         try:
-            time.sleep(3)
-            done_before = sum(1 for i in ids if (r := jobs.get(i)) and r.state == DONE)
+            started_by = time.monotonic() + 30
+            while (done_before := sum(1 for i in ids if (r := jobs.get(i)) and r.state == DONE)) < 10:
+                assert time.monotonic() < started_by, "the workers never got going"
+                time.sleep(0.1)
             redis.send_signal(signal.SIGKILL)
             redis.wait()
             time.sleep(1)

@@ -9,8 +9,9 @@ import threading
 import time
 from collections import deque
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
+
+from tests.fakes.loopback import JsonHandler, LoopbackServer
 
 
 @dataclass
@@ -55,7 +56,7 @@ class Seen:
     at: float
 
 
-class FakeOpenAI:
+class FakeOpenAI(LoopbackServer):
     """Start with ``with FakeOpenAI() as api:``; ``api.base_url`` goes to the client."""
 
     def __init__(self) -> None:
@@ -65,12 +66,9 @@ class FakeOpenAI:
         self._lock = threading.Lock()
         fake = self
 
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args: Any) -> None:
-                pass
-
+        class Handler(JsonHandler):
             def do_GET(self) -> None:  # /v1/models
-                self._send(200, {"object": "list", "data": [{"id": "gpt-4o-mini",
+                self.send_json(200, {"object": "list", "data": [{"id": "gpt-4o-mini",
                                                              "object": "model"}]})
 
             def do_POST(self) -> None:
@@ -82,7 +80,7 @@ class FakeOpenAI:
                 if reply.delay:
                     time.sleep(reply.delay)
                 if reply.error is not None:
-                    self._send(reply.status, {"error": reply.error}, reply.headers)
+                    self.send_json(reply.status, {"error": reply.error}, reply.headers)
                     return
                 usage: dict[str, Any] = {
                     "prompt_tokens": reply.prompt_tokens,
@@ -91,7 +89,7 @@ class FakeOpenAI:
                 }
                 if reply.cached_tokens is not None:
                     usage["prompt_tokens_details"] = {"cached_tokens": reply.cached_tokens}
-                self._send(reply.status, {
+                self.send_json(reply.status, {
                     "id": "chatcmpl-test", "object": "chat.completion", "created": 0,
                     "model": "gpt-4o-mini",
                     "choices": [{"index": 0, "finish_reason": "stop",
@@ -99,31 +97,8 @@ class FakeOpenAI:
                     "usage": usage,
                 }, reply.headers)
 
-            def _send(self, status: int, body: Any, headers: dict[str, str] | None = None) -> None:
-                data = json.dumps(body).encode()
-                try:
-                    self.send_response(status)
-                    self.send_header("content-type", "application/json")
-                    self.send_header("content-length", str(len(data)))
-                    for k, v in (headers or {}).items():
-                        self.send_header(k, v)
-                    self.end_headers()
-                    self.wfile.write(data)
-                except (BrokenPipeError, ConnectionResetError):
-                    pass  # the client gave up (timeout tests)
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        self.base_url = f"http://127.0.0.1:{self.server.server_address[1]}/v1"
-        self._thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-
-    def __enter__(self) -> FakeOpenAI:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+        super().__init__(Handler)
+        self.base_url = self.url + "/v1"
 
     def queue(self, *replies: Reply) -> None:
         self.replies.extend(replies)
