@@ -3,7 +3,8 @@ endpoint that returns 200 for the same bodies under the same gunicorn settings, 
 
 32 concurrent clients (aiohttp) on loopback post pre-signed batches with unique event ids, first
 one event per request, then 100 events per request. Baton runs on its embedded default (SQLite in
-WAL mode, SqliteHuey). Both servers: gunicorn, BATON_WEB_WORKERS x BATON_WEB_THREADS (2 x 4).
+WAL mode, SqliteHuey) unless BATON_DATABASE_URL / BATON_QUEUE_URL say otherwise. Both servers:
+gunicorn with BATON_WEB_WORKERS x BATON_WEB_THREADS (default 2 x 4).
 
 Last line: ratio=<requests/s Baton / bare, one-event batches> p99_ms=<Baton, one-event>
 batch100_events_s=<Baton events/s with 100-event batches>.
@@ -69,7 +70,9 @@ def start_baton(data: Path) -> tuple[subprocess.Popen[bytes], str]:
 def start_bare() -> tuple[subprocess.Popen[bytes], str]:
     port = _port()
     gunicorn = str(Path(sys.executable).with_name("gunicorn"))
-    proc = subprocess.Popen([gunicorn, "-w", "2", "--threads", "4", "-k", "gthread",
+    workers = os.environ.get("BATON_WEB_WORKERS", "2")
+    threads = os.environ.get("BATON_WEB_THREADS", "4")
+    proc = subprocess.Popen([gunicorn, "-w", workers, "--threads", threads, "-k", "gthread",
                              "-b", f"127.0.0.1:{port}", "bench.bare_app:create()"],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                             start_new_session=True)
@@ -143,7 +146,9 @@ def main() -> None:
             os.killpg(proc.pid, signal.SIGTERM)
             proc.wait(timeout=20)
     print(f"{CLIENTS} concurrent clients, {SINGLE} one-event requests, {BATCHES} x 100 events; "
-          "gunicorn 2 workers x 4 threads; Baton on SQLite (WAL) + SqliteHuey")
+          f"gunicorn {os.environ.get('BATON_WEB_WORKERS', '2')} workers x "
+          f"{os.environ.get('BATON_WEB_THREADS', '4')} threads (both servers); "
+          f"Baton's store: {'PostgreSQL' if 'BATON_DATABASE_URL' in os.environ else 'SQLite (WAL)'}")
     print(f"baton: {baton_rps:7.0f} req/s  p50 {baton_p50:6.1f} ms  p99 {baton_p99:6.1f} ms")
     print(f"bare : {bare_rps:7.0f} req/s  p50 {bare_p50:6.1f} ms  p99 {bare_p99:6.1f} ms")
     print(f"baton, 100-event batches: {batch_rps:6.1f} req/s, p99 {batch_p99:.1f} ms")
