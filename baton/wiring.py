@@ -104,6 +104,7 @@ def build_services(settings: Settings | None = None, *, immediate: bool = False,
                        timedelta(seconds=settings.job_lease_seconds))
     dispatcher = Dispatcher(make_huey(settings, immediate=immediate), jobs, runner.run,
                             redispatch_after=timedelta(seconds=settings.redispatch_seconds))
+    runner.retry_later = dispatcher.dispatch_later
     local = build_backends(settings, policy)["local"]
     return Services(settings=settings, store=store, jobs=jobs, dispatcher=dispatcher,
                     metrics=Metrics(lambda: job_counts(store)), model_ready=local.health)

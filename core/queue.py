@@ -57,6 +57,11 @@ class Dispatcher:
         if mark:
             self.jobs.mark_dispatched(ids)
 
+    def dispatch_later(self, job_id: str, delay: float) -> None:
+        """Send one job id after ``delay`` seconds (a retry after its backoff)."""
+        self._task.schedule(args=([job_id],), delay=delay)
+        self.jobs.mark_dispatched([job_id])
+
     def reconcile(self) -> int:
         """Dispatch every job that needs it again; forget expired dedupe keys."""
         due = self.jobs.due(redispatch_after=self.redispatch_after)

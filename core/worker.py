@@ -22,7 +22,7 @@ from core.errors import (
     QuotaExhaustedError,
     UnknownNameError,
 )
-from core.jobs import Jobs
+from core.jobs import QUEUED, Jobs
 from core.registry import Registry
 from core.store import JobRow
 
@@ -35,8 +35,12 @@ PERMANENT = (InputError, UnknownNameError, GenerationError, ConfigError, QuotaEx
 class JobRunner:
     """Runs one job id at a time; safe to call for an id that is done or held elsewhere."""
 
-    def __init__(self, jobs: Jobs, handlers: Registry[Handler], lease: timedelta) -> None:
+    def __init__(self, jobs: Jobs, handlers: Registry[Handler], lease: timedelta, *,
+                 retry_later: Callable[[str, float], None] | None = None) -> None:
         self.jobs, self.handlers, self.lease = jobs, handlers, lease
+        # Sends a job id again after a delay (the queue's scheduler); without it, a retry waits
+        # for the reconciler's next tick.
+        self.retry_later = retry_later
 
     def run(self, job_id: str) -> str:
         """Run ``job_id`` if it can be claimed; return the state it ends in (or why not run)."""
@@ -50,9 +54,20 @@ class JobRunner:
                                                      "error": type(exc).__name__})
             return self.jobs.fail(job_id, str(exc), permanent=True)
         except BatonError as exc:
-            return self.jobs.fail(job_id, str(exc))
+            return self._retry(job_id, str(exc))
         except Exception as exc:  # a bug or an outage nobody translated: retry, then dead
             log.exception("job raised", extra={"job_id": job_id, "kind": job.kind})
-            return self.jobs.fail(job_id, f"{type(exc).__name__}: {exc}")
+            return self._retry(job_id, f"{type(exc).__name__}: {exc}")
         self.jobs.succeed(job_id, result)
         return "done"
+
+    def _retry(self, job_id: str, error: str) -> str:
+        state = self.jobs.fail(job_id, error)
+        job = self.jobs.get(job_id)
+        if state == QUEUED and job is not None and self.retry_later is not None:
+            delay = (job.run_after - self.jobs.clock()).total_seconds()
+            try:
+                self.retry_later(job_id, max(delay, 0.0))
+            except Exception:  # the reconciler sends it instead
+                log.exception("could not schedule the retry", extra={"job_id": job_id})
+        return state

@@ -43,3 +43,36 @@ def test_reconcile_redispatches_what_was_never_sent(tmp_path: Path, sqlite_store
 def test_unknown_queue_url_is_a_config_error(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="BATON_QUEUE_URL: expected redis://"):
         make_huey(Settings(data_dir=tmp_path, queue_url="amqp://x"))
+
+
+def test_a_transient_failure_is_rescheduled_after_its_backoff(tmp_path: Path,
+                                                             sqlite_store: Store) -> None:
+    from datetime import timedelta
+
+    from core.errors import TransientBackendError
+    from core.registry import Registry
+    from core.worker import Handler, JobRunner
+
+    huey = make_huey(Settings(data_dir=tmp_path))
+    jobs = Jobs(sqlite_store, rand=lambda: 1.0, backoff_base=30.0)
+    calls: list[str] = []
+
+    def flaky(job: object) -> dict[str, object]:
+        calls.append("x")
+        if len(calls) == 1:
+            raise TransientBackendError("503 from the CRM")
+        return {"ok": True}
+
+    handlers: Registry[Handler] = Registry("job kind")
+    handlers.register("task", flaky)  # type: ignore[arg-type]
+    runner = JobRunner(jobs, handlers, timedelta(seconds=30))
+    dispatcher = Dispatcher(huey, jobs, runner.run)
+    runner.retry_later = dispatcher.dispatch_later
+    job_id = jobs.accept("api", [NewJob(None, "task", "t", {})]).job_ids[0]
+    assert runner.run(job_id) == "queued"
+    assert huey.pending_count() == 1  # the consumer moves it to its schedule on sight
+    task = huey.dequeue()
+    assert task is not None and task.args == ([job_id],)
+    now = __import__("datetime").datetime.now(__import__("datetime").UTC).replace(tzinfo=None)
+    assert 29 <= (task.eta - now).total_seconds() <= 31
+    assert jobs.due() == []  # the reconciler leaves it to the scheduled retry
