@@ -12,9 +12,9 @@ import json
 import logging
 import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any
 
 from flask import Flask, Response, g, jsonify, request
 from werkzeug.exceptions import HTTPException
@@ -23,16 +23,8 @@ from core.jobs import Jobs
 from core.settings import Settings
 from core.store import Store
 from webhooks.errors import ApiError
-from webhooks.inbox import GroupCommitInbox
+from webhooks.inbox import Dispatch, GroupCommitInbox
 from webhooks.metrics import Metrics
-
-
-class Dispatch(Protocol):
-    """What the app needs from the queue (see :class:`core.queue.Dispatcher`)."""
-
-    def dispatch(self, job_ids: Sequence[str], *, mark: bool = True) -> None: ...
-
-    def ping(self) -> bool: ...
 
 
 @dataclass

@@ -14,6 +14,7 @@ import queue
 import threading
 from collections.abc import Sequence
 from concurrent.futures import Future
+from typing import Protocol
 
 from core.jobs import Accepted, Jobs, NewJob
 
@@ -22,8 +23,16 @@ log = logging.getLogger("baton.web")
 _Item = tuple[str, Sequence[NewJob], "Future[Accepted]"]
 
 
+class Dispatch(Protocol):
+    """What the web layer needs from the queue (see :class:`core.queue.Dispatcher`)."""
+
+    def dispatch(self, job_ids: Sequence[str], *, mark: bool = True) -> None: ...
+
+    def ping(self) -> bool: ...
+
+
 class GroupCommitInbox:
-    def __init__(self, jobs: Jobs, dispatcher: object, *, max_batch: int = 256,
+    def __init__(self, jobs: Jobs, dispatcher: Dispatch, *, max_batch: int = 256,
                  timeout: float = 10.0) -> None:
         self.jobs, self.dispatcher = jobs, dispatcher
         self.max_batch, self.timeout = max_batch, timeout
@@ -64,7 +73,7 @@ class GroupCommitInbox:
             new = [job_id for r in results for job_id in r.new]
             if new:
                 try:
-                    self.dispatcher.dispatch(new, mark=False)  # type: ignore[attr-defined]
+                    self.dispatcher.dispatch(new, mark=False)
                 except Exception:
                     log.exception("dispatch failed; the reconciler will send the jobs",
                                   extra={"jobs": len(new)})
