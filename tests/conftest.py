@@ -45,6 +45,20 @@ def llama_pool() -> LlamaPool:
 
 
 @pytest.fixture
+def greedy_policy(tmp_path: Path) -> Path:
+    """The embedded default policy with greedy local sampling: tests that need a generation to
+    pass its checks get the same output on every run (a base model sampled at 0.4 fails now and
+    then, and the engine reports that as it should)."""
+    from core.policy import default_policy_text
+
+    text = default_policy_text()
+    assert "temperature = 0.4" in text
+    path = tmp_path / "baton-greedy.toml"
+    path.write_text(text.replace("temperature = 0.4", "temperature = 0.0"), encoding="utf-8")
+    return path
+
+
+@pytest.fixture
 def settings(tmp_path: Path, model_path: Path) -> Settings:
     return Settings(data_dir=tmp_path / "data", model_path=model_path)
 

@@ -12,9 +12,9 @@ from baton.cli import cli
 
 
 @pytest.fixture
-def env(tmp_path: Path, model_path: Path, model_sha256: str) -> dict[str, str]:
+def env(tmp_path: Path, model_path: Path, model_sha256: str, greedy_policy: Path) -> dict[str, str]:
     return {"BATON_DATA_DIR": str(tmp_path / "data"), "BATON_MODEL_PATH": str(model_path),
-            "BATON_MODEL_SHA256": model_sha256}
+            "BATON_MODEL_SHA256": model_sha256, "BATON_CONFIG": str(greedy_policy)}
 
 
 def run(env: dict[str, str], *args: str) -> Result:

@@ -36,8 +36,10 @@ def call(url: str, body: bytes | None = None, headers: dict[str, str] | None = N
 
 
 @pytest.fixture
-def running(tmp_path: Path, model_path: Path) -> Iterator[tuple[str, dict[str, str]]]:
+def running(tmp_path: Path, model_path: Path,
+            greedy_policy: Path) -> Iterator[tuple[str, dict[str, str]]]:
     env = {**os.environ, "BATON_DATA_DIR": str(tmp_path), "BATON_MODEL_PATH": str(model_path),
+           "BATON_CONFIG": str(greedy_policy),
            "BATON_HUBSPOT_CLIENT_SECRET": "s3cret", "BATON_WEB_WORKERS": "1"}
     port = _port()
     baton = str(Path(sys.executable).with_name("baton"))

@@ -30,7 +30,7 @@ action = "local"
 [local]
 backend = "llama"
 max_tokens = 480
-temperature = 0.3
+temperature = 0.0
 """
 
 
