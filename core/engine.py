@@ -16,7 +16,7 @@ from typing import Any
 
 from core.backends.base import Backend, Generation, Limits
 from core.errors import BackendError, BatonError, GenerationError, RoutingError
-from core.guards import run_guards
+from core.guards import Guard, run_guards
 from core.ledger import Ledger, Receipt, baseline_cost, cloud_cost, local_cost
 from core.policy import ModelRole, Policy
 from core.privacy import Masker, Masking, expansion, merge_fields, unmask
@@ -46,7 +46,7 @@ class _Plan:
 
     lead: str | None
     schema: dict[str, Any]
-    guards: list[Any]
+    guards: list[Guard]
     prompt: Prompt
     masking: Masking
     egress_entities: list[str]
@@ -148,7 +148,7 @@ class Engine:
             if on_done is not None:
                 on_done(i, outcome)
 
-        groups: dict[tuple[Role, str], list[tuple[int, _Prepared]]] = {}
+        groups: dict[tuple[Role, str], list[tuple[int, _Prepared, _Plan]]] = {}
         cloud: list[tuple[int, _Prepared]] = []
         for i, task in enumerate(tasks):
             try:
@@ -160,42 +160,36 @@ class Engine:
             if step.role == "cloud":
                 cloud.append((i, prep))
             else:
-                prompt = self._render(prep, step)
-                groups.setdefault((step.role, prompt.prefix), []).append((i, prep))
+                plan = self._plan(prep, step)  # planned once: grouped by it, then run with it
+                groups.setdefault((step.role, plan.prompt.prefix), []).append((i, prep, plan))
 
-        def run_one(i: int, prep: _Prepared) -> None:
+        def run_first(i: int, prep: _Prepared, first: _First | None = None,
+                      plan: _Plan | None = None) -> None:
             try:
-                finish(i, self._run_prepared(prep))
-            except BatonError as exc:
-                finish(i, exc)
-
-        def run_first(i: int, prep: _Prepared, first: _First | None) -> None:
-            try:
-                finish(i, self._run_prepared(prep, first))
+                finish(i, self._run_prepared(prep, first, plan))
             except BatonError as exc:
                 finish(i, exc)
 
         with ThreadPoolExecutor(max_workers=self.cloud_concurrency) as pool:
-            futures = [pool.submit(run_first, i, prep, None) for i, prep in cloud]
+            futures = [pool.submit(run_first, i, prep) for i, prep in cloud]
             for (role, _), members in groups.items():
-                for (i, prep), first in zip(members, self._batch_first(role, members),
-                                            strict=True):
-                    run_first(i, prep, first)
+                for (i, prep, plan), first in zip(members, self._batch_first(role, members),
+                                                  strict=True):
+                    run_first(i, prep, first, plan)
             for future in futures:
                 future.result()
         return [r for r in results if r is not None]
 
-    def _batch_first(self, role: Role, chunk: list[tuple[int, _Prepared]]) -> list[_First | None]:
+    def _batch_first(self, role: Role,
+                     chunk: list[tuple[int, _Prepared, _Plan]]) -> list[_First | None]:
         """First attempts of a prefix-sharing chunk in one batched call, where the backend
         can; None for each task otherwise (it then runs on its own)."""
         backend = self._backend(role)
         generate_many = getattr(backend, "generate_many", None)
         if generate_many is None or getattr(backend, "max_batch", 1) < 2 or len(chunk) < 2:
             return [None] * len(chunk)
-        plans = [self._plan(prep, prep.decision.first) for _, prep in chunk]
-        config = self._role_config(role)
-        limits = Limits(max_tokens=config.max_tokens, temperature=config.temperature,
-                        repeat_penalty=config.repeat_penalty)
+        plans = [plan for _, _, plan in chunk]
+        limits = self._limits(role)
         started = self.clock()
         try:
             gens = generate_many([p.prompt for p in plans], [p.schema for p in plans], limits)
@@ -204,7 +198,10 @@ class Engine:
         elapsed = self.clock() - started
         return [_First(g, elapsed, elapsed / len(chunk)) for g in gens]
 
-    def _run_prepared(self, prep: _Prepared, first: _First | None = None) -> Result:
+    def _run_prepared(self, prep: _Prepared, first: _First | None = None,
+                      plan: _Plan | None = None) -> Result:
+        """Run the decision's steps in order; ``first`` and ``plan``, when given, belong to
+        the first step (the bulk path generated and planned it already)."""
         steps = list(prep.decision.steps)
         reasons = list(prep.decision.reasons)
         last: BatonError | None = None
@@ -213,7 +210,7 @@ class Engine:
             step = steps[n]
             n += 1
             try:
-                output = self._attempts(prep, step, reasons, first if n == 1 else None)
+                output = self._attempts(prep, step, reasons, *((first, plan) if n == 1 else ()))
             except GenerationError as exc:
                 last = exc
                 if n < len(steps):
@@ -251,6 +248,11 @@ class Engine:
     def _role_config(self, role: Role) -> ModelRole:
         return self.policy.local if role == "local" else self.policy.cloud
 
+    def _limits(self, role: Role) -> Limits:
+        config = self._role_config(role)
+        return Limits(max_tokens=config.max_tokens, temperature=config.temperature,
+                      repeat_penalty=config.repeat_penalty)
+
     def _plan(self, prep: _Prepared, step: Step) -> _Plan:
         backend = self._backend(step.role)
         masking = prep.masking if step.masked else Masking()
@@ -270,20 +272,18 @@ class Engine:
         )
 
     def _attempts(self, prep: _Prepared, step: Step, reasons: list[str],
-                  first: _First | None = None) -> dict[str, Any]:
+                  first: _First | None = None, plan: _Plan | None = None) -> dict[str, Any]:
         """Generate (or take the bulk path's first attempt), check, and repair once; return the
         checked output."""
         backend = self._backend(step.role)
-        role = self._role_config(step.role)
-        plan = self._plan(prep, step)
+        plan = plan or self._plan(prep, step)
+        limits = self._limits(step.role)
         prompt = plan.prompt
         violations: list[str] = []
         raw = ""
         for attempt in (1, 2):
             if attempt == 2:
                 prompt = _repair_prompt(prompt, raw, violations)
-            limits = Limits(max_tokens=role.max_tokens, temperature=role.temperature,
-                            repeat_penalty=role.repeat_penalty)
             if attempt == 1 and first is not None:
                 gen, elapsed, cost_seconds = first.generation, first.seconds, first.cost_seconds
             else:
@@ -312,7 +312,7 @@ class Engine:
         )
 
     def _check(self, prep: _Prepared, raw: str, masking: Masking,
-               guards: list[Any]) -> tuple[dict[str, Any], list[str]]:
+               guards: list[Guard]) -> tuple[dict[str, Any], list[str]]:
         try:
             parsed = json.loads(raw, strict=False)  # a raw newline in a string is fine
         except json.JSONDecodeError as exc:

@@ -120,12 +120,14 @@ class BatchDecoder:
                 for seq in range(self.parallel):
                     if seq in slots or not waiting:
                         continue
-                    slot = self._start(seq, waiting.pop(0), prompts, prefix_len, make_sampler,
-                                       keep if not any(results) and not slots else prefix_len)
+                    index = waiting.pop(0)
+                    # The prefix was evaluated for the first prompt; the others share it whole.
+                    slot = self._start(seq, index, prompts, prefix_len, make_sampler,
+                                       keep if index == 0 else prefix_len)
                     slots[seq] = slot
                     self._advance(slot, slot.first_index, max_tokens, json_output)
                     if slot.done:
-                        results[slot.index] = self._finish(slots.pop(seq), prefix_len)
+                        results[slot.index] = self._finish(slots.pop(seq))
                 if not slots:
                     continue
                 active = list(slots.items())
@@ -134,7 +136,7 @@ class BatchDecoder:
                     slot.position += 1
                     self._advance(slot, j, max_tokens, json_output)
                     if slot.done:
-                        results[slot.index] = self._finish(slots.pop(seq), prefix_len)
+                        results[slot.index] = self._finish(slots.pop(seq))
         finally:
             for slot in slots.values():
                 slot.sampler.close()
@@ -171,7 +173,7 @@ class BatchDecoder:
             slot.done = True
 
     @staticmethod
-    def _finish(slot: _Slot, prefix_len: int) -> Completion:
+    def _finish(slot: _Slot) -> Completion:
         slot.sampler.close()
         return Completion(
             text=b"".join(slot.pieces).decode("utf-8", errors="replace"),
