@@ -24,6 +24,7 @@ from rich.table import Table
 
 from baton.wiring import App, build_app
 from core.errors import BatonError, InputError
+from core.jobs import Jobs
 from core.ledger import Receipt, month_start
 from core.settings import load_settings
 from core.store import open_store
@@ -373,9 +374,7 @@ def up(host: str, port: int) -> None:
     run(load_settings(), host, port)
 
 
-def _jobs() -> Any:
-    from core.jobs import Jobs
-
+def _jobs() -> Jobs:
     return Jobs(open_store(load_settings().resolved_database_url))
 
 

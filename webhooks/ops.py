@@ -7,7 +7,7 @@ from typing import Any
 import sqlalchemy as sa
 from flask import Blueprint, Response, jsonify
 
-from core.store import JobRow
+from core.store import JobRow, Store
 from webhooks.common import services
 
 blueprint = Blueprint("ops", __name__)
@@ -40,7 +40,7 @@ def metrics() -> Response:
     return Response(services().metrics.render(), mimetype="text/plain; version=0.0.4")
 
 
-def job_counts(store: Any) -> dict[str, int]:
+def job_counts(store: Store) -> dict[str, int]:
     with store.session() as session:
         rows = session.execute(sa.select(JobRow.state, sa.func.count()).group_by(JobRow.state))
         return {state: int(n) for state, n in rows}
