@@ -52,6 +52,11 @@ class _Gunicorn(BaseApplication):  # type: ignore[misc]
 
 
 def serve(settings: Settings, host: str, port: int) -> None:
+    from core.store import open_store
+
+    # Migrate (and fail on a bad database URL) once, in the master, with a one-line CLI error,
+    # rather than in every worker where gunicorn would only report "Worker failed to boot".
+    open_store(settings.resolved_database_url).close()
     _Gunicorn(settings, host, port).run()
 
 
