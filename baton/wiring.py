@@ -7,18 +7,24 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
+from connectors.hubspot.auth import HubSpotAuth
+from connectors.hubspot.client import Limiters
+from connectors.hubspot.connector import HubSpotConnector
 from core.backends import BackendFactory, LlamaPool, default_backends
 from core.backends.base import Backend
 from core.engine import Engine
 from core.jobs import Jobs
 from core.ledger import Ledger
+from core.outbox import Outbox
 from core.policy import Policy, load_policy
 from core.queue import Dispatcher, make_huey
 from core.registry import Registry
+from core.replies import Replies
 from core.routing import Role
 from core.settings import Settings, load_settings
 from core.store import JobRow, Store, open_store
 from core.task import Task, TaskKind, default_task_kinds
+from core.tokens import TokenCipher, TokenVault
 from core.worker import Handler, JobRunner
 from webhooks.app import Services
 from webhooks.metrics import Metrics
@@ -77,10 +83,21 @@ def task_handler(get_app: Callable[[], App]) -> Handler:
     return handle
 
 
-def default_handlers(get_app: Callable[[], App]) -> Registry[Handler]:
+def default_handlers(get_app: Callable[[], App],
+                     hubspot: HubSpotConnector | None = None) -> Registry[Handler]:
     handlers: Registry[Handler] = Registry("job kind")
     handlers.register("task", task_handler(get_app))
+    for kind, handler in (hubspot.handlers() if hubspot else {}).items():
+        handlers.register(kind, handler)
     return handlers
+
+
+def build_hubspot(settings: Settings, store: Store, get_app: Callable[[], App]) -> HubSpotConnector:
+    vault = TokenVault(store, TokenCipher.from_settings(settings.secret_key.get_secret_value(),
+                                                        settings.data_dir))
+    auth = HubSpotAuth(settings, vault, Limiters(settings.hubspot_requests_per_10s))
+    return HubSpotConnector(settings, auth, Outbox(store), Replies(store),
+                            engine=lambda: get_app().engine)
 
 
 def build_services(settings: Settings | None = None, *, immediate: bool = False,
@@ -100,11 +117,13 @@ def build_services(settings: Settings | None = None, *, immediate: bool = False,
             lazy["app"] = build_app(settings, policy)
         return lazy["app"]
 
-    runner = JobRunner(jobs, handlers or default_handlers(get_app),
+    hubspot = build_hubspot(settings, store, get_app)
+    runner = JobRunner(jobs, handlers or default_handlers(get_app, hubspot),
                        timedelta(seconds=settings.job_lease_seconds))
     dispatcher = Dispatcher(make_huey(settings, immediate=immediate), jobs, runner.run,
                             redispatch_after=timedelta(seconds=settings.redispatch_seconds))
     runner.retry_later = dispatcher.dispatch_later
     local = build_backends(settings, policy)["local"]
     return Services(settings=settings, store=store, jobs=jobs, dispatcher=dispatcher,
-                    metrics=Metrics(lambda: job_counts(store)), model_ready=local.health)
+                    metrics=Metrics(lambda: job_counts(store)), model_ready=local.health,
+                    hubspot=hubspot)

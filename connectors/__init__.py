@@ -1,1 +1,1 @@
-"""Platform connectors (HubSpot, Salesforce, Slack) arrive in steps 3-5."""
+"""Platform connectors: inbound parsing, context fetch and write-back, one folder per platform."""

@@ -21,10 +21,9 @@ from typing import Any, cast
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.engine import CursorResult
 from sqlalchemy.orm import Session
 
-from core.store import InboxKey, JobRow, Store
+from core.store import InboxKey, JobRow, Store, rows_changed
 
 QUEUED, RUNNING, DONE, FAILED, DEAD = "queued", "running", "done", "failed", "dead"
 TERMINAL = (DONE, FAILED, DEAD)
@@ -158,7 +157,7 @@ class Jobs:
         None when another worker has it or it has ended."""
         now = self.clock()
         with self.store.session.begin() as session:
-            claimed = _changed(session,
+            claimed = rows_changed(session,
                 sa.update(JobRow)
                 .where(JobRow.id == job_id, JobRow.run_after <= now,
                        sa.or_(JobRow.state == QUEUED,
@@ -196,7 +195,7 @@ class Jobs:
              error: str | None) -> bool:
         now = self.clock()
         with self.store.session.begin() as session:
-            return bool(_changed(session,
+            return bool(rows_changed(session,
                 sa.update(JobRow).where(JobRow.id == job_id, JobRow.state == RUNNING)
                 .values(state=state, result=result, error=error, lease_until=None,
                         updated_at=now)))
@@ -224,7 +223,7 @@ class Jobs:
         """Send a failed or dead job round again (by command)."""
         now = self.clock()
         with self.store.session.begin() as session:
-            return bool(_changed(session,
+            return bool(rows_changed(session,
                 sa.update(JobRow).where(JobRow.id == job_id, JobRow.state.in_([FAILED, DEAD]))
                 .values(state=QUEUED, attempts=0, run_after=now, dispatched_at=None,
                         lease_until=None, updated_at=now)))
@@ -240,9 +239,5 @@ class Jobs:
         """Forget dedupe keys older than the retention; return how many went."""
         cutoff = self.clock() - self.retention
         with self.store.session.begin() as session:
-            return _changed(session, sa.delete(InboxKey).where(InboxKey.created_at < cutoff))
+            return rows_changed(session, sa.delete(InboxKey).where(InboxKey.created_at < cutoff))
 
-
-def _changed(session: Session, statement: Any) -> int:
-    """Rows an UPDATE or DELETE changed."""
-    return int(cast(CursorResult[Any], session.execute(statement)).rowcount)

@@ -59,11 +59,38 @@ class Settings(BaseSettings):
     job_lease_seconds: int = Field(default=300, ge=1)
     reconcile_seconds: float = Field(default=30.0, gt=0)
     redispatch_seconds: float = Field(default=60.0, gt=0)
+    # Encrypts platform tokens at rest (a Fernet key); empty: a key file in the data directory
+    secret_key: SecretStr = SecretStr("")
+
+    # HubSpot connector (step 3)
+    hubspot_api_base: str = "https://api.hubapi.com"
+    hubspot_portal_id: int | None = None
+    hubspot_access_token: SecretStr = SecretStr("")  # a private app's token for that portal
+    hubspot_client_id: str = ""  # OAuth app (many portals); the secret is hubspot_client_secret
+    hubspot_redirect_url: str = ""
+    hubspot_scopes: str = "oauth crm.objects.contacts.read crm.objects.contacts.write " \
+        "crm.objects.companies.read crm.objects.deals.read crm.objects.line_items.read " \
+        "automation crm.schemas.contacts.write"
+    hubspot_requests_per_10s: int = Field(default=100, ge=1, le=1000)
+    hubspot_max_attempts: int = Field(default=5, ge=1, le=20)
+    hubspot_max_retry_wait: float = Field(default=30.0, ge=0)
+    hubspot_sync_budget: float = Field(default=3.0, ge=0, le=20)
+    hubspot_block_expiration: str = "P1D"
+    hubspot_contact_properties: str = "firstname,lastname,email,company,jobtitle,industry," \
+        "lifecyclestage,city,country,hs_language"
+    hubspot_trigger_properties: str = "baton_generate"
+    hubspot_brief: str = "A short, friendly note that suggests a next step based on their " \
+        "recent purchases."
 
     @staticmethod
     def secrets_of(value: SecretStr) -> list[str]:
         """A comma-separated secret setting as a list (several during a key rotation)."""
         return [s.strip() for s in value.get_secret_value().split(",") if s.strip()]
+
+    @staticmethod
+    def list_of(value: str) -> list[str]:
+        """A comma-separated setting as a list."""
+        return [s.strip() for s in value.split(",") if s.strip()]
 
     @field_validator("model_sha256")
     @classmethod

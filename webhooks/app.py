@@ -19,6 +19,7 @@ from typing import Any
 from flask import Flask, Response, g, jsonify, request
 from werkzeug.exceptions import HTTPException
 
+from connectors.hubspot.connector import HubSpotConnector
 from core.jobs import Jobs
 from core.settings import Settings
 from core.store import Store
@@ -38,6 +39,7 @@ class Services:
     metrics: Metrics
     model_ready: Callable[[], tuple[bool, str]]
     clock: Callable[[], float] = time.time
+    hubspot: HubSpotConnector | None = None
     inbox: GroupCommitInbox = field(init=False)
 
     def __post_init__(self) -> None:

@@ -30,3 +30,7 @@ class UnsupportedMediaType(ApiError):
 
 class ServiceUnavailable(ApiError):
     status, code = 503, "unavailable"
+
+
+class Forbidden(ApiError):
+    status, code = 403, "forbidden"

@@ -6,11 +6,15 @@ from core.store.db import (
     InboxKey,
     JobRow,
     ReceiptRow,
+    ReplyRow,
     Store,
+    TokenRow,
     WriteBackRow,
     open_store,
+    rows_changed,
     upgrade,
 )
 
-__all__ = ["ApiKeyRow", "Base", "InboxKey", "JobRow", "ReceiptRow", "Store", "WriteBackRow",
-           "open_store", "upgrade"]
+__all__ = ["ApiKeyRow", "Base", "InboxKey", "JobRow", "ReceiptRow", "ReplyRow", "Store", "TokenRow",
+           "WriteBackRow",
+           "open_store", "rows_changed", "upgrade"]

@@ -138,6 +138,40 @@ class ApiKeyRow(Base):
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
 
+class TokenRow(Base):
+    """A platform account's OAuth tokens, encrypted (see :mod:`core.tokens`)."""
+
+    __tablename__ = "platform_tokens"
+
+    platform: Mapped[str] = mapped_column(sa.String(32), primary_key=True)
+    account: Mapped[str] = mapped_column(sa.String(128), primary_key=True)
+    access_token: Mapped[str] = mapped_column(sa.Text)
+    refresh_token: Mapped[str] = mapped_column(sa.Text)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    scopes: Mapped[str] = mapped_column(sa.Text)
+    installed_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    refreshed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
+class ReplyRow(Base):
+    """A platform call that waits for its job: answered in the response, or later by callback."""
+
+    __tablename__ = "action_replies"
+
+    key: Mapped[str] = mapped_column(sa.String(255), primary_key=True)
+    platform: Mapped[str] = mapped_column(sa.String(32))
+    account: Mapped[str] = mapped_column(sa.String(128))
+    job_id: Mapped[str] = mapped_column(sa.String(32))
+    reply: Mapped[str | None] = mapped_column(sa.String(8))  # None, "sync" or "later"
+    state: Mapped[str] = mapped_column(sa.String(16))  # waiting, ready, sending, done
+    outputs: Mapped[dict[str, Any] | None] = mapped_column(sa.JSON)
+    claimed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    completed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+    __table_args__ = (sa.Index("ix_action_replies_pending", "platform", "account", "state"),)
+
+
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cur = dbapi_conn.cursor()
     cur.execute("PRAGMA journal_mode=WAL")
@@ -160,6 +194,11 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
     return sa.create_engine(url, pool_pre_ping=True, **kwargs)
+
+
+def rows_changed(session: Any, statement: Any) -> int:
+    """Rows an UPDATE or DELETE changed."""
+    return int(session.execute(statement).rowcount)
 
 
 class Store:

@@ -1,0 +1,1 @@
+"""The HubSpot connector: workflow actions, webhooks, context fetch, write-back, OAuth."""

@@ -1,0 +1,249 @@
+"""The HubSpot connector's two jobs.
+
+``hubspot.event`` (a webhook event): a new contact, or a change of a trigger property such as the
+``baton_generate`` checkbox, gets a personalized email written into its Baton properties and a
+note. Other events are acknowledged and skipped.
+
+``hubspot.action`` (a custom workflow action): the enrolled contact's task runs through the engine;
+the outputs reach the workflow either in the response (the request is still waiting, see
+:mod:`core.replies`) or by completing the action's callback, batched with the portal's other ready
+callbacks. A generation that finally fails completes the action with ``FAIL_CONTINUE`` and the
+reason in the ``error`` output, so the workflow goes on and shows why.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from connectors.hubspot.auth import HubSpotAuth
+from connectors.hubspot.client import HubSpotClient
+from connectors.hubspot.crm import Result, fetch_context, write_back
+from core.engine import Engine
+from core.engine import Result as EngineResult
+from core.errors import GenerationError, InputError, UnknownNameError
+from core.outbox import Outbox
+from core.replies import Replies
+from core.settings import Settings
+from core.store import JobRow
+from core.task import Task
+from manifests import load as load_manifest
+
+log = logging.getLogger("baton.hubspot")
+
+KINDS = {"email": "email", "recommend": "recommendation", "reply": "reply"}  # action -> task kind
+TRIGGER_OFF = {"", "false", "0", "no", "off"}
+TONES = {"friendly", "professional", "playful", "formal"}
+
+
+@dataclass(frozen=True)
+class ActionSpec:
+    """A workflow action as installed in HubSpot (from ``manifests/hubspot/actions.json``)."""
+
+    name: str
+    kind: str
+    object_types: frozenset[str]
+    required: frozenset[str]
+    options: Mapping[str, frozenset[str]]
+    outputs: tuple[str, ...]
+
+
+def action_specs() -> dict[str, ActionSpec]:
+    specs = {}
+    for d in load_manifest("hubspot", "actions")["actions"]:
+        name = d["actionUrl"].rsplit("/", 1)[-1]
+        fields = [f["typeDefinition"] for f in d["inputFields"]]
+        specs[name] = ActionSpec(
+            name=name, kind=KINDS[name], object_types=frozenset(d["objectTypes"]),
+            required=frozenset(f["typeDefinition"]["name"] for f in d["inputFields"]
+                               if f["isRequired"]),
+            options={f["name"]: frozenset(o["value"] for o in f["options"])
+                     for f in fields if f.get("options")},
+            outputs=tuple(f["typeDefinition"]["name"] for f in d["outputFields"]))
+    return specs
+
+
+@dataclass(frozen=True)
+class ActionCall:
+    callback_id: str
+    portal: int
+    object_type: str
+    object_id: str
+    inputs: dict[str, str]
+
+    @property
+    def reply_key(self) -> str:
+        return f"hubspot:{self.portal}:{self.callback_id}"
+
+
+def parse_action(spec: ActionSpec, body: Any) -> ActionCall:
+    """The request HubSpot sends to ``actionUrl``, checked; :class:`InputError` names what is wrong."""
+    if not isinstance(body, dict):
+        raise InputError("expected a JSON object")
+    callback_id, origin, obj = body.get("callbackId"), body.get("origin"), body.get("object")
+    if not isinstance(callback_id, str) or not 0 < len(callback_id) <= 200:
+        raise InputError("callbackId must be a string of 1 to 200 characters")
+    if not isinstance(origin, dict) or not _is_int(origin.get("portalId")):
+        raise InputError("origin.portalId must be an integer")
+    if not isinstance(obj, dict) or not (_is_int(obj.get("objectId")) or
+                                         isinstance(obj.get("objectId"), str)):
+        raise InputError("object.objectId is required")
+    object_type = str(obj.get("objectType", "")).upper()
+    if object_type not in spec.object_types:
+        raise InputError(f"action {spec.name!r} works on {', '.join(sorted(spec.object_types))} "
+                         f"records, not {object_type or 'an unnamed object type'}")
+    raw_inputs = body.get("inputFields") or {}
+    if not isinstance(raw_inputs, dict):
+        raise InputError("inputFields must be an object")
+    inputs = {str(k): "" if v is None else str(v) for k, v in raw_inputs.items()}
+    missing = sorted(f for f in spec.required if not inputs.get(f, "").strip())
+    if missing:
+        raise InputError(f"missing required input field(s): {', '.join(missing)}")
+    for name, allowed in spec.options.items():
+        if inputs.get(name) and inputs[name] not in allowed:
+            raise InputError(f"input field {name}: expected one of {', '.join(sorted(allowed))}, "
+                             f"got {inputs[name]!r}")
+    if len(inputs.get("brief", "")) > 4000:
+        raise InputError("input field brief: at most 4000 characters")
+    return ActionCall(callback_id=callback_id, portal=int(origin["portalId"]),
+                      object_type=object_type, object_id=str(obj["objectId"]), inputs=inputs)
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+class HubSpotConnector:
+    def __init__(self, settings: Settings, auth: HubSpotAuth, outbox: Outbox, replies: Replies,
+                 engine: Callable[[], Engine]) -> None:
+        self.settings, self.auth, self.outbox, self.replies = settings, auth, outbox, replies
+        self.engine = engine
+        self.specs = action_specs()
+        self.lease = timedelta(seconds=settings.job_lease_seconds)
+
+    def handlers(self) -> dict[str, Callable[[JobRow], dict[str, Any]]]:
+        return {"hubspot.event": self.handle_event, "hubspot.action": self.handle_action}
+
+    # -- webhooks ------------------------------------------------------------------------------
+
+    def wants(self, event: Mapping[str, Any]) -> str | None:
+        """Why this event starts a job, or None to skip it."""
+        kind = event.get("subscriptionType", event.get("eventType"))
+        if kind == "contact.creation":
+            return "contact created"
+        if kind == "contact.propertyChange":
+            prop = event.get("propertyName")
+            if prop in Settings.list_of(self.settings.hubspot_trigger_properties) and \
+                    str(event.get("propertyValue", "")).strip().lower() not in TRIGGER_OFF:
+                return f"{prop} set"
+        return None
+
+    def handle_event(self, job: JobRow) -> dict[str, Any]:
+        event = job.payload
+        why = self.wants(event)
+        if why is None:
+            kind = event.get("subscriptionType", event.get("eventType"))
+            return {"skipped": f"{kind} {event.get('propertyName', '')}".strip()}
+        client = self.auth.client(int(event["portalId"]))
+        contact_id = str(event["objectId"])
+        result = self._generate(client, job, contact_id, "email", {})
+        written = write_back(client, self.outbox, job_id=job.id, contact_id=contact_id,
+                             result=_result("email", result))
+        return {"trigger": why, "receipt_id": result.receipt.id, "route": result.decision.action,
+                **written}
+
+    # -- workflow actions ------------------------------------------------------------------------
+
+    def handle_action(self, job: JobRow) -> dict[str, Any]:
+        p = job.payload
+        key, portal = p["reply_key"], int(p["portal"])
+        row = self.replies.get(key)
+        if row is None or row.outputs is None:  # not generated yet (a retry skips the model)
+            outputs = self._run_action(job)
+            if self.replies.answer(key, outputs):
+                return {"answered": "sync", "outputs": outputs}
+        self.flush(portal)
+        row = self.replies.get(key)
+        return {"answered": "callback", "state": row.state if row else "missing",
+                "outputs": row.outputs if row else None}
+
+    def _run_action(self, job: JobRow) -> dict[str, str]:
+        p = job.payload
+        client = self.auth.client(int(p["portal"]))
+        kind, inputs = self.specs[p["action"]].kind, p["inputs"]
+        try:
+            result = self._generate(client, job, str(p["object_id"]), kind, inputs)
+            written = _result(kind, result)
+            write_back(client, self.outbox, job_id=job.id, contact_id=str(p["object_id"]),
+                       result=written)
+        except (GenerationError, InputError, UnknownNameError) as exc:
+            log.info("workflow action failed", extra={"job_id": job.id, "error": type(exc).__name__})
+            return {"hs_execution_state": "FAIL_CONTINUE", "error": str(exc)[:1000]}
+        outputs = {name: "" for name in self.specs[p["action"]].outputs}
+        outputs.update({"hs_execution_state": "SUCCESS", "receipt_id": result.receipt.id,
+                        "route": result.decision.action})
+        outputs.update(_outputs(kind, result))
+        return outputs
+
+    def flush(self, portal: int) -> int:
+        """Complete the portal's ready callbacks, up to 100 in one call; return how many."""
+        rows = self.replies.claim("hubspot", str(portal), lease=self.lease)
+        if not rows:
+            return 0
+        keys = [r.key for r in rows]
+        try:
+            self.auth.client(portal).complete({r.key.split(":", 2)[2]: dict(r.outputs or {})
+                                               for r in rows})
+        except Exception:
+            self.replies.release(keys)
+            raise
+        self.replies.sent(keys)
+        return len(rows)
+
+    # -- shared --------------------------------------------------------------------------------
+
+    def _generate(self, client: HubSpotClient, job: JobRow, contact_id: str, kind: str,
+                  inputs: Mapping[str, str]) -> EngineResult:
+        props = Settings.list_of(self.settings.hubspot_contact_properties)
+        context, language = fetch_context(client, contact_id, props)
+        brief = inputs.get("brief") or self.settings.hubspot_brief
+        if inputs.get("tone") in TONES:
+            brief = f"{brief} Tone: {inputs['tone']}."
+        tier = inputs.get("tier") if inputs.get("tier") in ("routine", "critical") else "routine"
+        return self.engine().run(Task(
+            kind=kind, context=context, brief=brief, tenant=job.tenant,
+            tier=tier,  # type: ignore[arg-type]
+            language=inputs.get("language") or language or "en", id=job.id))
+
+
+def _outputs(kind: str, result: EngineResult) -> dict[str, str]:
+    out = result.output
+    if kind == "email":
+        return {"subject": str(out.get("subject", "")), "body": str(out.get("body", ""))}
+    if kind == "recommendation":
+        return {"recommendations": _recommendations(out), "body": str(out.get("message", ""))}
+    return {"body": str(out.get("body", out.get("text", "")))}
+
+
+def _recommendations(out: Mapping[str, Any]) -> str:
+    items = out.get("recommendations") or []
+    return "; ".join(f"{i.get('name', i.get('sku', ''))}: {i.get('reason', '')}" for i in items
+                     if isinstance(i, dict))
+
+
+def _result(kind: str, result: EngineResult) -> Result:
+    outputs = _outputs(kind, result)
+    props = {"baton_last_receipt": result.receipt.id}
+    if kind == "email":
+        props |= {"baton_email_subject": outputs["subject"], "baton_email_body": outputs["body"]}
+        note = f"Baton email draft\nSubject: {outputs['subject']}\n\n{outputs['body']}"
+    elif kind == "recommendation":
+        props["baton_recommendations"] = outputs["recommendations"]
+        note = f"Baton recommendations\n{outputs['recommendations']}"
+    else:
+        props["baton_reply"] = outputs["body"]
+        note = f"Baton reply draft\n\n{outputs['body']}"
+    return Result(properties=props, note=note, receipt_id=result.receipt.id)

@@ -1,0 +1,95 @@
+"""Context from the CRM and results back into it.
+
+Context: the contact's configured properties (one call, which also returns its company and deal
+ids), the primary company (batch read), the deals and their line items as purchase history (one
+association batch read and two batch reads): at most five calls per contact, whatever its history.
+
+Write-back: contact properties in the "Baton" group and a note associated with the contact that
+carries the receipt id and the job's idempotency token. Both go through the outbox: a retried job
+finds its note (by the token) instead of creating a second one.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from connectors.hubspot.client import HubSpotClient
+from core.outbox import Outbox
+
+GROUP = "baton"
+PROPERTIES = {  # name -> (label, HubSpot type, field type)
+    "baton_email_subject": ("Baton email subject", "string", "text"),
+    "baton_email_body": ("Baton email body", "string", "textarea"),
+    "baton_recommendations": ("Baton recommendations", "string", "textarea"),
+    "baton_reply": ("Baton reply", "string", "textarea"),
+    "baton_last_receipt": ("Baton last receipt", "string", "text"),
+    "baton_generate": ("Generate with Baton", "bool", "booleancheckbox"),
+}
+
+# HubSpot contact property -> the name the engine's templates and privacy rules use
+CONTACT_FIELDS = {"firstname": "first_name", "lastname": "last_name", "email": "email",
+                  "phone": "phone", "mobilephone": "mobile", "company": "company",
+                  "jobtitle": "job_title", "industry": "industry", "city": "city",
+                  "country": "country", "lifecyclestage": "lifecycle_stage",
+                  "address": "address"}
+MAX_PURCHASES = 10
+
+
+def fetch_context(client: HubSpotClient, contact_id: str,
+                  properties: list[str]) -> tuple[dict[str, Any], str | None]:
+    """The contact as the engine's context, and its language (``hs_language``) if it has one."""
+    props, links = client.contact(contact_id, sorted(set(properties) | {"hs_language"}))
+    context: dict[str, Any] = {CONTACT_FIELDS.get(k, k): v for k, v in props.items()
+                               if k != "hs_language" and (k in properties)}
+    if links.get("companies"):
+        companies = client.read("companies", links["companies"][:1], ["name", "industry", "domain"])
+        if companies:
+            context["company"] = companies[0].get("name", context.get("company", ""))
+            if companies[0].get("industry"):
+                context.setdefault("industry", companies[0]["industry"])
+    deals = links.get("deals", [])[:20]
+    if deals:
+        items = client.associated("deals", "line_items", deals)
+        item_ids = [i for d in deals for i in items.get(d, [])][:50]
+        bought = client.read("line_items", item_ids, ["name", "quantity", "hs_sku"]) if item_ids else []
+        context["purchases"] = [_purchase(b) for b in bought[:MAX_PURCHASES]]
+    language = props.get("hs_language", "").split("-")[0].lower() or None
+    return context, language
+
+
+def _purchase(item: dict[str, str]) -> str:
+    qty = item.get("quantity", "")
+    return f"{item.get('name', 'item')}{f' x{qty}' if qty and qty not in ('1', '1.0') else ''}"
+
+
+@dataclass(frozen=True)
+class Result:
+    """What a job writes back: property values and the note's text."""
+
+    properties: dict[str, str]
+    note: str
+    receipt_id: str
+
+
+def write_back(client: HubSpotClient, outbox: Outbox, *, job_id: str, contact_id: str,
+               result: Result) -> dict[str, Any]:
+    """Properties, then the note, each once per job however often the job runs."""
+    portal = client.portal
+    token = f"baton-{job_id}"
+    outbox.once(f"hubspot:{portal}:{job_id}:properties", job_id=job_id,
+                target=f"hubspot:{portal}:contact:{contact_id}",
+                perform=lambda: client.update_contact(contact_id, result.properties),
+                find=lambda: None)  # a PATCH of the same values is harmless to repeat
+
+    def create() -> dict[str, Any]:
+        body = f"{result.note}\n\nBaton receipt {result.receipt_id} ({token})"
+        return {"note_id": client.create_note(contact_id, body)}
+
+    def find() -> dict[str, Any] | None:
+        found = client.find_note(token)
+        return {"note_id": found} if found else None
+
+    note = outbox.once(f"hubspot:{portal}:{job_id}:note", job_id=job_id,
+                       target=f"hubspot:{portal}:note:{contact_id}", perform=create, find=find)
+    return {"contact_id": contact_id, "note_id": note.get("note_id")}

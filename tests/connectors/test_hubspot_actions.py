@@ -1,0 +1,120 @@
+"""Custom workflow actions: answered in the response within the sync budget, else BLOCK and a
+callback completion; one job and one completion per callbackId; clear 4xx for client mistakes."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+
+from core.replies import Replies
+from tests.connectors.conftest import PORTAL, Hub, call
+
+
+def test_action_is_answered_synchronously_with_the_outputs(hub: Hub) -> None:
+    r = hub.action("email", call("ap-1-1"))
+    assert r.status_code == 200, r.json
+    out = r.json["outputFields"]
+    assert out["hs_execution_state"] == "SUCCESS"
+    assert out["subject"] == "Your next trail"
+    assert out["body"].startswith("Hi Maya,")  # the placeholder restored with the real name
+    assert out["route"] == "local" and len(out["receipt_id"]) == 32
+    assert set(out) <= set(hub.services.hubspot.specs["email"].outputs) | {"hs_execution_state"}
+    contact = hub.fake.portal(PORTAL).objects["contacts"]["101"]
+    assert contact["baton_email_subject"] == "Your next trail"
+    assert contact["baton_last_receipt"] == out["receipt_id"]
+    [note] = hub.fake.notes_of(PORTAL, "101")
+    assert out["receipt_id"] in note["hs_note_body"]
+    assert not hub.fake.completions  # answered in the response: no callback as well
+    prompt = hub.local.prompts[-1].text
+    assert "Summit 40L backpack" in prompt and "Trail socks x3" in prompt  # purchase history
+    assert "Fjord & Field" in prompt  # the associated company
+    assert "Maya" not in prompt  # the name is masked, even for the local model's prompt
+
+
+def test_v2_signatures_are_accepted_and_bad_ones_refused(hub: Hub) -> None:
+    assert hub.action("email", call("ap-1-2"), version="v2").status_code == 200
+    r = hub.action("email", call("ap-1-3"), secret="wrong")
+    assert r.status_code == 401 and not hub.jobs("hubspot.action")[1:]
+
+
+def test_slow_job_blocks_then_completes_through_the_callback(queued_hub: Hub) -> None:
+    hub = queued_hub
+    r = hub.action("email", call("ap-2-1"))
+    assert r.status_code == 200
+    assert r.json["outputFields"] == {"hs_execution_state": "BLOCK", "hs_expiration_duration": "P1D"}
+    assert hub.drain() >= 1
+    assert hub.fake.completions["ap-2-1"] == 1
+    done = hub.fake.completed["ap-2-1"]
+    assert done["hs_execution_state"] == "SUCCESS" and done["subject"] == "Your next trail"
+    assert done["receipt_id"] == hub.jobs("hubspot.action")[0].result["outputs"]["receipt_id"]
+
+
+def test_the_same_callback_twice_makes_one_job_and_one_completion(queued_hub: Hub) -> None:
+    hub = queued_hub
+    first, second = hub.action("email", call("ap-3-1")), hub.action("email", call("ap-3-1"))
+    assert first.json == second.json and first.json["outputFields"]["hs_execution_state"] == "BLOCK"
+    hub.drain()
+    assert len(hub.jobs("hubspot.action")) == 1
+    assert hub.fake.completions["ap-3-1"] == 1
+    assert len(hub.fake.notes_of(PORTAL, "101")) == 1
+    third = hub.action("email", call("ap-3-1"))  # a late redelivery: same answer, nothing new
+    hub.drain()
+    assert third.json == first.json and hub.fake.completions["ap-3-1"] == 1
+
+
+def test_ready_callbacks_are_completed_in_one_batch(queued_hub: Hub) -> None:
+    hub = queued_hub
+    for i in range(3):
+        assert hub.action("email", call(f"ap-4-{i}")).status_code == 200
+    hub.fake.inject(503, 6, path="/automation/.*")  # the callbacks API is down while the three jobs finish
+    hub.drain()
+    assert not hub.fake.completions
+    assert {j.state for j in hub.jobs("hubspot.action")} == {"queued"}  # to be retried, not lost
+    flushed = hub.services.hubspot.flush(PORTAL)  # the API is back: the next flush sends them all
+    assert flushed == 3 and hub.fake.completion_calls[-1] == ["ap-4-0", "ap-4-1", "ap-4-2"]
+    assert hub.fake.calls("POST", "/automation/v4/actions/callbacks/complete")
+    generated = len(hub.local.prompts)
+    hub.retry_now()  # the retries find the outputs and the callbacks done: no second generation
+    assert {j.state for j in hub.jobs("hubspot.action")} == {"done"}
+    assert len(hub.local.prompts) == generated and sum(hub.fake.completions.values()) == 3
+
+
+def test_generation_that_finally_fails_continues_the_workflow_with_the_reason(hub: Hub) -> None:
+    r = hub.action("email", call("ap-5-1", contact="999"))  # no such contact
+    assert r.status_code == 200
+    out = r.json["outputFields"]
+    assert out["hs_execution_state"] == "FAIL_CONTINUE" and "not found" in out["error"]
+
+
+@pytest.mark.parametrize(("action", "body", "status", "reason"), [
+    ("send", call("x-1"), 404, "unknown action 'send'"),
+    ("email", {**call("x-2"), "inputFields": {"tier": "routine"}}, 400, "missing required input field(s): brief"),
+    ("email", {**call("x-3"), "object": {"objectId": 1, "objectType": "COMPANY"}}, 400, "not COMPANY"),
+    ("email", call("x-4", tier="urgent"), 400, "input field tier: expected one of critical, routine"),
+    ("email", call("x-5", portal=8), 403, "portal 8 is not connected"),
+    ("email", {"callbackId": "x-6"}, 400, "origin.portalId must be an integer"),
+    ("email", b"{not json", 400, "malformed JSON"),
+    ("email", [1, 2], 400, "expected a JSON object"),
+])
+def test_client_mistakes_are_clear_4xx_and_make_no_job(hub: Hub, action: str, body: object,
+                                                       status: int, reason: str) -> None:
+    r = hub.action(action, body)  # type: ignore[arg-type]
+    assert r.status_code == status and reason in r.json["reason"], r.json
+    assert not hub.jobs("hubspot.action") and not hub.fake.requests
+
+
+def test_the_reply_race_has_exactly_one_winner(hub: Hub) -> None:
+    replies = Replies(hub.services.store)
+    replies.open("k1", platform="hubspot", account="7", job_id="")
+    row = replies.give_up("k1")
+    assert row is not None and row.reply == "later"
+    assert replies.answer("k1", {"a": "1"}) is False  # lost: the outputs wait for the callback
+    assert replies.get("k1").state == "ready"  # type: ignore[union-attr]
+    replies.open("k2", platform="hubspot", account="7", job_id="")
+    assert replies.answer("k2", {"a": "2"}) is True
+    row = replies.give_up("k2")
+    assert row is not None and row.reply == "sync" and row.outputs == {"a": "2"}
+    claimed = replies.claim("hubspot", "7", lease=timedelta(minutes=5))
+    assert [r.key for r in claimed] == ["k1"]
+    assert replies.claim("hubspot", "7", lease=timedelta(minutes=5)) == []

@@ -1,0 +1,309 @@
+"""A loopback HubSpot API that behaves like the real one on the wire, for the real hubspot-api-client.
+
+It keeps one data set per portal (contacts, companies, deals, line items, associations, notes,
+properties), accepts only bearer tokens it issued (private-app tokens, or OAuth tokens from its
+token endpoint, which expire), completes workflow-action callbacks, registers webhook subscriptions
+and action definitions for a developer key, and records every request. ``inject`` makes the next
+requests fail with 429 (with ``Retry-After``) or 5xx.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import re
+import threading
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+from tests.fakes.loopback import JsonHandler, LoopbackServer
+
+NOW = "2026-11-28T00:00:00.000Z"
+OBJECT_TYPES = ("contacts", "companies", "deals", "line_items", "notes")
+
+
+@dataclass
+class Portal:
+    objects: dict[str, dict[str, dict[str, str]]] = field(
+        default_factory=lambda: {t: {} for t in OBJECT_TYPES})
+    associations: dict[tuple[str, str, str], list[str]] = field(default_factory=dict)
+    note_links: dict[str, list[str]] = field(default_factory=dict)  # note id -> contact ids
+    groups: dict[str, dict[str, Any]] = field(default_factory=dict)
+    properties: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    def add(self, kind: str, oid: str, **props: str) -> str:
+        self.objects[kind][oid] = dict(props)
+        return oid
+
+    def link(self, from_kind: str, from_id: str, to_kind: str, to_id: str) -> None:
+        self.associations.setdefault((from_kind, from_id, to_kind), []).append(to_id)
+        self.associations.setdefault((to_kind, to_id, from_kind), []).append(from_id)
+
+
+@dataclass
+class Recorded:
+    at: float
+    method: str
+    path: str
+    portal: int | None
+    body: Any
+
+
+def _object(oid: str, props: dict[str, str], wanted: list[str] | None = None) -> dict[str, Any]:
+    shown = props if wanted is None else {k: props.get(k) for k in wanted}
+    return {"id": oid, "properties": shown, "createdAt": NOW, "updatedAt": NOW, "archived": False}
+
+
+class FakeHubSpot(LoopbackServer):
+    def __init__(self, *, client_id: str = "client-1", client_secret: str = "app-secret",
+                 developer_key: str = "dev-key", token_ttl: int = 1800) -> None:
+        self.portals: dict[int, Portal] = {}
+        self.tokens: dict[str, tuple[int, float]] = {}  # access token -> (portal, expires at)
+        self.refresh_tokens: dict[str, int] = {}
+        self.codes: dict[str, int] = {}  # authorization code -> portal
+        self.client_id, self.client_secret, self.developer_key = client_id, client_secret, developer_key
+        self.token_ttl = token_ttl
+        self.requests: list[Recorded] = []
+        self.completions: Counter[str] = Counter()
+        self.completed: dict[str, dict[str, str]] = {}
+        self.completion_calls: list[list[str]] = []
+        self.subscriptions: list[dict[str, Any]] = []
+        self.webhook_settings: dict[str, Any] = {}
+        self.definitions: list[dict[str, Any]] = []
+        self.refreshes = 0
+        self.failures: list[tuple[int, float | None, str]] = []  # (status, retry-after s, path re)
+        self.blocked_until = 0.0  # set by a 429 with Retry-After: requests before it are counted
+        self.early = 0
+        self.lock = threading.RLock()
+        self._ids = itertools.count(9000)
+        fake = self
+
+        class Handler(JsonHandler):
+            def do_GET(self) -> None:
+                fake._serve(self, "GET")
+
+            def do_POST(self) -> None:
+                fake._serve(self, "POST")
+
+            def do_PATCH(self) -> None:
+                fake._serve(self, "PATCH")
+
+            def do_PUT(self) -> None:
+                fake._serve(self, "PUT")
+
+        super().__init__(Handler)
+
+    # -- set-up helpers for tests -------------------------------------------------------------
+
+    def portal(self, portal_id: int) -> Portal:
+        return self.portals.setdefault(portal_id, Portal())
+
+    def private_app(self, portal_id: int, token: str) -> None:
+        self.portal(portal_id)
+        self.tokens[token] = (portal_id, float("inf"))
+
+    def authorization_code(self, portal_id: int) -> str:
+        code = f"code-{next(self._ids)}"
+        self.portal(portal_id)
+        self.codes[code] = portal_id
+        return code
+
+    def expire(self, token: str) -> None:
+        portal, _ = self.tokens[token]
+        self.tokens[token] = (portal, 0.0)
+
+    def inject(self, status: int, count: int, retry_after: float | None = None,
+               path: str = ".*") -> None:
+        """The next ``count`` requests whose path matches ``path`` fail with ``status``."""
+        with self.lock:
+            self.failures.extend([(status, retry_after, path)] * count)
+
+    def notes_of(self, portal_id: int, contact_id: str) -> list[dict[str, str]]:
+        p = self.portal(portal_id)
+        return [p.objects["notes"][n] for n, cs in p.note_links.items() if contact_id in cs]
+
+    def calls(self, method: str, pattern: str) -> list[Recorded]:
+        return [r for r in self.requests if r.method == method and re.fullmatch(pattern, r.path)]
+
+    # -- the wire ------------------------------------------------------------------------------
+
+    def _serve(self, h: JsonHandler, method: str) -> None:
+        url = urlsplit(h.path)
+        length = int(h.headers.get("content-length") or 0)
+        raw = h.rfile.read(length) if length else b""
+        ctype = h.headers.get("content-type", "")
+        if "x-www-form-urlencoded" in ctype:
+            body: Any = {k: v[0] for k, v in parse_qs(raw.decode()).items()}
+        else:
+            body = json.loads(raw) if raw else None
+        query = parse_qs(url.query)
+        with self.lock:
+            now = time.time()
+            if now < self.blocked_until:
+                self.early += 1
+            portal = self._portal_of(h.headers.get("authorization", ""))
+            self.requests.append(Recorded(now, method, url.path, portal, body))
+            failure = next((f for f in self.failures if re.fullmatch(f[2], url.path)), None)
+            if failure is not None:
+                self.failures.remove(failure)
+                status, retry_after, _ = failure
+                headers = {}
+                if retry_after is not None:
+                    headers["Retry-After"] = str(int(retry_after)) if retry_after >= 1 \
+                        else str(retry_after)
+                    self.blocked_until = max(self.blocked_until, now + retry_after)
+                err = {"status": "error", "message": "You have reached your ten_secondly_rolling "
+                       "limit.", "errorType": "RATE_LIMIT", "policyName": "TEN_SECONDLY_ROLLING",
+                       "correlationId": "c"} if status == 429 else {"status": "error",
+                                                                    "message": "internal"}
+                h.send_json(status, err, headers)
+                return
+        try:
+            status, reply = self._route(method, url.path, query, body, portal)
+        except KeyError as exc:
+            status, reply = 404, {"status": "error", "message": f"not found: {exc}",
+                                  "category": "OBJECT_NOT_FOUND"}
+        if status == 204:
+            h.send_response(204)
+            h.send_header("content-length", "0")
+            h.end_headers()
+            return
+        h.send_json(status, reply)
+
+    def _portal_of(self, authorization: str) -> int | None:
+        scheme, _, token = authorization.partition(" ")
+        found = self.tokens.get(token.strip()) if scheme.lower() == "bearer" else None
+        if found is None or found[1] < time.time():
+            return None
+        return found[0]
+
+    def _route(self, method: str, path: str, query: dict[str, list[str]], body: Any,
+               portal: int | None) -> tuple[int, Any]:
+        if path == "/oauth/v1/token" and method == "POST":
+            return self._token(body)
+        if m := re.fullmatch(r"/oauth/v1/access-tokens/([^/]+)", path):
+            found = self.tokens.get(m[1])
+            if found is None:
+                return 404, {"status": "error", "message": "unknown token"}
+            return 200, {"token": m[1], "user": "u@example.com", "hub_domain": "x.example.com",
+                         "scopes": ["crm.objects.contacts.write"], "hub_id": found[0],
+                         "app_id": 42, "expires_in": 1800, "user_id": 1, "token_type": "access"}
+        if path.startswith(("/webhooks/v3/", "/automation/v4/actions/")) and \
+                not path.startswith("/automation/v4/actions/callbacks"):
+            if query.get("hapikey", [""])[0] != self.developer_key:
+                return 401, {"status": "error", "message": "bad developer API key"}
+            return self._developer(method, path, body)
+        if portal is None:
+            return 401, {"status": "error", "message": "Authentication credentials not found.",
+                         "category": "INVALID_AUTHENTICATION"}
+        return self._crm(method, path, query, body, self.portal(portal))
+
+    def _token(self, form: dict[str, str]) -> tuple[int, Any]:
+        if form.get("client_id") != self.client_id or form.get("client_secret") != self.client_secret:
+            return 400, {"status": "BAD_CLIENT_ID", "message": "missing or unknown client id"}
+        with self.lock:
+            if form.get("grant_type") == "authorization_code":
+                portal = self.codes.pop(form.get("code", ""), None)
+            elif form.get("grant_type") == "refresh_token":
+                portal = self.refresh_tokens.get(form.get("refresh_token", ""))
+                self.refreshes += 1
+            else:
+                return 400, {"status": "BAD_GRANT_TYPE", "message": "unknown grant type"}
+            if portal is None:
+                return 400, {"status": "BAD_AUTH_CODE", "message": "code or token not valid"}
+            access, refresh = f"at-{next(self._ids)}", form.get("refresh_token") or f"rt-{next(self._ids)}"
+            self.tokens[access] = (portal, time.time() + self.token_ttl)
+            self.refresh_tokens[refresh] = portal
+        return 200, {"access_token": access, "refresh_token": refresh, "expires_in": self.token_ttl,
+                     "token_type": "bearer"}
+
+    def _developer(self, method: str, path: str, body: Any) -> tuple[int, Any]:
+        if re.fullmatch(r"/webhooks/v3/\d+/subscriptions", path) and method == "POST":
+            sub = {"id": str(next(self._ids)), "createdAt": NOW, **body}
+            self.subscriptions.append(sub)
+            return 201, sub
+        if re.fullmatch(r"/webhooks/v3/\d+/settings", path) and method == "PUT":
+            self.webhook_settings = {**body, "createdAt": NOW}
+            return 200, self.webhook_settings
+        if re.fullmatch(r"/automation/v4/actions/\d+", path) and method == "POST":
+            definition = {"id": str(next(self._ids)), "revisionId": "1", **body}
+            self.definitions.append(definition)
+            return 200, definition
+        raise KeyError(path)
+
+    def _crm(self, method: str, path: str, query: dict[str, list[str]], body: Any,
+             p: Portal) -> tuple[int, Any]:
+        if m := re.fullmatch(r"/automation/v4/actions/callbacks/([^/]+)/complete", path):
+            self._complete([(m[1], body["outputFields"])])
+            return 204, None
+        if path == "/automation/v4/actions/callbacks/complete":
+            self._complete([(i["callbackId"], i["outputFields"]) for i in body["inputs"]])
+            return 204, None
+        if m := re.fullmatch(r"/crm/v3/objects/(\w+)/(\d+)", path):
+            kind, oid = m[1], m[2]
+            props = p.objects[kind][oid]
+            if method == "PATCH":
+                props.update(body["properties"])
+                return 200, _object(oid, props)
+            wanted = [w for v in query.get("properties", []) for w in v.split(",")]
+            reply = _object(oid, props, wanted or None)
+            assoc = [a for v in query.get("associations", []) for a in v.split(",")]
+            if assoc:
+                reply["associations"] = {
+                    t: {"results": [{"id": i, "type": f"{kind[:-1]}_to_{t[:-1]}"}
+                                    for i in p.associations.get((kind, oid, t), [])]}
+                    for t in assoc if p.associations.get((kind, oid, t))}
+            return 200, reply
+        if m := re.fullmatch(r"/crm/v3/objects/(\w+)/batch/read", path):
+            objects = p.objects[m[1]]
+            wanted = body.get("properties") or None
+            results = [_object(i["id"], objects[i["id"]], wanted) for i in body["inputs"]
+                       if i["id"] in objects]
+            return 200, {"status": "COMPLETE", "results": results, "startedAt": NOW,
+                         "completedAt": NOW}
+        if m := re.fullmatch(r"/crm/v4/associations/(\w+)/(\w+)/batch/read", path):
+            results = [{"from": {"id": i["id"]},
+                        "to": [{"toObjectId": int(t), "associationTypes": [
+                            {"category": "HUBSPOT_DEFINED", "typeId": 20, "label": None}]}
+                               for t in p.associations.get((m[1], i["id"], m[2]), [])]}
+                       for i in body["inputs"] if p.associations.get((m[1], i["id"], m[2]))]
+            return 200, {"status": "COMPLETE", "results": results, "startedAt": NOW,
+                         "completedAt": NOW}
+        if path == "/crm/v3/objects/notes" and method == "POST":
+            oid = str(next(self._ids))
+            p.objects["notes"][oid] = dict(body["properties"])
+            p.note_links[oid] = [a["to"]["id"] for a in body.get("associations") or []]
+            return 201, _object(oid, p.objects["notes"][oid])
+        if path == "/crm/v3/objects/notes/search":
+            [flt] = body["filterGroups"][0]["filters"]
+            hits = [_object(i, n) for i, n in p.objects["notes"].items()
+                    if flt["value"] in n.get(flt["propertyName"], "")]
+            return 200, {"total": len(hits), "results": hits}
+        if m := re.fullmatch(r"/crm/v3/properties/(\w+)/groups", path):
+            if body["name"] in p.groups:
+                return 409, {"status": "error", "message": "group exists", "category": "CONFLICT"}
+            p.groups[body["name"]] = {**body, "archived": False}
+            return 201, p.groups[body["name"]]
+        if m := re.fullmatch(r"/crm/v3/properties/(\w+)/batch/create", path):
+            results = []
+            for prop in body["inputs"]:
+                p.properties[prop["name"]] = {
+                    "description": "", "options": [], "createdAt": NOW, "updatedAt": NOW,
+                    "hidden": False, "formField": False, "calculated": False,
+                    "externalOptions": False, "hasUniqueValue": False, "archived": False, **prop,
+                    "modificationMetadata": {"archivable": True, "readOnlyDefinition": False,
+                                             "readOnlyValue": False}}
+                results.append(p.properties[prop["name"]])
+            return 201, {"status": "COMPLETE", "results": results, "startedAt": NOW,
+                         "completedAt": NOW}
+        raise KeyError(path)
+
+    def _complete(self, items: list[tuple[str, dict[str, str]]]) -> None:
+        with self.lock:
+            self.completion_calls.append([cb for cb, _ in items])
+            for cb, outputs in items:
+                self.completions[cb] += 1
+                self.completed[cb] = outputs
