@@ -452,6 +452,91 @@ def keys_create(name: str, tenant: str) -> None:
     click.echo(key)
 
 
+# -- manifests and platform set-up (step 3 on) ----------------------------------------------------
+
+
+@cli.group()
+def manifests() -> None:
+    """App manifests of every platform, as data."""
+
+
+@manifests.command("render")
+@click.option("--base-url", required=True, help="Baton's public URL, e.g. https://baton.example.com")
+@click.option("--out", "out_dir", required=True, type=click.Path(path_type=Path))
+@handle_errors
+def manifests_render(base_url: str, out_dir: Path) -> None:
+    """Write every platform's manifests with BASE_URL filled in."""
+    import manifests as data
+
+    try:
+        written = data.render(base_url, out_dir)
+    except ValueError as exc:
+        raise InputError(f"--base-url: {exc}") from None
+    for path in written:
+        click.echo(str(path))
+
+
+@cli.group()
+def hubspot() -> None:
+    """Connect HubSpot portals and install the app's pieces."""
+
+
+@hubspot.command("setup")
+@click.option("--portal-id", type=int, help="Create the Baton properties in this portal "
+              "(default: BATON_HUBSPOT_PORTAL_ID).")
+@click.option("--app-id", type=int, help="Register webhooks and workflow actions for this app.")
+@click.option("--developer-api-key", envvar="BATON_HUBSPOT_DEVELOPER_API_KEY",
+              help="The developer account's API key (or BATON_HUBSPOT_DEVELOPER_API_KEY).")
+@click.option("--base-url", help="Baton's public URL (needed with --app-id).")
+@handle_errors
+def hubspot_setup(portal_id: int | None, app_id: int | None, developer_api_key: str | None,
+                  base_url: str | None) -> None:
+    """Create the Baton property group and properties; register webhook subscriptions and the
+    workflow action definitions."""
+    import manifests as data
+    from baton.wiring import build_hubspot
+    from connectors.hubspot.setup import create_properties, register_app
+
+    settings = load_settings()
+    portal_id = portal_id or settings.hubspot_portal_id
+    if portal_id is None and app_id is None:
+        raise InputError("nothing to do: give --portal-id (or set BATON_HUBSPOT_PORTAL_ID) "
+                         "and/or --app-id with --developer-api-key and --base-url")
+    if portal_id is not None:
+        store = open_store(settings.resolved_database_url)
+        try:
+            hub = build_hubspot(settings, store, lambda: build_app(settings))
+            for line in create_properties(hub.auth.client(portal_id)) or ["properties already there"]:
+                click.echo(f"portal {portal_id}: {line}")
+        finally:
+            store.close()
+    if app_id is not None:
+        if not developer_api_key or not base_url:
+            raise InputError("--app-id needs --developer-api-key (or BATON_HUBSPOT_DEVELOPER_API_KEY) "
+                             "and --base-url")
+        try:
+            base = data.check_base_url(base_url)
+        except ValueError as exc:
+            raise InputError(f"--base-url: {exc}") from None
+        for line in register_app(app_id=app_id, developer_key=developer_api_key, base_url=base,
+                                 api_base=settings.hubspot_api_base) or ["app already set up"]:
+            click.echo(f"app {app_id}: {line}")
+
+
+@hubspot.command("install-url")
+@handle_errors
+def hubspot_install_url() -> None:
+    """The URL a portal admin opens to install the OAuth app."""
+    from baton.wiring import build_hubspot
+
+    settings = load_settings()
+    store = open_store(settings.resolved_database_url)
+    try:
+        click.echo(build_hubspot(settings, store, lambda: build_app(settings)).auth.install_url())
+    finally:
+        store.close()
+
+
 def main() -> None:
     # Settings errors can happen before any command body runs (e.g. in load_settings).
     cli.main(prog_name="baton")

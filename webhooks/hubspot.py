@@ -46,7 +46,7 @@ def _event(i: int, event: Any) -> NewJob:
     for key in ("eventId", "portalId", "objectId"):
         if not isinstance(event.get(key), int) or isinstance(event.get(key), bool):
             raise BadRequest(f"event {i}: {key} must be an integer")
-    kind = event.get("subscriptionType", event.get("eventType"))
+    kind = event.get("subscriptionType") or event.get("eventType")
     if not isinstance(kind, str) or not kind:
         raise BadRequest(f"event {i}: subscriptionType (or eventType) must be a string")
     sub = event.get("subscriptionId", "")

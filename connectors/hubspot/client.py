@@ -128,9 +128,11 @@ class HubSpotClient:
                  sleep: Callable[[float], None] = time.sleep) -> None:
         self.portal, self.tokens, self.limiter = portal, tokens, limiter
         self.max_attempts, self.max_wait, self.sleep = max_attempts, max_wait, sleep
-        self.sdk = HubSpot(host=base_url.rstrip("/"), retry=Retry(total=2, connect=2, read=0,
-                                                                  status=0, other=0),
-                           api_factory=self._api_factory)
+        # urllib3 retries connection failures only; a 429 must reach _call, which pauses the
+        # whole portal (urllib3 would sleep in this thread alone, or give up with status=0).
+        retry = Retry(total=2, connect=2, read=0, redirect=0, status=0, other=0,
+                      respect_retry_after_header=False, raise_on_status=False)
+        self.sdk = HubSpot(host=base_url.rstrip("/"), retry=retry, api_factory=self._api_factory)
 
     # -- the hook around every SDK call ----------------------------------------------------------
 

@@ -131,7 +131,7 @@ class HubSpotConnector:
 
     def wants(self, event: Mapping[str, Any]) -> str | None:
         """Why this event starts a job, or None to skip it."""
-        kind = event.get("subscriptionType", event.get("eventType"))
+        kind = event.get("subscriptionType") or event.get("eventType")
         if kind == "contact.creation":
             return "contact created"
         if kind == "contact.propertyChange":
@@ -145,7 +145,7 @@ class HubSpotConnector:
         event = job.payload
         why = self.wants(event)
         if why is None:
-            kind = event.get("subscriptionType", event.get("eventType"))
+            kind = event.get("subscriptionType") or event.get("eventType")
             return {"skipped": f"{kind} {event.get('propertyName', '')}".strip()}
         client = self.auth.client(int(event["portalId"]))
         contact_id = str(event["objectId"])

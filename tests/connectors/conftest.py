@@ -18,9 +18,9 @@ from flask.testing import FlaskClient
 from werkzeug.test import TestResponse
 
 from baton.wiring import App, build_app, build_services
+from core.jobs import utcnow
 from core.policy import parse_policy
 from core.settings import Settings
-from core.jobs import utcnow
 from core.store import JobRow
 from tests.fakes.backends import ScriptedBackend
 from tests.fakes.hubspot import FakeHubSpot
@@ -154,4 +154,5 @@ def hub(tmp_path: Path, database_url: str | None) -> Iterator[Hub]:
 def queued_hub(tmp_path: Path, database_url: str | None) -> Iterator[Hub]:
     """Jobs wait in the real queue until ``drain``; no sync budget: actions answer BLOCK."""
     yield from make_hub(tmp_path, database_url, immediate=False, hubspot_sync_budget=0.0,
-                        hubspot_max_attempts=2, hubspot_max_retry_wait=0.2)
+                        hubspot_max_attempts=2, hubspot_max_retry_wait=2.0,
+                        hubspot_requests_per_10s=1000)

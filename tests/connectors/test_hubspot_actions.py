@@ -89,7 +89,8 @@ def test_generation_that_finally_fails_continues_the_workflow_with_the_reason(hu
 
 @pytest.mark.parametrize(("action", "body", "status", "reason"), [
     ("send", call("x-1"), 404, "unknown action 'send'"),
-    ("email", {**call("x-2"), "inputFields": {"tier": "routine"}}, 400, "missing required input field(s): brief"),
+    ("email", {**call("x-2"), "inputFields": {"tier": "routine"}}, 400,
+     "missing required input field(s): brief"),
     ("email", {**call("x-3"), "object": {"objectId": 1, "objectType": "COMPANY"}}, 400, "not COMPANY"),
     ("email", call("x-4", tier="urgent"), 400, "input field tier: expected one of critical, routine"),
     ("email", call("x-5", portal=8), 403, "portal 8 is not connected"),

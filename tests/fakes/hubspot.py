@@ -22,6 +22,7 @@ from urllib.parse import parse_qs, urlsplit
 from tests.fakes.loopback import JsonHandler, LoopbackServer
 
 NOW = "2026-11-28T00:00:00.000Z"
+IN_FLIGHT = 0.1
 OBJECT_TYPES = ("contacts", "companies", "deals", "line_items", "notes")
 
 
@@ -75,7 +76,9 @@ class FakeHubSpot(LoopbackServer):
         self.definitions: list[dict[str, Any]] = []
         self.refreshes = 0
         self.failures: list[tuple[int, float | None, str]] = []  # (status, retry-after s, path re)
-        self.blocked_until = 0.0  # set by a 429 with Retry-After: requests before it are counted
+        # A 429 with Retry-After blocks the portal; requests that arrive inside the block count as
+        # early, except in its first IN_FLIGHT seconds (sent before the client could see the 429).
+        self.blocked_from = self.blocked_until = 0.0
         self.early = 0
         self.lock = threading.RLock()
         self._ids = itertools.count(9000)
@@ -142,7 +145,7 @@ class FakeHubSpot(LoopbackServer):
         query = parse_qs(url.query)
         with self.lock:
             now = time.time()
-            if now < self.blocked_until:
+            if self.blocked_from <= now < self.blocked_until:
                 self.early += 1
             portal = self._portal_of(h.headers.get("authorization", ""))
             self.requests.append(Recorded(now, method, url.path, portal, body))
@@ -154,6 +157,8 @@ class FakeHubSpot(LoopbackServer):
                 if retry_after is not None:
                     headers["Retry-After"] = str(int(retry_after)) if retry_after >= 1 \
                         else str(retry_after)
+                    if now >= self.blocked_until:
+                        self.blocked_from = now + IN_FLIGHT
                     self.blocked_until = max(self.blocked_until, now + retry_after)
                 err = {"status": "error", "message": "You have reached your ten_secondly_rolling "
                        "limit.", "errorType": "RATE_LIMIT", "policyName": "TEN_SECONDLY_ROLLING",
@@ -221,6 +226,10 @@ class FakeHubSpot(LoopbackServer):
                      "token_type": "bearer"}
 
     def _developer(self, method: str, path: str, body: Any) -> tuple[int, Any]:
+        if re.fullmatch(r"/webhooks/v3/\d+/subscriptions", path) and method == "GET":
+            return 200, {"results": self.subscriptions}
+        if re.fullmatch(r"/automation/v4/actions/\d+", path) and method == "GET":
+            return 200, {"results": self.definitions}
         if re.fullmatch(r"/webhooks/v3/\d+/subscriptions", path) and method == "POST":
             sub = {"id": str(next(self._ids)), "createdAt": NOW, **body}
             self.subscriptions.append(sub)
@@ -282,6 +291,8 @@ class FakeHubSpot(LoopbackServer):
             hits = [_object(i, n) for i, n in p.objects["notes"].items()
                     if flt["value"] in n.get(flt["propertyName"], "")]
             return 200, {"total": len(hits), "results": hits}
+        if re.fullmatch(r"/crm/v3/properties/(\w+)", path) and method == "GET":
+            return 200, {"results": list(p.properties.values())}
         if m := re.fullmatch(r"/crm/v3/properties/(\w+)/groups", path):
             if body["name"] in p.groups:
                 return 409, {"status": "error", "message": "group exists", "category": "CONFLICT"}

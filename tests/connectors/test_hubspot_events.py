@@ -1,0 +1,112 @@
+"""Webhook events become personalized emails written back once; rate limits are respected."""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+import sqlalchemy as sa
+
+from core.store import JobRow, WriteBackRow
+from tests.connectors.conftest import PORTAL, Hub, seed
+
+
+def event(i: int, kind: str = "contact.creation", contact: str | None = None,
+          portal: int = PORTAL, **extra: Any) -> dict[str, Any]:
+    return {"eventId": 1000 + i, "subscriptionId": 55, "portalId": portal, "appId": 42,
+            "occurredAt": 1795880000000 + i, "subscriptionType": kind, "attemptNumber": 0,
+            "objectId": int(contact or 500 + i), "changeSource": "CRM", **extra}
+
+
+def seed_many(hub: Hub, n: int) -> None:
+    for i in range(n):
+        seed(hub.fake, contact=str(500 + i), name=f"Ann{i}")
+
+
+def test_a_batch_of_100_events_makes_100_write_backs_exactly_once(queued_hub: Hub) -> None:
+    hub = queued_hub
+    seed_many(hub, 100)
+    batch = [event(i) for i in range(100)]
+    r = hub.webhook(batch)
+    assert r.status_code == 200 and r.json == {"accepted": 100, "duplicates": 0}
+    hub.drain()
+    assert {j.state for j in hub.jobs("hubspot.event")} == {"done"}
+    assert len(hub.fake.calls("PATCH", r"/crm/v3/objects/contacts/\d+")) == 100
+    assert len(hub.fake.calls("POST", "/crm/v3/objects/notes")) == 100
+    for i in range(100):
+        contact = hub.fake.portal(PORTAL).objects["contacts"][str(500 + i)]
+        assert contact["baton_email_body"].startswith(f"Hi Ann{i},")
+        assert len(hub.fake.notes_of(PORTAL, str(500 + i))) == 1
+    again = hub.webhook(batch)  # HubSpot delivers the batch again
+    assert again.json == {"accepted": 0, "duplicates": 100}
+    hub.drain()
+    assert len(hub.fake.calls("POST", "/crm/v3/objects/notes")) == 100
+
+
+def test_a_job_rerun_after_a_crash_finds_its_note_instead_of_writing_another(queued_hub: Hub) -> None:
+    hub = queued_hub
+    seed_many(hub, 1)
+    hub.webhook([event(0)])
+    hub.drain()
+    [job] = hub.jobs("hubspot.event")
+    # The worker died after HubSpot created the note but before the outbox recorded it, and
+    # before the job was marked done: the reconciler runs it again.
+    with hub.services.store.session.begin() as s:
+        s.execute(sa.update(WriteBackRow).where(WriteBackRow.job_id == job.id)
+                  .values(state="pending", response=None))
+        s.execute(sa.update(JobRow).where(JobRow.id == job.id).values(state="queued"))
+    hub.retry_now()
+    assert len(hub.fake.notes_of(PORTAL, "500")) == 1
+    assert hub.fake.calls("POST", "/crm/v3/objects/notes/search")  # it looked before writing
+
+
+def test_only_creations_and_trigger_properties_start_work(queued_hub: Hub) -> None:
+    hub = queued_hub
+    seed_many(hub, 4)
+    hub.webhook([
+        event(0, "contact.propertyChange", propertyName="baton_generate", propertyValue="true"),
+        event(1, "contact.propertyChange", propertyName="baton_generate", propertyValue="false"),
+        event(2, "contact.propertyChange", propertyName="lastname", propertyValue="X"),
+        {**event(3), "eventType": "contact.deletion", "subscriptionType": None},
+    ])
+    hub.drain()
+    results = {j.payload["objectId"]: j.result for j in hub.jobs("hubspot.event")}
+    assert results[500]["trigger"] == "baton_generate set"
+    assert results[501] == {"skipped": "contact.propertyChange baton_generate"}
+    assert results[502] == {"skipped": "contact.propertyChange lastname"}
+    assert results[503] == {"skipped": "contact.deletion"}
+    assert len(hub.fake.calls("PATCH", r"/crm/v3/objects/contacts/\d+")) == 1
+
+
+def test_an_event_for_a_portal_that_is_not_connected_fails_without_touching_hubspot(
+        queued_hub: Hub) -> None:
+    hub = queued_hub
+    hub.webhook([event(0, portal=8, contact="101")])
+    hub.drain()
+    [job] = hub.jobs("hubspot.event")
+    assert job.state == "failed" and "portal 8 is not connected" in (job.error or "")
+    assert not hub.fake.requests
+
+
+def test_a_429_storm_is_ridden_out_without_early_requests_or_lost_jobs(queued_hub: Hub) -> None:
+    hub = queued_hub
+    seed_many(hub, 12)
+    hub.webhook([event(i) for i in range(12)])
+    hub.fake.inject(429, 5, retry_after=1)
+    ids = [j.id for j in hub.jobs("hubspot.event")]
+    huey = hub.services.dispatcher.huey  # type: ignore[attr-defined]
+    tasks = []
+    while (task := huey.dequeue()) is not None:
+        tasks.append(task)
+    threads = [threading.Thread(target=huey.execute, args=(t,)) for t in tasks]
+    for t in threads:  # the jobs run concurrently, like worker threads
+        t.start()
+    for t in threads:
+        t.join()
+    for _ in range(5):  # what ran out of attempts was rescheduled; a worker runs it again
+        if {j.state for j in hub.jobs("hubspot.event")} == {"done"}:
+            break
+        hub.retry_now()
+    assert {j.state for j in hub.jobs("hubspot.event")} == {"done"} and len(ids) == 12
+    assert hub.fake.early == 0  # nothing was sent to HubSpot before Retry-After had passed
+    assert len(hub.fake.calls("POST", "/crm/v3/objects/notes")) == 12
