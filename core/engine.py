@@ -264,8 +264,9 @@ class Engine:
         grow = expansion(masking, merge_fields(prep.task.context))
         return _Plan(
             lead=lead,
-            schema=_tighten(prep.kind.schema(brand, lead), grow),
-            guards=prep.kind.guards(brand, unmask(lead, masking) if lead else None),
+            schema=_tighten(prep.kind.schema(brand, lead, prep.task.context), grow),
+            guards=prep.kind.guards(brand, unmask(lead, masking) if lead else None,
+                                    prep.task.context),
             prompt=prompt,
             masking=masking,
             egress_entities=self._egress(backend, step, prompt, prep.masking),

@@ -138,6 +138,23 @@ class PlaceholderGuard:
         return [f"placeholders: unresolved {p}" for p in left]
 
 
+@dataclass(frozen=True)
+class GroundingGuard:
+    """Every recommended product is in the catalog, once, and not something the customer owns."""
+
+    catalog: frozenset[str]
+    owned: frozenset[str] = frozenset()
+    name: str = "grounding"
+
+    def check(self, output: Mapping[str, Any]) -> list[str]:
+        picked = [str(p.get("product", "")) for p in output.get("picks", []) if isinstance(p, Mapping)]
+        out = [f"grounding: {p!r} is not in the catalog" for p in picked if p not in self.catalog]
+        out += [f"grounding: {p!r} is recommended twice" for p in sorted(set(picked))
+                if picked.count(p) > 1]
+        out += [f"grounding: {p!r} was already bought" for p in picked if p in self.owned]
+        return out
+
+
 def run_guards(guards: list[Guard], output: Mapping[str, Any]) -> list[str]:
     """All violations of all guards; a schema failure stops the rest (they assume its shape)."""
     violations: list[str] = []

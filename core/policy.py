@@ -10,7 +10,7 @@ from __future__ import annotations
 import tomllib
 from importlib import resources
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
@@ -35,8 +35,8 @@ class Example(_Strict):
     kind: str = "email"
     language: str = "en"
     brief: str
-    contact: dict[str, str]
-    output: dict[str, str]
+    contact: dict[str, Any]
+    output: dict[str, Any]
 
 
 class BrandVoice(_Strict):

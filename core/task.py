@@ -68,9 +68,11 @@ class TaskKind(Protocol):
     def name(self) -> str:
         """The registry name (``email``, ``text``, ...)."""
 
-    def schema(self, brand: BrandVoice, lead: str | None = None) -> dict[str, Any]:
+    def schema(self, brand: BrandVoice, lead: str | None = None,
+               context: Mapping[str, Any] | None = None) -> dict[str, Any]:
         """The JSON schema the output must satisfy; ``lead`` is the text the main field must
-        open with (carried as ``x-lead``, which the local grammar enforces)."""
+        open with (carried as ``x-lead``, which the local grammar enforces); ``context`` lets a
+        kind constrain values to the task's data (a recommendation's SKUs to its catalog)."""
 
     def lead(self, task: Task, context: Mapping[str, Any], brand: BrandVoice) -> str | None:
         """The opening the output must have for this contact (as the model sees it), or None."""
@@ -85,7 +87,8 @@ class TaskKind(Protocol):
     def finish(self, output: dict[str, Any], brand: BrandVoice, language: str) -> dict[str, Any]:
         """Deterministic completion of a valid output (e.g. the required sign-off)."""
 
-    def guards(self, brand: BrandVoice, lead: str | None = None) -> list[Guard]:
+    def guards(self, brand: BrandVoice, lead: str | None = None,
+               context: Mapping[str, Any] | None = None) -> list[Guard]:
         """The checks every output of this kind must pass (``lead`` as the reader will see it)."""
 
 
@@ -122,8 +125,10 @@ class CopyKind:
     body_field: str
     limits: tuple[tuple[str, str], ...]  # (field, BrandVoice attribute holding its max length)
     greeted: bool = False
+    min_body: int = 0  # characters the body must have after its lead (a grammar bound locally)
 
-    def schema(self, brand: BrandVoice, lead: str | None = None) -> dict[str, Any]:
+    def schema(self, brand: BrandVoice, lead: str | None = None,
+               context: Mapping[str, Any] | None = None) -> dict[str, Any]:
         """String fields; length limits leave room for the sign-off and disclosure that
         :meth:`finish` appends, so a grammar-constrained model cannot overrun them."""
         schema = _string_object(list(self.fields))
@@ -133,6 +138,8 @@ class CopyKind:
             schema["properties"][name]["maxLength"] = max(limit, 1)
         if lead:
             schema["properties"][self.body_field]["x-lead"] = lead
+        if self.min_body:
+            schema["properties"][self.body_field]["minLength"] = len(lead or "") + self.min_body
         return schema
 
     def lead(self, task: Task, context: Mapping[str, Any], brand: BrandVoice) -> str | None:
@@ -194,7 +201,8 @@ class CopyKind:
                 done[name] = shorten(value, int(getattr(brand, attr)))
         return done
 
-    def guards(self, brand: BrandVoice, lead: str | None = None) -> list[Guard]:
+    def guards(self, brand: BrandVoice, lead: str | None = None,
+               context: Mapping[str, Any] | None = None) -> list[Guard]:
         limits = {f: int(getattr(brand, attr)) for f, attr in self.limits}
         required = [t for t in (brand.sign_off, brand.ai_disclosure) if t]
         lead_guard: list[Guard] = [LeadGuard(self.body_field, lead)] if lead else []
@@ -230,7 +238,7 @@ def shorten(text: str, limit: int) -> str:
     return cut.rstrip(" ,;:-") + "…"
 
 
-def _dump(output: Mapping[str, str]) -> str:
+def _dump(output: Mapping[str, Any]) -> str:
     return json.dumps(output, ensure_ascii=False)
 
 
@@ -252,6 +260,8 @@ EMAIL = CopyKind(
 )
 TEXT = CopyKind(name="text", fields=("text",), body_field="text",
                 limits=(("text", "max_body_chars"),))
+REPLY = CopyKind(name="reply", fields=("body",), body_field="body",
+                 limits=(("body", "max_body_chars"),), greeted=True, min_body=80)
 
 
 def default_task_kinds() -> Registry[TaskKind]:
@@ -259,4 +269,8 @@ def default_task_kinds() -> Registry[TaskKind]:
     registry: Registry[TaskKind] = Registry("task kind")
     registry.register(EMAIL.name, EMAIL)
     registry.register(TEXT.name, TEXT)
+    registry.register(REPLY.name, REPLY)
+    from core.recommend import RECOMMENDATION
+
+    registry.register(RECOMMENDATION.name, RECOMMENDATION)
     return registry

@@ -27,6 +27,8 @@ class Wording:
     contact: str
     lead: str
     output: dict[str, str]
+    recommend_intro: str
+    catalog: str
 
 
 WORDING: dict[str, Wording] = {
@@ -43,7 +45,10 @@ WORDING: dict[str, Wording] = {
         brief="Brief",
         contact="Contact",
         lead="Start the {field} with: {lead}",
-        output={"email": "Email", "text": "Text"},
+        output={"email": "Email", "text": "Text", "reply": "Reply",
+                "recommendation": "Recommendation"},
+        recommend_intro="{brand} recommends products from its catalog that fit each customer.",
+        catalog="Catalog",
     ),
     "ja": Wording(
         intro="{brand}は顧客に向けて、短く心のこもったマーケティング文を書きます。",
@@ -58,7 +63,9 @@ WORDING: dict[str, Wording] = {
         brief="依頼",
         contact="顧客",
         lead="{field} は次の言葉で始めること: {lead}",
-        output={"email": "メール", "text": "文章"},
+        output={"email": "メール", "text": "文章", "reply": "返信", "recommendation": "おすすめ"},
+        recommend_intro="{brand}はカタログの中から、お客様一人ひとりに合う商品をおすすめします。",
+        catalog="カタログ",
     ),
 }
 
@@ -156,11 +163,63 @@ _TEXT_JA = [
     ),
 ]
 
+_REPLY_EN = [
+    Example(
+        kind="reply",
+        language="en",
+        brief="My Trail Runner 2 soles are peeling after two months. What can I do?",
+        contact={"first_name": "{first_name}", "last_purchase": "Trail Runner 2 shoes"},
+        output={"body": "Hi {first_name},\n\nI'm sorry your Trail Runner 2 soles are peeling so "
+                        "soon. That is covered by our one-year warranty: reply with a photo and your "
+                        "order number and we will send a new pair.\n\nThanks for your patience,"},
+    ),
+]
+
+_REPLY_JA = [
+    Example(
+        kind="reply",
+        language="ja",
+        brief="購入して2か月でトレイルランナー2のソールがはがれてきました。",
+        contact={"last_name": "{last_name}", "last_purchase": "トレイルランナー2"},
+        output={"body": "{last_name}様\n\nご不便をおかけして申し訳ございません。ソールのはがれは"
+                        "1年保証の対象です。写真とご注文番号をお送りいただければ、新しいものをお送り"
+                        "します。"},
+    ),
+]
+
+_RECOMMENDATION_EN = [
+    Example(
+        kind="recommendation",
+        language="en",
+        brief="Suggest what to add to their next order.",
+        contact={"first_name": "{first_name}", "purchases": ["Trail Runner 2 shoes"]},
+        output={"picks": [{"product": "Shoe Care Kit",
+                           "reason": "Cleans and re-proofs the Trail Runner 2 they just bought."}],
+                "message": "Your Trail Runner 2 will last longer with the Shoe Care Kit."},
+    ),
+]
+
+_RECOMMENDATION_JA = [
+    Example(
+        kind="recommendation",
+        language="ja",
+        brief="次の注文に加える商品を提案。",
+        contact={"last_name": "{last_name}", "purchases": ["トレイルランナー2"]},
+        output={"picks": [{"product": "シューケアキット",
+                           "reason": "購入されたトレイルランナー2のグリップと防水性を保てます。"}],
+                "message": "シューケアキットでトレイルランナー2を長くお使いいただけます。"},
+    ),
+]
+
 BUILTIN_EXAMPLES: dict[tuple[str, str], list[Example]] = {
     ("email", "en"): _EMAIL_EN,
     ("email", "ja"): _EMAIL_JA,
     ("text", "en"): _TEXT_EN,
     ("text", "ja"): _TEXT_JA,
+    ("reply", "en"): _REPLY_EN,
+    ("reply", "ja"): _REPLY_JA,
+    ("recommendation", "en"): _RECOMMENDATION_EN,
+    ("recommendation", "ja"): _RECOMMENDATION_JA,
 }
 
 

@@ -219,6 +219,12 @@ class HubSpotClient:
                 out[str(r._from.id)] = [str(t.to_object_id) for t in r.to or []]
         return out
 
+    def products(self, limit: int = 100) -> list[dict[str, str]]:
+        """The product library (the catalog recommendations come from)."""
+        page = self.sdk.crm.products.basic_api.get_page(
+            limit=limit, properties=["name", "hs_sku", "description", "price"], archived=False)
+        return [{"id": r.id, **_props(r.properties)} for r in page.results or []]
+
     # -- write-back ---------------------------------------------------------------------------------
 
     def update_contact(self, contact_id: str, properties: dict[str, str]) -> dict[str, str]:

@@ -14,6 +14,7 @@ reason in the ``error`` output, so the workflow goes on and shows why.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import timedelta
@@ -26,6 +27,7 @@ from core.engine import Engine
 from core.engine import Result as EngineResult
 from core.errors import GenerationError, InputError, UnknownNameError
 from core.outbox import Outbox
+from core.recommend import named
 from core.replies import Replies
 from core.settings import Settings
 from core.store import JobRow
@@ -37,6 +39,7 @@ log = logging.getLogger("baton.hubspot")
 KINDS = {"email": "email", "recommend": "recommendation", "reply": "reply"}  # action -> task kind
 TRIGGER_OFF = {"", "false", "0", "no", "off"}
 TONES = {"friendly", "professional", "playful", "formal"}
+CATALOG_TTL = 300.0
 
 
 @dataclass(frozen=True)
@@ -123,6 +126,7 @@ class HubSpotConnector:
         self.engine = engine
         self.specs = action_specs()
         self.lease = timedelta(seconds=settings.job_lease_seconds)
+        self._catalogs: dict[int, tuple[float, list[dict[str, str]]]] = {}
 
     def handlers(self) -> dict[str, Callable[[JobRow], dict[str, Any]]]:
         return {"hubspot.event": self.handle_event, "hubspot.action": self.handle_action}
@@ -203,12 +207,24 @@ class HubSpotConnector:
         self.replies.sent(keys)
         return len(rows)
 
+    def catalog(self, client: HubSpotClient) -> list[dict[str, str]]:
+        """The portal's product library as a catalog, kept for a few minutes per portal."""
+        now = time.monotonic()
+        cached = self._catalogs.get(client.portal)
+        if cached is None or now - cached[0] > CATALOG_TTL:
+            items = [{"sku": p.get("hs_sku") or p["id"], "name": p.get("name", ""),
+                      "description": p.get("description", "")} for p in client.products()]
+            cached = self._catalogs[client.portal] = (now, items)
+        return cached[1]
+
     # -- shared --------------------------------------------------------------------------------
 
     def _generate(self, client: HubSpotClient, job: JobRow, contact_id: str, kind: str,
                   inputs: Mapping[str, str]) -> EngineResult:
         props = Settings.list_of(self.settings.hubspot_contact_properties)
         context, language = fetch_context(client, contact_id, props)
+        if kind == "recommendation":
+            context["catalog"] = self.catalog(client)
         brief = inputs.get("brief") or self.settings.hubspot_brief
         if inputs.get("tone") in TONES:
             brief = f"{brief} Tone: {inputs['tone']}."
@@ -224,14 +240,10 @@ def _outputs(kind: str, result: EngineResult) -> dict[str, str]:
     if kind == "email":
         return {"subject": str(out.get("subject", "")), "body": str(out.get("body", ""))}
     if kind == "recommendation":
-        return {"recommendations": _recommendations(out), "body": str(out.get("message", ""))}
-    return {"body": str(out.get("body", out.get("text", "")))}
-
-
-def _recommendations(out: Mapping[str, Any]) -> str:
-    items = out.get("recommendations") or []
-    return "; ".join(f"{i.get('name', i.get('sku', ''))}: {i.get('reason', '')}" for i in items
-                     if isinstance(i, dict))
+        picks = named(out, result.task.context)
+        return {"recommendations": "; ".join(f"{p['name']} ({p['sku']}): {p['reason']}" for p in picks),
+                "body": str(out.get("message", ""))}
+    return {"body": str(out.get("body", ""))}
 
 
 def _result(kind: str, result: EngineResult) -> Result:

@@ -80,7 +80,7 @@ class LlamaPool:
         return LoadedModel(llama=llama, lock=threading.RLock(), file=file)
 
 
-_NESTED_CHARS = re.compile(r'^([\w-]+) ::= "\\"" \(char [()char ?]*\)\? "\\"" space$')
+_NESTED_CHARS = re.compile(r'^([\w-]+) ::= "\\"" ((?:char )*)\(char [()char ?]*\)\? "\\"" space$')
 
 
 def grammar_text(schema: dict[str, Any]) -> str:
@@ -97,13 +97,15 @@ def grammar_text(schema: dict[str, Any]) -> str:
         match = _NESTED_CHARS.match(line)
         if match:
             name, limit = match.group(1), line.count("char")
+            least = match.group(2).count("char")  # minLength: that many required chars first
             lead = leads.get(name, "")
             literal = ""
             if lead:
                 escaped = json.dumps(lead, ensure_ascii=False)[1:-1]
                 literal = '"' + escaped.replace("\\", "\\\\").replace('"', '\\"') + '" '
                 limit = max(limit - len(lead), 0)
-            line = f'{name} ::= "\\"" {literal}char{{0,{limit}}} "\\"" space'
+                least = max(least - len(lead), 0)
+            line = f'{name} ::= "\\"" {literal}char{{{least},{limit}}} "\\"" space'
         lines.append(line)
     gbnf = "\n".join(lines)
     return gbnf.replace("root ::=", "root ::= \" \"? root-value\nroot-value ::=", 1)

@@ -78,7 +78,7 @@ def test_db_upgrade(env: dict[str, str], tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(("args", "extra_env", "message"), [
-    (["generate", "poem"], {}, "unknown task kind 'poem'; known: email, text"),
+    (["generate", "poem"], {}, "unknown task kind 'poem'; known: email, recommendation, reply, text"),
     (["generate", "email", "--language", "fr"], {}, "language 'fr' is not supported"),
     (["generate", "email", "--contacts", "x.csv"], {}, "--contacts needs --out"),
     (["generate", "email"], {"BATON_LLAMA_THREADS": "two"}, "BATON_LLAMA_THREADS"),
@@ -118,7 +118,7 @@ def test_real_entry_point_prints_no_traceback(env: dict[str, str]) -> None:
                           capture_output=True, text=True, timeout=60)
     assert proc.returncode == 1
     assert proc.stderr.strip().splitlines() == [
-        "error: unknown task kind 'poem'; known: email, text"]
+        "error: unknown task kind 'poem'; known: email, recommendation, reply, text"]
 
 
 def test_a_bug_still_ends_in_one_line_and_a_crash_log(env: dict[str, str],

@@ -3,6 +3,7 @@ callback completion; one job and one completion per callbackId; clear 4xx for cl
 
 from __future__ import annotations
 
+import json
 from datetime import timedelta
 
 import pytest
@@ -119,3 +120,42 @@ def test_the_reply_race_has_exactly_one_winner(hub: Hub) -> None:
     claimed = replies.claim("hubspot", "7", lease=timedelta(minutes=5))
     assert [r.key for r in claimed] == ["k1"]
     assert replies.claim("hubspot", "7", lease=timedelta(minutes=5)) == []
+
+
+def add_products(hub: Hub) -> None:
+    products = hub.fake.portal(PORTAL)
+    products.add("products", "801", name="Rain cover 40L", hs_sku="RC-40", description="Fits 35-45L packs")
+    products.add("products", "802", name="Summit 40L backpack", hs_sku="SB-40")
+    products.add("products", "803", name="Ridge trekking poles", hs_sku="TP-200")
+
+
+def test_recommend_picks_from_the_product_library(hub: Hub) -> None:
+    add_products(hub)
+    hub.local.outputs.appendleft(json.dumps({
+        "picks": [{"product": "Rain cover 40L", "reason": "Keeps the Summit pack dry."}],
+        "message": "Hi {first_name}, a rain cover for your Summit pack."}))
+    r = hub.action("recommend", call("ap-6-1", brief=""))
+    out = r.json["outputFields"]
+    assert out["hs_execution_state"] == "SUCCESS", out
+    assert out["recommendations"] == "Rain cover 40L (RC-40): Keeps the Summit pack dry."
+    assert out["body"] == "Hi Maya, a rain cover for your Summit pack."
+    contact = hub.fake.portal(PORTAL).objects["contacts"]["101"]
+    assert contact["baton_recommendations"] == out["recommendations"]
+    schema = hub.local.schemas[-1]["properties"]["picks"]["items"]["properties"]["product"]
+    assert schema["enum"] == ["Rain cover 40L", "Ridge trekking poles"]  # the backpack is owned
+
+
+def test_recommend_without_products_fails_continue_with_the_fix(hub: Hub) -> None:
+    out = hub.action("recommend", call("ap-6-2")).json["outputFields"]
+    assert out["hs_execution_state"] == "FAIL_CONTINUE" and "add products" in out["error"]
+
+
+def test_reply_answers_the_question_in_the_brief(hub: Hub) -> None:
+    hub.local.outputs.appendleft(json.dumps({
+        "body": "Hi {first_name},\n\nA new buckle is on its way today; it clips onto the Summit "
+                "belt without tools, and the old one can go in the recycling."}))
+    r = hub.action("reply", call("ap-7-1", brief="My hip belt buckle broke, can I get a new one?"))
+    out = r.json["outputFields"]
+    assert out["hs_execution_state"] == "SUCCESS" and out["body"].startswith("Hi Maya,")
+    assert hub.fake.portal(PORTAL).objects["contacts"]["101"]["baton_reply"] == out["body"]
+    assert "hip belt buckle broke" in hub.local.prompts[-1].text

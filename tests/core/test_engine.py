@@ -166,7 +166,8 @@ def test_run_many_reports_bad_rows_without_stopping(store: Store) -> None:
 def test_unknown_kind_and_language(store: Store) -> None:
     local, cloud = backends([], [])
     engine = make_engine(store, CASCADE, local, cloud)
-    with pytest.raises(UnknownNameError, match="unknown task kind 'poem'; known: email, text"):
+    with pytest.raises(UnknownNameError,
+                       match="unknown task kind 'poem'; known: email, recommendation, reply, text"):
         engine.run(Task(kind="poem", context=CONTACT))
     with pytest.raises(InputError, match="language 'fr' is not supported"):
         engine.run(Task(kind="email", context=CONTACT, language="fr"))

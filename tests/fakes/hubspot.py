@@ -23,7 +23,7 @@ from tests.fakes.loopback import JsonHandler, LoopbackServer
 
 NOW = "2026-11-28T00:00:00.000Z"
 IN_FLIGHT = 0.1
-OBJECT_TYPES = ("contacts", "companies", "deals", "line_items", "notes")
+OBJECT_TYPES = ("contacts", "companies", "deals", "line_items", "notes", "products")
 
 
 @dataclass
@@ -266,6 +266,11 @@ class FakeHubSpot(LoopbackServer):
                                     for i in p.associations.get((kind, oid, t), [])]}
                     for t in assoc if p.associations.get((kind, oid, t))}
             return 200, reply
+        if (m := re.fullmatch(r"/crm/v3/objects/(\w+)", path)) and method == "GET":
+            wanted = [w for v in query.get("properties", []) for w in v.split(",")] or None
+            limit = int(query.get("limit", ["10"])[0])
+            items = list(p.objects[m[1]].items())[:limit]
+            return 200, {"results": [_object(i, o, wanted) for i, o in items]}
         if m := re.fullmatch(r"/crm/v3/objects/(\w+)/batch/read", path):
             objects = p.objects[m[1]]
             wanted = body.get("properties") or None
