@@ -156,7 +156,7 @@ class HubSpotConnector:
         result = self._generate(client, job, contact_id, "email", {})
         written = write_back(client, self.outbox, job_id=job.id, contact_id=contact_id,
                              result=_result("email", result))
-        return {"trigger": why, "receipt_id": result.receipt.id, "route": result.decision.action,
+        return {"trigger": why, "receipt_id": result.receipt.id, "route": result.receipt.role,
                 **written}
 
     # -- workflow actions ------------------------------------------------------------------------
@@ -188,7 +188,7 @@ class HubSpotConnector:
             return {"hs_execution_state": "FAIL_CONTINUE", "error": str(exc)[:1000]}
         outputs = {name: "" for name in self.specs[p["action"]].outputs}
         outputs.update({"hs_execution_state": "SUCCESS", "receipt_id": result.receipt.id,
-                        "route": result.decision.action})
+                        "route": result.receipt.role})
         outputs.update(_outputs(kind, result))
         return outputs
 
