@@ -78,7 +78,7 @@ def task_handler(get_app: Callable[[], App]) -> Handler:
             id=job.id,
         ))
         return {"output": result.output, "receipt_id": result.receipt.id,
-                "route": result.decision.action}
+                "route": result.receipt.role, "action": result.decision.action}
 
     return handle
 

@@ -51,6 +51,7 @@ class Settings(BaseSettings):
     salesforce_org_ids: str = ""
     salesforce_path_token: SecretStr = SecretStr("")
     salesforce_source_cidrs: str = ""
+    salesforce_sync_budget: float = Field(default=8.0, ge=0, le=110)
     trusted_proxy: bool = False
     max_body_bytes: int = Field(default=1 << 20, ge=1024)
     web_workers: int = Field(default=2, ge=1, le=64)

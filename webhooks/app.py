@@ -51,7 +51,7 @@ log = logging.getLogger("baton.web")
 
 def create_app(services: Services) -> Flask:
     """The WSGI app for one set of services (settings are read once, by the caller)."""
-    from webhooks import hubspot, ops, salesforce, slack, tasks
+    from webhooks import hubspot, ops, salesforce, salesforce_actions, slack, tasks
 
     app = Flask("baton")
     app.config["MAX_CONTENT_LENGTH"] = services.settings.max_body_bytes
@@ -60,6 +60,7 @@ def create_app(services: Services) -> Flask:
     app.register_blueprint(hubspot.blueprint)
     app.register_blueprint(tasks.blueprint)
     app.register_blueprint(salesforce.blueprint)
+    app.register_blueprint(salesforce_actions.blueprint)
     app.register_blueprint(slack.blueprint)
 
     @app.before_request

@@ -55,7 +55,8 @@ _ERROR = {"type": "object", "required": ["error", "reason"],
           "properties": {"error": {"type": "string"}, "reason": {"type": "string"}}}
 OPENAPI: dict[str, Any] = {
     "openapi": "3.0.3",
-    "info": {"title": "Baton task API", "version": "1"},
+    "info": {"title": "Baton task API", "version": "1",
+             "description": "Import into Salesforce External Services to call Baton from Flow."},
     "components": {
         "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
         "schemas": {
@@ -69,6 +70,31 @@ OPENAPI: dict[str, Any] = {
                     "tier": {"type": "string", "enum": ["routine", "critical"]},
                     "language": {"type": "string", "example": "en"},
                 },
+            },
+            "FlowAction": {
+                "type": "object", "required": ["recordId"], "additionalProperties": False,
+                "properties": {
+                    "recordId": {"type": "string", "minLength": 15, "maxLength": 18},
+                    "fields": {"type": "object", "description": "the record's fields by API name",
+                               "additionalProperties": {"type": "string"}},
+                    "brief": {"type": "string"},
+                    "tone": {"type": "string", "enum": ["friendly", "professional", "playful", "formal"]},
+                    "tier": {"type": "string", "enum": ["routine", "critical"]},
+                    "language": {"type": "string", "example": "en"},
+                    "requestId": {"type": "string", "description": "dedupes retries"},
+                    "purchases": {"type": "array", "items": {"type": "string"}},
+                    "catalog": {"type": "array", "items": {"type": "object", "required": ["sku"],
+                                                           "properties": {
+                                                               "sku": {"type": "string"},
+                                                               "name": {"type": "string"},
+                                                               "description": {"type": "string"}}}},
+                },
+            },
+            "FlowResult": {
+                "type": "object",
+                "properties": {k: {"type": "string"} for k in (
+                    "state", "job_id", "recordId", "subject", "body", "recommendations",
+                    "receipt_id", "route", "poll_url", "error", "reason")},
             },
             "Task": {
                 "type": "object",
@@ -98,6 +124,26 @@ OPENAPI: dict[str, Any] = {
                     "schema": {"$ref": "#/components/schemas/Error"}}}},
                 "401": {"description": "bad or missing key"},
                 "415": {"description": "not JSON"},
+            },
+        }},
+        "/salesforce/actions/{action}": {"post": {
+            "summary": "Generate for one Salesforce record (Flow HTTP Callout / External Services)",
+            "operationId": "generateForRecord",
+            "parameters": [{"name": "action", "in": "path", "required": True,
+                            "schema": {"type": "string", "enum": ["email", "recommend", "reply"]}}],
+            "requestBody": {"required": True, "content": {"application/json": {
+                "schema": {"$ref": "#/components/schemas/FlowAction"}}}},
+            "responses": {
+                "200": {"description": "done", "content": {"application/json": {
+                    "schema": {"$ref": "#/components/schemas/FlowResult"}}}},
+                "202": {"description": "still running: poll /v1/tasks/{job_id}",
+                        "content": {"application/json": {
+                            "schema": {"$ref": "#/components/schemas/FlowResult"}}}},
+                "400": {"description": "bad request", "content": {"application/json": {
+                    "schema": {"$ref": "#/components/schemas/Error"}}}},
+                "401": {"description": "bad or missing key"},
+                "422": {"description": "generation failed its checks", "content": {
+                    "application/json": {"schema": {"$ref": "#/components/schemas/FlowResult"}}}},
             },
         }},
         "/v1/tasks/{id}": {"get": {

@@ -1,0 +1,78 @@
+"""Salesforce Flow actions: a bearer key, the record's fields in, the outputs back in the same
+call when the job is quick, else 202 and a poll URL; bad input is a 400 with the field."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+from flask.testing import FlaskClient
+
+from core.apikeys import ApiKeys
+from webhooks.app import Services
+
+RECORD = "003000000000001AAA"
+
+
+def post(client: FlaskClient, key: str, body: Any, action: str = "email") -> Any:
+    return client.post(f"/salesforce/actions/{action}", data=json.dumps(body),
+                       content_type="application/json", headers={"Authorization": f"Bearer {key}"})
+
+
+@pytest.fixture
+def key(services: Services) -> str:
+    return ApiKeys(services.store).create("salesforce", "acme")[1]
+
+
+def test_flow_action_returns_the_email_for_the_record(client: FlaskClient, services: Services,
+                                                      key: str) -> None:
+    body = {"recordId": RECORD, "fields": {"FirstName": "Ann", "Email": "ann@example.com",
+                                           "AccountName": "Acme"},
+            "brief": "Thank her for the order", "tone": "friendly", "requestId": "r-1"}
+    r = post(client, key, body)
+    assert r.status_code == 200, r.json
+    assert r.json["state"] == "done" and r.json["recordId"] == RECORD
+    assert r.json["body"] == "Hi Ann, hello." and r.json["route"] == "local"
+    assert post(client, key, body).json["job_id"] == r.json["job_id"]  # a retried callout: same job
+    task = client.get(f"/v1/tasks/{r.json['job_id']}", headers={"Authorization": f"Bearer {key}"})
+    assert task.json["result"]["output"]["subject"] == "s"
+    job = services.jobs.get(r.json["job_id"])
+    assert job is not None and job.tenant == "acme"
+    assert job.payload["context"] == {"first_name": "Ann", "email": "ann@example.com", "company": "Acme"}
+    assert job.payload["brief"] == "Thank her for the order Tone: friendly."
+
+
+def test_a_slow_job_answers_202_with_the_poll_url(client: FlaskClient, services: Services,
+                                                  key: str) -> None:
+    services.settings = services.settings.model_copy(update={"salesforce_sync_budget": 0.0})
+    services.dispatcher = type("Later", (), {"dispatch": lambda self, ids, mark=True: None})()
+    services.inbox.dispatcher = services.dispatcher
+    r = post(client, key, {"recordId": RECORD, "fields": {"FirstName": "Ann"}, "brief": "b"})
+    assert r.status_code == 202 and r.json["poll_url"] == f"/v1/tasks/{r.json['job_id']}"
+
+
+@pytest.mark.parametrize(("body", "action", "status", "reason"), [
+    ({"recordId": RECORD, "brief": "b"}, "poem", 404, "unknown action 'poem'"),
+    ({"recordId": "x", "brief": "b"}, "email", 400, "recordId"),
+    ({"recordId": RECORD}, "email", 400, "brief: required"),
+    ({"recordId": RECORD, "brief": "b", "tier": "urgent"}, "email", 400, "tier"),
+    ({"recordId": RECORD, "brief": "b", "fields": {"A": {"nested": 1}}}, "email", 400, "fields"),
+    ({"recordId": RECORD, "brief": "b", "extra": 1}, "email", 400, "extra"),
+])
+def test_bad_flow_requests_are_400_with_the_field(client: FlaskClient, key: str, body: Any,
+                                                  action: str, status: int, reason: str) -> None:
+    r = post(client, key, body, action)
+    assert r.status_code == status and reason in r.json["reason"], r.json
+
+
+def test_without_a_key_it_is_401(client: FlaskClient) -> None:
+    r = client.post("/salesforce/actions/email", json={"recordId": RECORD, "brief": "b"})
+    assert r.status_code == 401 and "Bearer" in r.json["reason"]
+
+
+def test_the_action_is_in_the_openapi_document_for_external_services(client: FlaskClient) -> None:
+    doc = client.get("/openapi.json").json
+    op = doc["paths"]["/salesforce/actions/{action}"]["post"]
+    assert op["parameters"][0]["schema"]["enum"] == ["email", "recommend", "reply"]
+    assert "recordId" in doc["components"]["schemas"]["FlowAction"]["required"]

@@ -1,0 +1,112 @@
+"""``POST /salesforce/actions/<action>``: a Salesforce Flow (HTTP Callout / External Services) or
+Apex asks for an email, product recommendations or a support reply for one record.
+
+Authentication: a Baton API key (``baton keys create --name salesforce --tenant <org>``) sent by
+the Named Credential as ``Authorization: Bearer <key>``. The record's fields come in the body (the
+Flow passes what it has); the job is a generic engine task, deduped on ``requestId``. If it is done
+within ``BATON_SALESFORCE_SYNC_BUDGET`` seconds (default 8, under Apex's 10-second default callout
+timeout) the answer carries the outputs, which the Flow writes to the record with an Update Records
+element; otherwise 202 with the task's id and its poll URL (``GET /v1/tasks/<id>``, same key). A
+generation that fails its checks is a 422 with the reason, so the Flow takes its fault path.
+Step 4 adds fetching the record and its history with simple-salesforce and writing back itself.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any, Literal
+
+from flask import Blueprint, Response, jsonify
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from core.jobs import DEAD, DONE, FAILED, NewJob
+from core.policy import describe_validation_error
+from core.recommend import named
+from webhooks.common import json_body, record, services
+from webhooks.errors import BadRequest, NotFound
+from webhooks.tasks import tenant
+
+blueprint = Blueprint("salesforce_actions", __name__)
+
+KINDS = {"email": "email", "recommend": "recommendation", "reply": "reply"}
+FIELDS = {"FirstName": "first_name", "LastName": "last_name", "Name": "name", "Email": "email",
+          "Phone": "phone", "MobilePhone": "mobile", "Title": "job_title", "Company": "company",
+          "AccountName": "company", "Industry": "industry", "City": "city", "Country": "country",
+          "LeadSource": "lead_source"}
+POLL = 0.05
+Scalar = str | int | float | bool | None
+
+
+class CatalogItem(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    sku: str = Field(min_length=1, max_length=100)
+    name: str = Field(default="", max_length=200)
+    description: str = Field(default="", max_length=500)
+
+
+class FlowAction(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    recordId: str = Field(min_length=15, max_length=18, pattern=r"^[A-Za-z0-9]+$")
+    fields: dict[str, Scalar] = Field(default_factory=dict, max_length=100)
+    brief: str = Field(default="", max_length=4000)
+    tone: Literal["friendly", "professional", "playful", "formal"] | None = None
+    tier: Literal["routine", "critical"] = "routine"
+    language: str = Field(default="en", max_length=8)
+    requestId: str | None = Field(default=None, min_length=1, max_length=200)
+    purchases: list[str] = Field(default_factory=list, max_length=100)
+    catalog: list[CatalogItem] = Field(default_factory=list, max_length=200)
+
+
+def context_of(body: FlowAction) -> dict[str, Any]:
+    context: dict[str, Any] = {FIELDS.get(k, k): v for k, v in body.fields.items()
+                               if v not in (None, "")}
+    if body.purchases:
+        context["purchases"] = body.purchases
+    if body.catalog:
+        context["catalog"] = [c.model_dump(exclude_defaults=True) for c in body.catalog]
+    return context
+
+
+@blueprint.post("/salesforce/actions/<action>")
+def action(action: str) -> tuple[Response, int]:
+    owner = tenant()
+    kind = KINDS.get(action)
+    if kind is None:
+        raise NotFound(f"unknown action {action!r}; known: {', '.join(sorted(KINDS))}")
+    try:
+        body = FlowAction.model_validate(json_body())
+    except ValidationError as exc:
+        raise BadRequest(describe_validation_error(exc)) from None
+    if not body.brief.strip() and kind != "recommendation":
+        raise BadRequest("brief: required for this action")
+    brief = body.brief + (f" Tone: {body.tone}." if body.tone else "")
+    context = context_of(body)
+    payload = {"kind": kind, "context": context, "brief": brief.strip(), "tier": body.tier,
+               "language": body.language, "source": {"salesforce_record": body.recordId}}
+    external = f"{body.recordId}:{body.requestId}" if body.requestId else None
+    accepted = record(f"salesforce-flow:{owner}", [NewJob(external_id=external, kind="task",
+                                                          tenant=owner, payload=payload)])
+    job_id = accepted.job_ids[0]
+    svc = services()
+    deadline = time.monotonic() + svc.settings.salesforce_sync_budget
+    job = svc.jobs.get(job_id)
+    while job is not None and job.state not in (DONE, FAILED, DEAD) and time.monotonic() < deadline:
+        time.sleep(POLL)
+        job = svc.jobs.get(job_id)
+    if job is None or job.tenant != owner:
+        raise NotFound("no such task for this key")
+    if job.state == DONE and job.result:
+        out = job.result["output"]
+        return jsonify(state="done", job_id=job_id, recordId=body.recordId,
+                       subject=str(out.get("subject", "")),
+                       body=str(out.get("body", out.get("message", ""))),
+                       recommendations="; ".join(f"{p['name']} ({p['sku']}): {p['reason']}"
+                                                 for p in named(out, context)),
+                       receipt_id=job.result["receipt_id"], route=job.result["route"]), 200
+    if job.state in (FAILED, DEAD):
+        return jsonify(state=job.state, job_id=job_id, recordId=body.recordId,
+                       error="generation_failed", reason=job.error or "failed"), 422
+    return jsonify(state=job.state, job_id=job_id, recordId=body.recordId,
+                   poll_url=f"/v1/tasks/{job_id}"), 202
