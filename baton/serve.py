@@ -82,7 +82,18 @@ def work(settings: Settings, handlers: Registry[Handler] | None = None) -> None:
             if stop.wait(settings.reconcile_seconds):
                 return
 
+    def pump_forever() -> None:
+        while True:  # new jobs from the web processes, a few milliseconds after their ack
+            try:
+                sent = dispatcher.pump()
+            except Exception:
+                logging.getLogger("baton.worker").exception("dispatch pump failed; will retry")
+                sent = 0
+            if sent == 0 and stop.wait(settings.dispatch_poll_seconds):
+                return
+
     threading.Thread(target=reconcile_forever, name="baton-reconciler", daemon=True).start()
+    threading.Thread(target=pump_forever, name="baton-pump", daemon=True).start()
     try:
         consumer.run()
     finally:

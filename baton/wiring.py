@@ -102,8 +102,11 @@ def build_hubspot(settings: Settings, store: Store, get_app: Callable[[], App]) 
 
 def build_services(settings: Settings | None = None, *, immediate: bool = False,
                    handlers: Registry[Handler] | None = None,
-                   engine_app: Callable[[], App] | None = None) -> Services:
-    """The services of a web process (and, with ``immediate``, a worker in the same process)."""
+                   engine_app: Callable[[], App] | None = None,
+                   dispatch_new: bool | None = None) -> Services:
+    """The services of a web process (and, with ``immediate``, a worker in the same process).
+    ``dispatch_new``: whether the web's inbox dispatches new jobs itself (default: only when
+    ``immediate``; otherwise the workers' pump does)."""
     settings = settings or load_settings()
     policy = load_policy(settings.config)
     store = open_store(settings.resolved_database_url)
@@ -126,4 +129,4 @@ def build_services(settings: Settings | None = None, *, immediate: bool = False,
     local = build_backends(settings, policy)["local"]
     return Services(settings=settings, store=store, jobs=jobs, dispatcher=dispatcher,
                     metrics=Metrics(lambda: job_counts(store)), model_ready=local.health,
-                    hubspot=hubspot)
+                    hubspot=hubspot, dispatch_new=immediate if dispatch_new is None else dispatch_new)

@@ -145,6 +145,25 @@ class Jobs:
         with self.store.session() as session:
             return session.get(JobRow, job_id)
 
+    def take_undispatched(self, limit: int = 100) -> list[str]:
+        """Due queued jobs that nobody has dispatched yet (the web process records without
+        dispatching), marked dispatched by this call: with several worker processes polling,
+        each id goes to one of them."""
+        now = self.clock()
+        pending = (sa.select(JobRow.id).where(JobRow.state == QUEUED, JobRow.dispatched_at.is_(None),
+                                              JobRow.run_after <= now)
+                   .order_by(JobRow.created_at).limit(limit))
+        with self.store.session() as session:  # a read first: an idle poll takes no write lock
+            if session.execute(pending.limit(1)).first() is None:
+                return []
+        with self.store.session.begin() as session:
+            taken = session.execute(
+                sa.update(JobRow).where(JobRow.id.in_(pending.scalar_subquery()),
+                                        JobRow.dispatched_at.is_(None))
+                .values(dispatched_at=now).returning(JobRow.id)
+                .execution_options(synchronize_session=False))
+            return list(taken.scalars())
+
     def mark_dispatched(self, job_ids: Sequence[str]) -> None:
         if not job_ids:
             return

@@ -57,6 +57,15 @@ class Dispatcher:
         if mark:
             self.jobs.mark_dispatched(ids)
 
+    def pump(self, limit: int = 100) -> int:
+        """Dispatch the jobs the web processes recorded since the last pump; return how many.
+        Workers call this every ``BATON_DISPATCH_POLL_SECONDS``, which keeps the queue's write
+        off the webhook's ack path."""
+        taken = self.jobs.take_undispatched(limit)
+        if taken:
+            self.dispatch(taken, mark=False)
+        return len(taken)
+
     def dispatch_later(self, job_id: str, delay: float) -> None:
         """Send one job id after ``delay`` seconds (a retry after its backoff)."""
         self._task.schedule(args=([job_id],), delay=delay)

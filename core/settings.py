@@ -60,6 +60,7 @@ class Settings(BaseSettings):
     job_lease_seconds: int = Field(default=300, ge=1)
     reconcile_seconds: float = Field(default=30.0, gt=0)
     redispatch_seconds: float = Field(default=60.0, gt=0)
+    dispatch_poll_seconds: float = Field(default=0.05, gt=0, le=10)
     # Encrypts platform tokens at rest (a Fernet key); empty: a key file in the data directory
     secret_key: SecretStr = SecretStr("")
 

@@ -40,10 +40,11 @@ class Services:
     model_ready: Callable[[], tuple[bool, str]]
     clock: Callable[[], float] = time.time
     hubspot: HubSpotConnector | None = None
+    dispatch_new: bool = True  # False in `baton serve`: the workers' pump dispatches
     inbox: GroupCommitInbox = field(init=False)
 
     def __post_init__(self) -> None:
-        self.inbox = GroupCommitInbox(self.jobs, self.dispatcher)
+        self.inbox = GroupCommitInbox(self.jobs, self.dispatcher, dispatch_new=self.dispatch_new)
 
 
 log = logging.getLogger("baton.web")

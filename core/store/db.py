@@ -4,6 +4,7 @@ workers can share one file; PostgreSQL is used when ``BATON_DATABASE_URL`` says 
 from __future__ import annotations
 
 import fcntl
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -207,9 +208,36 @@ class Store:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
         self.session = sessionmaker(engine, expire_on_commit=False)
+        self._write_lock_file: Any = None
+        self._write_lock_guard = threading.Lock()
+
+    @contextmanager
+    def write_lock(self) -> Iterator[None]:
+        """Hold while writing on a hot path (the inbox's group commit).
+
+        SQLite lets one writer in at a time and makes the others *sleep* in its busy handler (1,
+        2, 5, 10, 15, 20, 25 ms ... before trying again), which turns two web processes committing
+        at once into tail latency. A blocking ``flock`` beside the database queues them in the
+        kernel instead and wakes the next one the moment the lock is free. No-op on PostgreSQL,
+        whose row locks need no help."""
+        database = self.engine.url.database
+        if self.engine.dialect.name != "sqlite" or not database or database == ":memory:":
+            yield
+            return
+        with self._write_lock_guard:  # one holder per process: flock is per open file
+            if self._write_lock_file is None:
+                self._write_lock_file = open(f"{Path(database).expanduser()}.write.lock", "a")  # noqa: SIM115
+            fcntl.flock(self._write_lock_file, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(self._write_lock_file, fcntl.LOCK_UN)
 
     def close(self) -> None:
         self.engine.dispose()
+        if self._write_lock_file is not None:
+            self._write_lock_file.close()
+            self._write_lock_file = None
 
 
 _MIGRATION_LOCK_ID = 0x6261746F6E  # "baton": the PostgreSQL advisory lock all migrating processes share

@@ -79,10 +79,13 @@ class Hub:
         """Run what is queued, the way a worker would (the real Huey queue, one message at a time)."""
         huey = self.services.dispatcher.huey  # type: ignore[attr-defined]
         n = 0
-        while (task := huey.dequeue()) is not None:
+        while True:
+            self.services.dispatcher.pump()  # what the web recorded, as a worker's pump sends it
+            task = huey.dequeue()
+            if task is None:
+                return n
             huey.execute(task)
             n += 1
-        return n
 
     def retry_now(self) -> int:
         """Make every job waiting for a retry due now, send them and run them."""

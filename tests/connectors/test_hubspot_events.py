@@ -95,6 +95,7 @@ def test_a_429_storm_is_ridden_out_without_early_requests_or_lost_jobs(queued_hu
     hub.fake.inject(429, 5, retry_after=1)
     ids = [j.id for j in hub.jobs("hubspot.event")]
     huey = hub.services.dispatcher.huey  # type: ignore[attr-defined]
+    hub.services.dispatcher.pump()
     tasks = []
     while (task := huey.dequeue()) is not None:
         tasks.append(task)

@@ -143,3 +143,26 @@ def test_dedupe_keys_are_kept_seven_days(store: Store) -> None:
 def test_a_full_batch_commits_in_one_transaction(store: Store, n: int) -> None:
     accepted = Jobs(store).accept("hubspot", items([str(i) for i in range(n)]))
     assert len(accepted.new) == n == count(store, JobRow)
+
+
+def test_undispatched_jobs_are_taken_once_by_concurrent_pumps(store: Store) -> None:
+    jobs = Jobs(store)
+    made = jobs.accept("hubspot", items([f"e{i}" for i in range(60)])).job_ids  # as `baton serve` records
+    jobs.accept("hubspot", items(["sent"]), dispatched=True)  # already sent by its recorder
+    taken: list[str] = []
+    lock = threading.Lock()
+    barrier = threading.Barrier(4)
+
+    def pump() -> None:
+        barrier.wait()
+        while got := jobs.take_undispatched(limit=7):
+            with lock:
+                taken.extend(got)
+
+    threads = [threading.Thread(target=pump) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(taken) == sorted(made)  # every recorded job once, none twice, not the sent one
+    assert jobs.take_undispatched() == []
