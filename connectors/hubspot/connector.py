@@ -25,7 +25,7 @@ from connectors.hubspot.client import HubSpotClient
 from connectors.hubspot.crm import Result, fetch_context, write_back
 from core.engine import Engine
 from core.engine import Result as EngineResult
-from core.errors import GenerationError, InputError, UnknownNameError
+from core.errors import BatonError, GenerationError, InputError, UnknownNameError
 from core.outbox import Outbox
 from core.recommend import named
 from core.replies import Replies
@@ -186,6 +186,12 @@ class HubSpotConnector:
         except (GenerationError, InputError, UnknownNameError) as exc:
             log.info("workflow action failed", extra={"job_id": job.id, "error": type(exc).__name__})
             return {"hs_execution_state": "FAIL_CONTINUE", "error": str(exc)[:1000]}
+        except BatonError as exc:  # transient: retried, but the last attempt answers the workflow
+            if job.attempts < job.max_attempts:
+                raise
+            log.info("workflow action gave up", extra={"job_id": job.id, "error": type(exc).__name__})
+            return {"hs_execution_state": "FAIL_CONTINUE",
+                    "error": f"gave up after {job.attempts} attempts: {exc}"[:1000]}
         outputs = {name: "" for name in self.specs[p["action"]].outputs}
         outputs.update({"hs_execution_state": "SUCCESS", "receipt_id": result.receipt.id,
                         "route": result.receipt.role})

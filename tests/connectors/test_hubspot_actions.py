@@ -159,3 +159,18 @@ def test_reply_answers_the_question_in_the_brief(hub: Hub) -> None:
     assert out["hs_execution_state"] == "SUCCESS" and out["body"].startswith("Hi Maya,")
     assert hub.fake.portal(PORTAL).objects["contacts"]["101"]["baton_reply"] == out["body"]
     assert "hip belt buckle broke" in hub.local.prompts[-1].text
+
+
+def test_an_action_whose_retries_run_out_completes_with_fail_continue(queued_hub: Hub) -> None:
+    hub = queued_hub
+    hub.action("email", call("ap-8-1"))
+    hub.fake.inject(503, 1000, path=r"/crm/v3/objects/contacts/\d+")  # HubSpot keeps failing
+    hub.drain()
+    for _ in range(10):
+        [job] = hub.jobs("hubspot.action")
+        if job.state != "queued":
+            break
+        hub.retry_now()
+    assert job.state == "done" and job.attempts == job.max_attempts
+    done = hub.fake.completed["ap-8-1"]  # the workflow is told, not left waiting for a day
+    assert done["hs_execution_state"] == "FAIL_CONTINUE" and "gave up after 5 attempts" in done["error"]
