@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -63,19 +64,38 @@ def settings(tmp_path: Path, model_path: Path) -> Settings:
     return Settings(data_dir=tmp_path / "data", model_path=model_path)
 
 
-def _pg_store() -> Iterator[Store]:
+@contextmanager
+def pg_schema() -> Iterator[tuple[str, str]]:
+    """A fresh PostgreSQL schema, dropped afterwards: (its name, a database URL that uses it)."""
     schema = f"t_{uuid.uuid4().hex[:12]}"
     admin = sa.create_engine(PG_URL)
     with admin.begin() as conn:
         conn.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
-    store = open_store(PG_URL, connect_args={"options": f"-csearch_path={schema}"})
     try:
-        yield store
+        yield schema, PG_URL + f"?options=-csearch_path%3D{schema}"
     finally:
-        store.close()
         with admin.begin() as conn:
             conn.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
         admin.dispose()
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def database_url(request: pytest.FixtureRequest) -> Iterator[str | None]:
+    """None (the embedded SQLite default), then a fresh PostgreSQL schema's URL."""
+    if request.param == "sqlite":
+        yield None
+        return
+    with pg_schema() as (_, url):
+        yield url
+
+
+def _pg_store() -> Iterator[Store]:
+    with pg_schema() as (_, url):
+        store = open_store(url)
+        try:
+            yield store
+        finally:
+            store.close()
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])

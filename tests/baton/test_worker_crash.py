@@ -9,18 +9,16 @@ import socket
 import subprocess
 import sys
 import time
-import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-import sqlalchemy as sa
 
 from core.jobs import DONE, RUNNING, Jobs, NewJob
 from core.queue import Dispatcher, make_huey
 from core.settings import Settings
 from core.store import JobRow, open_store
-from tests.conftest import PG_URL
+from tests.conftest import pg_schema as fresh_pg_schema
 from tests.fakes.platform import FakePlatform
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -40,14 +38,8 @@ def settings_of(env: dict[str, str]) -> Settings:
 
 @pytest.fixture
 def pg_schema() -> Iterator[str]:
-    schema = f"t_{uuid.uuid4().hex[:12]}"
-    admin = sa.create_engine(PG_URL)
-    with admin.begin() as conn:
-        conn.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
-    yield PG_URL + f"?options=-csearch_path%3D{schema}"
-    with admin.begin() as conn:
-        conn.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
-    admin.dispose()
+    with fresh_pg_schema() as (_, url):
+        yield url
 
 
 def base_env(tmp_path: Path) -> dict[str, str]:

@@ -3,13 +3,12 @@ database they must not trip over each other."""
 
 import subprocess
 import sys
-import uuid
 from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
 
-from tests.conftest import PG_URL
+from tests.conftest import PG_URL, pg_schema
 
 MIGRATE = """
 import sys
@@ -43,14 +42,8 @@ def test_concurrent_first_starts_migrate_a_fresh_sqlite_database_once(tmp_path: 
 
 @pytest.mark.postgres
 def test_concurrent_first_starts_migrate_a_fresh_postgres_schema_once() -> None:
-    schema = f"t_{uuid.uuid4().hex[:12]}"
-    admin = sa.create_engine(PG_URL)
-    with admin.begin() as conn:
-        conn.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
-    try:
+    with pg_schema() as (schema, _):
         _migrate_concurrently(PG_URL, schema)
+        admin = sa.create_engine(PG_URL)
         assert {"receipts", "jobs", "inbox_keys", "alembic_version"} <= _tables(admin, schema)
-    finally:
-        with admin.begin() as conn:
-            conn.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
         admin.dispose()

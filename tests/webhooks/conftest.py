@@ -6,7 +6,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import sqlalchemy as sa
 from flask.testing import FlaskClient
 
 from baton.wiring import build_app, build_services
@@ -21,20 +20,9 @@ ORG = "00D000000000062EAA"
 GOOD = json.dumps({"subject": "s", "preheader": "p", "body": "Hi {first_name}, hello."})
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
-def services(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Services]:
-    url = None
-    schema = None
-    if request.param == "postgresql":
-        import uuid
-
-        from tests.conftest import PG_URL
-        schema = f"t_{uuid.uuid4().hex[:12]}"
-        admin = sa.create_engine(PG_URL)
-        with admin.begin() as conn:
-            conn.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
-        url = PG_URL + f"?options=-csearch_path%3D{schema}"
-    cfg = Settings(data_dir=tmp_path, database_url=url, hubspot_client_secret=SECRET,  # type: ignore[arg-type]
+@pytest.fixture
+def services(database_url: str | None, tmp_path: Path) -> Iterator[Services]:
+    cfg = Settings(data_dir=tmp_path, database_url=database_url, hubspot_client_secret=SECRET,  # type: ignore[arg-type]
                    slack_signing_secret=SLACK_SECRET, salesforce_org_ids=ORG,  # type: ignore[arg-type]
                    max_body_bytes=64 * 1024)
     local = ScriptedBackend("llama", local=True, model="gemma", outputs=[GOOD] * 50)
@@ -46,10 +34,6 @@ def services(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Service
     yield svc
     svc.store.close()
     engine_app.close()
-    if schema is not None:
-        with admin.begin() as conn:
-            conn.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
-        admin.dispose()
 
 
 @pytest.fixture
