@@ -154,8 +154,13 @@ class HubSpotConnector:
         client = self.auth.client(int(event["portalId"]))
         contact_id = str(event["objectId"])
         result = self._generate(client, job, contact_id, "email", {})
-        written = write_back(client, self.outbox, job_id=job.id, contact_id=contact_id,
-                             result=_result("email", result))
+        out = _result("email", result)
+        if event.get("propertyName") in Settings.list_of(self.settings.hubspot_trigger_properties):
+            # Untick the trigger with the results, so ticking it again asks again (our own
+            # change arrives as an event with a false value, which is skipped).
+            out = Result({**out.properties, str(event["propertyName"]): "false"}, out.note,
+                         out.receipt_id)
+        written = write_back(client, self.outbox, job_id=job.id, contact_id=contact_id, result=out)
         return {"trigger": why, "receipt_id": result.receipt.id, "route": result.receipt.role,
                 **written}
 

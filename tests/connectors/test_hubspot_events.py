@@ -76,6 +76,8 @@ def test_only_creations_and_trigger_properties_start_work(queued_hub: Hub) -> No
     assert results[502] == {"skipped": "contact.propertyChange lastname"}
     assert results[503] == {"skipped": "contact.deletion"}
     assert len(hub.fake.calls("PATCH", r"/crm/v3/objects/contacts/\d+")) == 1
+    contact = hub.fake.portal(PORTAL).objects["contacts"]["500"]
+    assert contact["baton_generate"] == "false" and contact["baton_email_body"]  # ready to tick again
 
 
 def test_an_event_for_a_portal_that_is_not_connected_fails_without_touching_hubspot(
