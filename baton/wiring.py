@@ -95,7 +95,7 @@ def default_handlers(get_app: Callable[[], App],
 def build_hubspot(settings: Settings, store: Store, get_app: Callable[[], App]) -> HubSpotConnector:
     vault = TokenVault(store, TokenCipher.from_settings(settings.secret_key.get_secret_value(),
                                                         settings.data_dir))
-    auth = HubSpotAuth(settings, vault, Limiters(settings.hubspot_requests_per_10s))
+    auth = HubSpotAuth(settings, vault, Limiters(settings.hubspot_requests_per_10s, settings.queue_url))
     return HubSpotConnector(settings, auth, Outbox(store), Replies(store),
                             engine=lambda: get_app().engine)
 

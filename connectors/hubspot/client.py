@@ -5,6 +5,7 @@ Every SDK call goes through :meth:`HubSpotClient._call`, installed as the SDK's 
 * a client-side rate limiter per portal (``BATON_HUBSPOT_REQUESTS_PER_10S``, default 100: the
   private-app floor; OAuth apps get 110 per installed account) — a rolling 10-second window like
   HubSpot's own, so a burst can never exceed the limit, unlike a token bucket refilled by the second;
+  kept in Redis when the queue is (scale-out), so all worker processes share one window and pause;
 * 429: nobody in this process sends to that portal before ``Retry-After`` (HubSpot's REST 429s may
   omit it: then the next window), then retry; 5xx and connection trouble: backoff with jitter;
   after ``BATON_HUBSPOT_MAX_ATTEMPTS`` the call raises :class:`PlatformUnavailable` and the job is
@@ -22,10 +23,11 @@ import logging
 import random
 import threading
 import time
+import uuid
 from collections import deque
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
 
 from hubspot import HubSpot
 from hubspot.automation.actions import (
@@ -89,17 +91,79 @@ class RateLimiter:
             self._paused_until = max(self._paused_until, self.clock() + seconds)
 
 
-class Limiters:
-    """One limiter per portal, shared by every thread of the process."""
+class Limiter(Protocol):
+    def acquire(self) -> None: ...
 
-    def __init__(self, limit: int) -> None:
+    def pause(self, seconds: float) -> None: ...
+
+
+# The same rolling window in Redis, for every worker process on every machine at once. Redis's own
+# clock decides, so machines with skewed clocks still agree. Returns the seconds to wait (0: go).
+_ACQUIRE = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) + tonumber(t[2]) / 1e6
+local window, limit = tonumber(ARGV[1]), tonumber(ARGV[2])
+local paused = tonumber(redis.call('GET', KEYS[2]) or '0')
+if paused > now then return tostring(paused - now) end
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - window)
+if redis.call('ZCARD', KEYS[1]) < limit then
+  redis.call('ZADD', KEYS[1], now, ARGV[3])
+  redis.call('PEXPIRE', KEYS[1], math.ceil(window * 1000))
+  return '0'
+end
+local oldest = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
+return tostring(tonumber(oldest[2]) + window - now)
+"""
+_PAUSE = """
+local t = redis.call('TIME')
+local until_ = tonumber(t[1]) + tonumber(t[2]) / 1e6 + tonumber(ARGV[1])
+if until_ > tonumber(redis.call('GET', KEYS[1]) or '0') then
+  redis.call('SET', KEYS[1], tostring(until_), 'PX', math.ceil(tonumber(ARGV[1]) * 1000) + 1000)
+end
+return 1
+"""
+
+
+class RedisRateLimiter:
+    """:class:`RateLimiter` shared through Redis by all processes (``BATON_QUEUE_URL=redis://``)."""
+
+    def __init__(self, client: Any, name: str, limit: int, *, window: float = WINDOW,
+                 sleep: Callable[[float], None] = time.sleep) -> None:
+        self.keys = [f"baton:ratelimit:{name}", f"baton:ratelimit:{name}:paused"]
+        self.limit, self.window, self.sleep = limit, window, sleep
+        self._acquire = client.register_script(_ACQUIRE)
+        self._pause = client.register_script(_PAUSE)
+
+    def acquire(self) -> None:
+        while (wait := float(self._acquire(keys=self.keys,
+                                           args=[self.window, self.limit, uuid.uuid4().hex]))) > 0:
+            self.sleep(min(wait, self.window))
+
+    def pause(self, seconds: float) -> None:
+        self._pause(keys=self.keys[1:], args=[seconds])
+
+
+class Limiters:
+    """One limiter per portal: shared by the threads of this process, or, given a Redis URL
+    (the scale-out queue's), by every worker process."""
+
+    def __init__(self, limit: int, redis_url: str | None = None) -> None:
         self.limit = limit
-        self._by_portal: dict[int, RateLimiter] = {}
+        self._redis: Any = None
+        if redis_url and redis_url.startswith(("redis://", "rediss://", "unix://")):
+            import redis
+
+            self._redis = redis.Redis.from_url(redis_url)
+        self._by_portal: dict[int, Limiter] = {}
         self._lock = threading.Lock()
 
-    def get(self, portal: int) -> RateLimiter:
+    def get(self, portal: int) -> Limiter:
         with self._lock:
-            return self._by_portal.setdefault(portal, RateLimiter(self.limit))
+            if portal not in self._by_portal:
+                self._by_portal[portal] = (
+                    RedisRateLimiter(self._redis, f"hubspot:{portal}", self.limit)
+                    if self._redis is not None else RateLimiter(self.limit))
+            return self._by_portal[portal]
 
 
 TokenSource = Callable[[str | None], str]  # (rejected token or None) -> a valid access token
@@ -123,7 +187,7 @@ def retry_after(headers: Any) -> float | None:
 
 
 class HubSpotClient:
-    def __init__(self, portal: int, tokens: TokenSource, limiter: RateLimiter, *, base_url: str,
+    def __init__(self, portal: int, tokens: TokenSource, limiter: Limiter, *, base_url: str,
                  max_attempts: int = 5, max_wait: float = 30.0,
                  sleep: Callable[[float], None] = time.sleep) -> None:
         self.portal, self.tokens, self.limiter = portal, tokens, limiter

@@ -124,3 +124,40 @@ def test_the_limiter_never_allows_more_than_the_limit_in_any_ten_seconds() -> No
     before = now[0]
     limiter.acquire()
     assert now[0] >= before + 5
+
+
+def test_the_redis_window_holds_across_processes_and_so_does_a_pause() -> None:
+    import time
+    import uuid
+
+    import redis
+
+    from connectors.hubspot.client import RedisRateLimiter
+
+    client = redis.Redis.from_url("redis://127.0.0.1:6379/15")
+    name = f"test:{uuid.uuid4().hex}"
+    # Two limiters on one key: what two worker processes hold.
+    limiters = [RedisRateLimiter(client, name, 5, window=1.0) for _ in range(2)]
+    sent: list[float] = []
+    lock = threading.Lock()
+
+    def worker(limiter: RedisRateLimiter) -> None:
+        for _ in range(4):
+            limiter.acquire()
+            with lock:
+                sent.append(time.monotonic())
+
+    threads = [threading.Thread(target=worker, args=(limiters[i % 2],)) for i in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    sent.sort()
+    assert len(sent) == 16
+    assert max(sum(1 for t in sent if s <= t < s + 0.98) for s in sent) <= 5
+    limiters[0].pause(0.6)  # one process got a 429 with Retry-After
+    before = time.monotonic()
+    limiters[1].acquire()
+    assert time.monotonic() - before >= 0.55
+    client.delete(*limiters[0].keys)
+    client.close()
