@@ -122,9 +122,11 @@ def build_services(settings: Settings | None = None, *, immediate: bool = False,
 
     hubspot = build_hubspot(settings, store, get_app)
     runner = JobRunner(jobs, handlers or default_handlers(get_app, hubspot),
-                       timedelta(seconds=settings.job_lease_seconds))
+                       timedelta(seconds=settings.job_lease_seconds),
+                       batch_handlers=hubspot.batch_handlers() if handlers is None else None)
     dispatcher = Dispatcher(make_huey(settings, immediate=immediate), jobs, runner.run,
-                            redispatch_after=timedelta(seconds=settings.redispatch_seconds))
+                            redispatch_after=timedelta(seconds=settings.redispatch_seconds),
+                            run_jobs=runner.run_many)
     runner.retry_later = dispatcher.dispatch_later
     local = build_backends(settings, policy)["local"]
     return Services(settings=settings, store=store, jobs=jobs, dispatcher=dispatcher,

@@ -39,9 +39,13 @@ class Dispatcher:
     """Sends job ids to the workers and reconciles what the queue lost."""
 
     def __init__(self, huey: Huey, jobs: Jobs, run_job: Callable[[str], Any], *,
-                 redispatch_after: timedelta = timedelta(seconds=60)) -> None:
+                 redispatch_after: timedelta = timedelta(seconds=60),
+                 run_jobs: Callable[[list[str]], Any] | None = None) -> None:
         self.huey, self.jobs, self.redispatch_after = huey, jobs, redispatch_after
-        def run(job_ids: list[str]) -> Any:
+
+        def run(job_ids: list[str]) -> Any:  # the ids of one message run together if they can
+            if run_jobs is not None:
+                return run_jobs(job_ids)
             return [run_job(job_id) for job_id in job_ids]
 
         # Huey names a task after its function's module: a closure defined here gives every

@@ -27,6 +27,10 @@ from core.registry import Registry
 from core.store import JobRow
 
 Handler = Callable[[JobRow], dict[str, Any]]
+# Runs several jobs of one kind together (e.g. one engine.run_many for a webhook batch, so their
+# shared prompt prefix is evaluated once and the local model decodes them as one batch); returns
+# each job's result or the error it ended with, in order.
+BatchHandler = Callable[[list[JobRow]], list[dict[str, Any] | BaseException]]
 log = logging.getLogger("baton.worker")
 
 PERMANENT = (InputError, UnknownNameError, GenerationError, ConfigError, QuotaExhaustedError)
@@ -36,8 +40,10 @@ class JobRunner:
     """Runs one job id at a time; safe to call for an id that is done or held elsewhere."""
 
     def __init__(self, jobs: Jobs, handlers: Registry[Handler], lease: timedelta, *,
-                 retry_later: Callable[[str, float], None] | None = None) -> None:
+                 retry_later: Callable[[str, float], None] | None = None,
+                 batch_handlers: dict[str, BatchHandler] | None = None) -> None:
         self.jobs, self.handlers, self.lease = jobs, handlers, lease
+        self.batch_handlers = batch_handlers or {}
         # Sends a job id again after a delay (the queue's scheduler); without it, a retry waits
         # for the reconciler's next tick.
         self.retry_later = retry_later
@@ -49,17 +55,49 @@ class JobRunner:
             return "not-claimed"
         try:
             result = self.handlers.get(job.kind)(job)
-        except PERMANENT as exc:
-            log.info("job failed permanently", extra={"job_id": job_id, "kind": job.kind,
-                                                     "error": type(exc).__name__})
-            return self.jobs.fail(job_id, str(exc), permanent=True)
-        except BatonError as exc:
-            return self._retry(job_id, str(exc))
-        except Exception as exc:  # a bug or an outage nobody translated: retry, then dead
-            log.exception("job raised", extra={"job_id": job_id, "kind": job.kind})
-            return self._retry(job_id, f"{type(exc).__name__}: {exc}")
-        self.jobs.succeed(job_id, result)
-        return "done"
+        except Exception as exc:
+            return self._end(job, exc)
+        return self._end(job, result)
+
+    def run_many(self, job_ids: list[str]) -> list[str]:
+        """Run the jobs that can be claimed; jobs of a kind with a batch handler run together."""
+        states = {job_id: "not-claimed" for job_id in job_ids}
+        claimed = [job for job_id in job_ids if (job := self.jobs.claim(job_id, self.lease))]
+        by_kind: dict[str, list[JobRow]] = {}
+        for job in claimed:
+            by_kind.setdefault(job.kind, []).append(job)
+        for kind, group in by_kind.items():
+            batch = self.batch_handlers.get(kind)
+            if batch is None or len(group) < 2:
+                for job in group:
+                    try:
+                        outcome: dict[str, Any] | BaseException = self.handlers.get(kind)(job)
+                    except Exception as exc:
+                        outcome = exc
+                    states[job.id] = self._end(job, outcome)
+                continue
+            try:
+                outcomes = batch(group)
+            except Exception as exc:  # the whole batch failed: each job is judged by that error
+                outcomes = [exc] * len(group)
+            for job, outcome in zip(group, outcomes, strict=True):
+                states[job.id] = self._end(job, outcome)
+        return [states[job_id] for job_id in job_ids]
+
+    def _end(self, job: JobRow, outcome: dict[str, Any] | BaseException) -> str:
+        """Record how a claimed job ended: done, failed for good, or retried later."""
+        if not isinstance(outcome, BaseException):
+            self.jobs.succeed(job.id, outcome)
+            return "done"
+        if isinstance(outcome, PERMANENT):
+            log.info("job failed permanently", extra={"job_id": job.id, "kind": job.kind,
+                                                     "error": type(outcome).__name__})
+            return self.jobs.fail(job.id, str(outcome), permanent=True)
+        if isinstance(outcome, BatonError):
+            return self._retry(job.id, str(outcome))
+        # a bug or an outage nobody translated: retry, then dead
+        log.error("job raised", exc_info=outcome, extra={"job_id": job.id, "kind": job.kind})
+        return self._retry(job.id, f"{type(outcome).__name__}: {outcome}")
 
     def _retry(self, job_id: str, error: str) -> str:
         state = self.jobs.fail(job_id, error)

@@ -70,6 +70,16 @@ def action_specs() -> dict[str, ActionSpec]:
 
 
 @dataclass(frozen=True)
+class _Event:
+    """A webhook event ready for the engine."""
+
+    client: HubSpotClient
+    contact_id: str
+    why: str
+    task: Task
+
+
+@dataclass(frozen=True)
 class ActionCall:
     callback_id: str
     portal: int
@@ -131,6 +141,9 @@ class HubSpotConnector:
     def handlers(self) -> dict[str, Callable[[JobRow], dict[str, Any]]]:
         return {"hubspot.event": self.handle_event, "hubspot.action": self.handle_action}
 
+    def batch_handlers(self) -> dict[str, Callable[[list[JobRow]], list[dict[str, Any] | BaseException]]]:
+        return {"hubspot.event": self.handle_events}
+
     # -- webhooks ------------------------------------------------------------------------------
 
     def wants(self, event: Mapping[str, Any]) -> str | None:
@@ -146,6 +159,38 @@ class HubSpotConnector:
         return None
 
     def handle_event(self, job: JobRow) -> dict[str, Any]:
+        prepared = self._prepare_event(job)
+        if isinstance(prepared, dict):
+            return prepared
+        return self._finish_event(job, prepared, self.engine().run(prepared.task))
+
+    def handle_events(self, jobs: list[JobRow]) -> list[dict[str, Any] | BaseException]:
+        """A webhook batch at once: contexts fetched per contact, then one ``engine.run_many``
+        (the brand's prompt prefix evaluated once, contacts decoded together), then each
+        write-back. One job's failure is that job's alone."""
+        outcomes: list[dict[str, Any] | BaseException] = []
+        runs: list[tuple[int, _Event]] = []
+        for i, job in enumerate(jobs):
+            try:
+                prepared = self._prepare_event(job)
+            except BatonError as exc:
+                outcomes.append(exc)
+                continue
+            outcomes.append(prepared if isinstance(prepared, dict) else {})
+            if not isinstance(prepared, dict):
+                runs.append((i, prepared))
+        results = self.engine().run_many([p.task for _, p in runs])
+        for (i, prepared), result in zip(runs, results, strict=True):
+            try:
+                if isinstance(result, BaseException):
+                    raise result
+                outcomes[i] = self._finish_event(jobs[i], prepared, result)
+            except BatonError as exc:
+                outcomes[i] = exc
+        return outcomes
+
+    def _prepare_event(self, job: JobRow) -> _Event | dict[str, Any]:
+        """What to generate for this event, or the reason it is skipped."""
         event = job.payload
         why = self.wants(event)
         if why is None:
@@ -153,16 +198,20 @@ class HubSpotConnector:
             return {"skipped": f"{kind} {event.get('propertyName', '')}".strip()}
         client = self.auth.client(int(event["portalId"]))
         contact_id = str(event["objectId"])
-        result = self._generate(client, job, contact_id, "email", {})
+        return _Event(client, contact_id, why, self._task(client, job, contact_id, "email", {}))
+
+    def _finish_event(self, job: JobRow, prepared: _Event, result: EngineResult) -> dict[str, Any]:
+        event = job.payload
         out = _result("email", result)
         if event.get("propertyName") in Settings.list_of(self.settings.hubspot_trigger_properties):
             # Untick the trigger with the results, so ticking it again asks again (our own
             # change arrives as an event with a false value, which is skipped).
             out = Result({**out.properties, str(event["propertyName"]): "false"}, out.note,
                          out.receipt_id)
-        written = write_back(client, self.outbox, job_id=job.id, contact_id=contact_id, result=out)
-        return {"trigger": why, "receipt_id": result.receipt.id, "route": result.receipt.role,
-                **written}
+        written = write_back(prepared.client, self.outbox, job_id=job.id,
+                             contact_id=prepared.contact_id, result=out)
+        return {"trigger": prepared.why, "receipt_id": result.receipt.id,
+                "route": result.receipt.role, **written}
 
     # -- workflow actions ------------------------------------------------------------------------
 
@@ -232,6 +281,11 @@ class HubSpotConnector:
 
     def _generate(self, client: HubSpotClient, job: JobRow, contact_id: str, kind: str,
                   inputs: Mapping[str, str]) -> EngineResult:
+        return self.engine().run(self._task(client, job, contact_id, kind, inputs))
+
+    def _task(self, client: HubSpotClient, job: JobRow, contact_id: str, kind: str,
+              inputs: Mapping[str, str]) -> Task:
+        """The engine task for a contact: its context from HubSpot, the action's inputs."""
         props = Settings.list_of(self.settings.hubspot_contact_properties)
         context, language = fetch_context(client, contact_id, props)
         if kind == "recommendation":
@@ -240,10 +294,9 @@ class HubSpotConnector:
         if inputs.get("tone") in TONES:
             brief = f"{brief} Tone: {inputs['tone']}."
         tier = inputs.get("tier") if inputs.get("tier") in ("routine", "critical") else "routine"
-        return self.engine().run(Task(
-            kind=kind, context=context, brief=brief, tenant=job.tenant,
-            tier=tier,  # type: ignore[arg-type]
-            language=inputs.get("language") or language or "en", id=job.id))
+        return Task(kind=kind, context=context, brief=brief, tenant=job.tenant,
+                    tier=tier,  # type: ignore[arg-type]
+                    language=inputs.get("language") or language or "en", id=job.id)
 
 
 def _outputs(kind: str, result: EngineResult) -> dict[str, str]:

@@ -117,7 +117,8 @@ def make_hub(tmp_path: Path, database_url: str | None, *, immediate: bool, **ove
                        hubspot_portal_id=PORTAL, hubspot_access_token=TOKEN,  # type: ignore[arg-type]
                        hubspot_client_id="client-1", hubspot_redirect_url="https://b.example/hubspot/oauth/callback",
                        **overrides)
-        local = ScriptedBackend("llama", local=True, model="gemma", outputs=[EMAIL] * 400)
+        local = ScriptedBackend("llama", local=True, model="gemma", outputs=[EMAIL] * 400,
+                                max_batch=8)
         cloud = ScriptedBackend("openai", local=False, model="gpt-4o-mini")
         cloud.healthy = (False, "not configured")
         policy = parse_policy('[[routes]]\nname = "local"\naction = "local"\n')

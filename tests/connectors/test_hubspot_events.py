@@ -31,6 +31,8 @@ def test_a_batch_of_100_events_makes_100_write_backs_exactly_once(queued_hub: Hu
     assert r.status_code == 200 and r.json == {"accepted": 100, "duplicates": 0}
     hub.drain()
     assert {j.state for j in hub.jobs("hubspot.event")} == {"done"}
+    # Each queue message (10 job ids) ran as one engine.run_many: one batched first attempt each.
+    assert hub.local.batches == [10] * 10
     assert len(hub.fake.calls("PATCH", r"/crm/v3/objects/contacts/\d+")) == 100
     assert len(hub.fake.calls("POST", "/crm/v3/objects/notes")) == 100
     for i in range(100):

@@ -1,14 +1,18 @@
 """Dispatch through real Huey storages: SQLite (embedded default) and Redis (scale-out)."""
 
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from core.errors import ConfigError
+from core.errors import ConfigError, InputError, TransientBackendError
 from core.jobs import Jobs, NewJob
 from core.queue import Dispatcher, make_huey
+from core.registry import Registry
 from core.settings import Settings
 from core.store import Store
+from core.worker import Handler, JobRunner
 
 
 @pytest.mark.parametrize("queue", ["sqlite", "redis"])
@@ -47,12 +51,6 @@ def test_unknown_queue_url_is_a_config_error(tmp_path: Path) -> None:
 
 def test_a_transient_failure_is_rescheduled_after_its_backoff(tmp_path: Path,
                                                              sqlite_store: Store) -> None:
-    from datetime import timedelta
-
-    from core.errors import TransientBackendError
-    from core.registry import Registry
-    from core.worker import Handler, JobRunner
-
     huey = make_huey(Settings(data_dir=tmp_path))
     jobs = Jobs(sqlite_store, rand=lambda: 1.0, backoff_base=30.0)
     calls: list[str] = []
@@ -73,6 +71,29 @@ def test_a_transient_failure_is_rescheduled_after_its_backoff(tmp_path: Path,
     assert huey.pending_count() == 1  # the consumer moves it to its schedule on sight
     task = huey.dequeue()
     assert task is not None and task.args == ([job_id],)
-    now = __import__("datetime").datetime.now(__import__("datetime").UTC).replace(tzinfo=None)
+    now = datetime.now(UTC).replace(tzinfo=None)
     assert 29 <= (task.eta - now).total_seconds() <= 31
     assert jobs.due() == []  # the reconciler leaves it to the scheduled retry
+
+
+def test_jobs_of_one_message_run_as_a_batch_and_end_one_by_one(sqlite_store: Store) -> None:
+    jobs = Jobs(sqlite_store)
+    seen: list[list[str]] = []
+
+    def batch(group: list[Any]) -> list[Any]:
+        seen.append([j.payload["n"] for j in group])
+        return [{"n": j.payload["n"]} if j.payload["n"] == "ok" else
+                InputError("bad contact") if j.payload["n"] == "bad" else
+                TransientBackendError("503") for j in group]
+
+    handlers: Registry[Handler] = Registry("job kind")
+    handlers.register("e", lambda job: {"alone": job.payload["n"]})
+    runner = JobRunner(jobs, handlers, timedelta(seconds=30), batch_handlers={"e": batch})
+    ids = jobs.accept("hubspot", [NewJob(None, "e", "t", {"n": n}) for n in ("ok", "bad", "flaky")]).job_ids
+    done_elsewhere = jobs.accept("hubspot", [NewJob(None, "e", "t", {"n": "x"})]).job_ids[0]
+    jobs.claim(done_elsewhere, timedelta(seconds=30))  # another worker holds it
+    assert runner.run_many([*ids, done_elsewhere]) == ["done", "failed", "queued", "not-claimed"]
+    assert seen == [["ok", "bad", "flaky"]]
+    single = jobs.accept("hubspot", [NewJob(None, "e", "t", {"n": "one"})]).job_ids
+    assert runner.run_many(single) == ["done"]  # a batch of one takes the plain handler
+    assert jobs.get(single[0]).result == {"alone": "one"}  # type: ignore[union-attr]

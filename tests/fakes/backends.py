@@ -15,8 +15,10 @@ from core.task import Prompt, PromptStyle
 class ScriptedBackend:
     def __init__(self, name: str, *, local: bool, model: str, style: PromptStyle = "completion",
                  outputs: list[str | BackendError] | None = None, prompt_tokens: int = 1000,
-                 completion_tokens: int = 100, cached_tokens: int = 0) -> None:
+                 completion_tokens: int = 100, cached_tokens: int = 0, max_batch: int = 1) -> None:
         self.name, self.keeps_data_local, self.model = name, local, model
+        self.max_batch = max_batch  # > 1: offers generate_many, as the llama backend does
+        self.batches: list[int] = []
         self.prompt_style: PromptStyle = style
         self.outputs: deque[str | BackendError] = deque(outputs or [])
         self.prompts: list[Prompt] = []
@@ -33,6 +35,11 @@ class ScriptedBackend:
         p, c, cached = self.usage
         return Generation(text=out, prompt_tokens=p, completion_tokens=c, cached_tokens=cached,
                           model=self.model)
+
+    def generate_many(self, prompts: list[Prompt], schemas: list[dict[str, Any]],
+                      limits: Limits) -> list[Generation]:
+        self.batches.append(len(prompts))
+        return [self.generate(p, s, limits) for p, s in zip(prompts, schemas, strict=True)]
 
     def health(self) -> tuple[bool, str]:
         return self.healthy
