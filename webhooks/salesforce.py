@@ -76,6 +76,8 @@ def parse(body: bytes) -> tuple[str, str, list[dict[str, Any]]]:
         raise BadRequest(f"forbidden XML construct ({type(exc).__name__})") from None
     except ElementTree.ParseError as exc:
         raise BadRequest(f"malformed XML: {exc}") from None
+    except LookupError as exc:  # expat on an XML declaration naming an unknown encoding
+        raise BadRequest(f"malformed XML: {exc}") from None
     notifications = root.find(f"{{{SOAP}}}Body/{{{OM}}}notifications")
     if notifications is None:
         raise BadRequest("not an outbound message: no soapenv:Body/notifications")

@@ -7,6 +7,8 @@ import json
 from datetime import timedelta
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from core.replies import Replies
 from tests.connectors.conftest import PORTAL, Hub, call
@@ -174,3 +176,20 @@ def test_an_action_whose_retries_run_out_completes_with_fail_continue(queued_hub
     assert job.state == "done" and job.attempts == job.max_attempts
     done = hub.fake.completed["ap-8-1"]  # the workflow is told, not left waiting for a day
     assert done["hs_execution_state"] == "FAIL_CONTINUE" and "gave up after 5 attempts" in done["error"]
+
+
+JSONISH = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.text(max_size=20),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=12), inner, max_size=4),
+    max_leaves=12)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(body=st.one_of(
+    JSONISH,
+    st.fixed_dictionaries({"callbackId": JSONISH, "origin": st.one_of(JSONISH, st.fixed_dictionaries(
+        {"portalId": st.one_of(st.just(PORTAL), JSONISH)})), "object": JSONISH, "inputFields": JSONISH}),
+))
+def test_fuzzed_signed_action_bodies_never_cause_a_5xx(hub: Hub, body: object) -> None:
+    r = hub.action("email", json.dumps(body).encode())
+    assert r.status_code in (200, 400, 403), r.json

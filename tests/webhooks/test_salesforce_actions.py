@@ -8,6 +8,8 @@ from typing import Any
 
 import pytest
 from flask.testing import FlaskClient
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from core.apikeys import ApiKeys
 from webhooks.app import Services
@@ -76,3 +78,19 @@ def test_the_action_is_in_the_openapi_document_for_external_services(client: Fla
     op = doc["paths"]["/salesforce/actions/{action}"]["post"]
     assert op["parameters"][0]["schema"]["enum"] == ["email", "recommend", "reply"]
     assert "recordId" in doc["components"]["schemas"]["FlowAction"]["required"]
+
+
+JSONISH = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=True) | st.text(max_size=20),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=12), inner, max_size=4),
+    max_leaves=12)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(body=st.one_of(JSONISH, st.fixed_dictionaries(
+    {"recordId": st.one_of(st.just(RECORD), JSONISH)},
+    optional={"fields": JSONISH, "brief": JSONISH, "catalog": JSONISH, "purchases": JSONISH,
+              "tier": JSONISH, "requestId": JSONISH})))
+def test_fuzzed_flow_bodies_never_cause_a_5xx(client: FlaskClient, key: str, body: object) -> None:
+    r = post(client, key, body)
+    assert r.status_code in (200, 202, 400, 422), r.json
