@@ -65,6 +65,9 @@ def record(source: str, items: list[NewJob]) -> Accepted:
     its new jobs; a failed dispatch is left to the reconciler, the jobs being safe already. A
     database that cannot commit makes this a 503, so the platform retries."""
     svc = services()
+    for item in items:  # PostgreSQL text cannot hold NUL: refuse it here, not as a 500 there
+        if item.external_id is not None and "\x00" in item.external_id:
+            raise BadRequest("identifiers must not contain NUL characters")
     try:
         accepted = svc.inbox.submit(source, items)
     except Exception as exc:

@@ -97,8 +97,8 @@ def parse_action(spec: ActionSpec, body: Any) -> ActionCall:
     if not isinstance(body, dict):
         raise InputError("expected a JSON object")
     callback_id, origin, obj = body.get("callbackId"), body.get("origin"), body.get("object")
-    if not isinstance(callback_id, str) or not 0 < len(callback_id) <= 200:
-        raise InputError("callbackId must be a string of 1 to 200 characters")
+    if not isinstance(callback_id, str) or not 0 < len(callback_id) <= 200 or "\x00" in callback_id:
+        raise InputError("callbackId must be a string of 1 to 200 characters (no NUL)")
     if not isinstance(origin, dict) or not _is_int(origin.get("portalId")):
         raise InputError("origin.portalId must be an integer")
     if not isinstance(obj, dict) or not (_is_int(obj.get("objectId")) or

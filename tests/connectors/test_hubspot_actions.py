@@ -98,6 +98,7 @@ def test_generation_that_finally_fails_continues_the_workflow_with_the_reason(hu
     ("email", call("x-4", tier="urgent"), 400, "input field tier: expected one of critical, routine"),
     ("email", call("x-5", portal=8), 403, "portal 8 is not connected"),
     ("email", {"callbackId": "x-6"}, 400, "origin.portalId must be an integer"),
+    ("email", call("x-\x00"), 400, "no NUL"),  # PostgreSQL text cannot hold it
     ("email", b"{not json", 400, "malformed JSON"),
     ("email", [1, 2], 400, "expected a JSON object"),
 ])

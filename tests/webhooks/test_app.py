@@ -99,6 +99,8 @@ def test_bad_signatures_get_401_and_record_nothing(client: FlaskClient, services
     (b"[]", "application/json", 400, "expected 1 to 1000 events"),
     (b'[{"eventId": "1", "portalId": 1, "objectId": 1}]', "application/json", 400, "eventId"),
     (b"\xff\xfe[]", "application/json", 400, "not UTF-8"),
+    (b'[{"eventId": 1, "portalId": 1, "objectId": 1, "subscriptionId": "s\\u0000",'
+     b' "subscriptionType": "contact.creation"}]', "application/json", 400, "NUL"),
     (events(1), "text/plain", 415, "expected application/json"),
     (b"[" + b" " * 70_000 + b"]", "application/json", 413, "larger than 65536 bytes"),
 ])
