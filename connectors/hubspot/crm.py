@@ -52,8 +52,12 @@ def fetch_context(client: HubSpotClient, contact_id: str,
     if deals:
         items = client.associated("deals", "line_items", deals)
         item_ids = [i for d in deals for i in items.get(d, [])][:50]
-        bought = client.read("line_items", item_ids, ["name", "quantity", "hs_sku"]) if item_ids else []
+        bought = client.read("line_items", item_ids, ["name", "quantity", "hs_sku", "createdate"]) \
+            if item_ids else []
+        bought.sort(key=lambda b: b.get("createdate", ""), reverse=True)  # newest first
         context["purchases"] = [_purchase(b) for b in bought[:MAX_PURCHASES]]
+        if bought:  # the field the prompt examples (and brands' own) use for the latest purchase
+            context.setdefault("last_purchase", bought[0].get("name", ""))
     language = props.get("hs_language", "").split("-")[0].lower() or None
     return context, language
 

@@ -31,6 +31,7 @@ def test_action_is_answered_synchronously_with_the_outputs(hub: Hub) -> None:
     assert not hub.fake.completions  # answered in the response: no callback as well
     prompt = hub.local.prompts[-1].text
     assert "Summit 40L backpack" in prompt and "Trail socks x3" in prompt  # purchase history
+    assert "last_purchase=Summit 40L backpack" in prompt  # the newest line item
     assert "Fjord & Field" in prompt  # the associated company
     assert "Maya" not in prompt  # the name is masked, even for the local model's prompt
 

@@ -267,14 +267,14 @@ class FakeHubSpot(LoopbackServer):
                     for t in assoc if p.associations.get((kind, oid, t))}
             return 200, reply
         if (m := re.fullmatch(r"/crm/v3/objects/(\w+)", path)) and method == "GET":
-            wanted = [w for v in query.get("properties", []) for w in v.split(",")] or None
+            listed = [w for v in query.get("properties", []) for w in v.split(",")]
             limit = int(query.get("limit", ["10"])[0])
             items = list(p.objects[m[1]].items())[:limit]
-            return 200, {"results": [_object(i, o, wanted) for i, o in items]}
+            return 200, {"results": [_object(i, o, listed or None) for i, o in items]}
         if m := re.fullmatch(r"/crm/v3/objects/(\w+)/batch/read", path):
             objects = p.objects[m[1]]
-            wanted = body.get("properties") or None
-            results = [_object(i["id"], objects[i["id"]], wanted) for i in body["inputs"]
+            results = [_object(i["id"], objects[i["id"]], body.get("properties") or None)
+                       for i in body["inputs"]
                        if i["id"] in objects]
             return 200, {"status": "COMPLETE", "results": results, "startedAt": NOW,
                          "completedAt": NOW}
