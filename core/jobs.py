@@ -69,7 +69,7 @@ class Jobs:
         self._job_insert = sa.insert(cast(Any, JobRow.__table__))
 
     def _key_insert(self) -> Any:
-        """INSERT ... ON CONFLICT DO NOTHING RETURNING external_id, built once: the same
+        """INSERT ... ON CONFLICT DO NOTHING RETURNING source, external_id, built once: the same
         statement object is compiled once and then served from SQLAlchemy's cache."""
         if self._key_stmt is None:
             dialect = self.store.engine.dialect.name
@@ -80,7 +80,8 @@ class Jobs:
                 insert = sqlite.insert(table)
             else:
                 raise NotImplementedError(f"no conflict-free insert for {dialect}")
-            self._key_stmt = insert.on_conflict_do_nothing().returning(table.c.external_id)
+            self._key_stmt = insert.on_conflict_do_nothing().returning(table.c.source,
+                                                                       table.c.external_id)
         return self._key_stmt
 
     def accept(self, source: str, items: Sequence[NewJob], *, dispatched: bool = False) -> Accepted:
@@ -93,53 +94,59 @@ class Jobs:
     def accept_many(self, deliveries: Sequence[tuple[str, Sequence[NewJob]]], *,
                     dispatched: bool = False) -> list[Accepted]:
         """Several deliveries in one transaction (group commit), each judged as by
-        :meth:`accept` in order."""
+        :meth:`accept` in order. However many deliveries, it is two statements (one insert of
+        all their dedupe keys, one of all their new jobs) plus a lookup when some were seen."""
         now = self.clock()
+        planned: dict[tuple[str, str], str] = {}  # (source, external id) -> its job id
+        for source, items in deliveries:
+            for item in items:
+                if item.external_id is not None and (source, item.external_id) not in planned:
+                    planned[(source, item.external_id)] = uuid.uuid4().hex
         with self.store.session.begin() as session:
-            return [self._accept_in(session, source, items, now, dispatched)
-                    for source, items in deliveries]
+            inserted: set[tuple[str, str]] = set()
+            if planned:
+                rows = [{"source": src, "external_id": ext, "job_id": job_id, "created_at": now}
+                        for (src, ext), job_id in planned.items()]
+                inserted = {(src, ext) for src, ext in
+                            session.connection().execute(self._key_insert(), rows)}
+                self._known(session, [key for key in planned if key not in inserted], planned)
+            results: list[Accepted] = []
+            new_rows: list[dict[str, Any]] = []
+            for source, items in deliveries:
+                job_ids: list[str] = []
+                duplicate: list[bool] = []
+                for item in items:
+                    if item.external_id is None:
+                        job_id, is_new = uuid.uuid4().hex, True
+                    else:
+                        key = (source, item.external_id)
+                        job_id, is_new = planned[key], key in inserted
+                        inserted.discard(key)  # a later copy in this batch is a duplicate
+                    job_ids.append(job_id)
+                    duplicate.append(not is_new)
+                    if is_new:
+                        new_rows.append({
+                            "id": job_id, "source": source, "kind": item.kind,
+                            "tenant": item.tenant, "payload": item.payload, "state": QUEUED,
+                            "attempts": 0, "max_attempts": self.max_attempts, "run_after": now,
+                            "lease_until": None, "dispatched_at": now if dispatched else None,
+                            "result": None, "error": None, "created_at": now, "updated_at": now,
+                        })
+                results.append(Accepted(job_ids, duplicate))
+            if new_rows:
+                session.connection().execute(self._job_insert, new_rows)
+            return results
 
-    def _accept_in(self, session: Session, source: str, items: Sequence[NewJob], now: datetime,
-                   dispatched: bool) -> Accepted:
-        planned: dict[str, str] = {}  # external id -> the job id it would get
-        for item in items:
-            if item.external_id is not None and item.external_id not in planned:
-                planned[item.external_id] = uuid.uuid4().hex
-        inserted: set[str] = set()
-        if planned:
-            rows = [{"source": source, "external_id": ext, "job_id": job_id, "created_at": now}
-                    for ext, job_id in planned.items()]
-            inserted = set(session.connection().execute(self._key_insert(), rows).scalars())
-            missing = [ext for ext in planned if ext not in inserted]
-            if missing:
-                found = session.execute(
-                    sa.select(InboxKey.external_id, InboxKey.job_id)
-                    .where(InboxKey.source == source, InboxKey.external_id.in_(missing)))
-                planned.update({ext: job_id for ext, job_id in found})
-        job_ids: list[str] = []
-        duplicate: list[bool] = []
-        new_rows: list[dict[str, Any]] = []
-        for item in items:
-            ext = item.external_id
-            if ext is None:
-                job_id, is_new = uuid.uuid4().hex, True
-            else:
-                job_id = planned[ext]
-                is_new = ext in inserted
-                inserted.discard(ext)  # a second copy in the same delivery is a duplicate
-            job_ids.append(job_id)
-            duplicate.append(not is_new)
-            if is_new:
-                new_rows.append({
-                    "id": job_id, "source": source, "kind": item.kind, "tenant": item.tenant,
-                    "payload": item.payload, "state": QUEUED, "attempts": 0,
-                    "max_attempts": self.max_attempts, "run_after": now, "lease_until": None,
-                    "dispatched_at": now if dispatched else None, "result": None,
-                    "error": None, "created_at": now, "updated_at": now,
-                })
-        if new_rows:
-            session.connection().execute(self._job_insert, new_rows)
-        return Accepted(job_ids, duplicate)
+    @staticmethod
+    def _known(session: Session, keys: list[tuple[str, str]],
+               planned: dict[tuple[str, str], str]) -> None:
+        """Point ``planned`` at the jobs that keys seen before (or committed concurrently) have."""
+        for source in {src for src, _ in keys}:
+            exts = [ext for src, ext in keys if src == source]
+            found = session.execute(sa.select(InboxKey.external_id, InboxKey.job_id)
+                                    .where(InboxKey.source == source,
+                                           InboxKey.external_id.in_(exts)))
+            planned.update({(source, ext): job_id for ext, job_id in found})
 
     def get(self, job_id: str) -> JobRow | None:
         with self.store.session() as session:

@@ -166,3 +166,15 @@ def test_undispatched_jobs_are_taken_once_by_concurrent_pumps(store: Store) -> N
         t.join()
     assert sorted(taken) == sorted(made)  # every recorded job once, none twice, not the sent one
     assert jobs.take_undispatched() == []
+
+
+def test_deliveries_of_one_group_commit_dedupe_in_order(store: Store) -> None:
+    jobs = Jobs(store)
+    jobs.accept("hubspot", items(["old"]))
+    first, second, other = jobs.accept_many([("hubspot", items(["a", "b", "old"])),
+                                             ("hubspot", items(["b", "c"])),
+                                             ("slack", items(["a"]))])
+    assert first.duplicate == [False, False, True] and second.duplicate == [True, False]
+    assert second.job_ids[0] == first.job_ids[1]  # the same platform id: the same job
+    assert other.duplicate == [False] and other.job_ids[0] != first.job_ids[0]
+    assert count(store, JobRow) == 5  # old, a, b, c, slack:a
