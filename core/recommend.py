@@ -155,3 +155,8 @@ def named(output: Mapping[str, Any], context: Mapping[str, Any]) -> list[dict[st
 
 
 RECOMMENDATION = RecommendationKind()
+
+
+def summary(output: Mapping[str, Any], context: Mapping[str, Any]) -> str:
+    """The picks in one line for a CRM field: ``name (sku): reason; ...``."""
+    return "; ".join(f"{p['name']} ({p['sku']}): {p['reason']}" for p in named(output, context))

@@ -264,6 +264,17 @@ REPLY = CopyKind(name="reply", fields=("body",), body_field="body",
                  limits=(("body", "max_body_chars"),), greeted=True, min_body=80)
 
 
+# The actions Baton offers inside the platforms (HubSpot workflow actions, Salesforce Flow actions)
+# and the task kind each runs; the tones their users may pick.
+ACTION_KINDS = {"email": "email", "recommend": "recommendation", "reply": "reply"}
+TONES = ("friendly", "professional", "playful", "formal")
+
+
+def with_tone(brief: str, tone: str | None) -> str:
+    """The brief with the tone a user picked (ignored unless it is one of :data:`TONES`)."""
+    return f"{brief} Tone: {tone}." if tone in TONES else brief
+
+
 def default_task_kinds() -> Registry[TaskKind]:
     """The built-in task kinds, registered the way a plugin would register its own."""
     registry: Registry[TaskKind] = Registry("task kind")

@@ -8,6 +8,7 @@ import sqlalchemy as sa
 from flask import Blueprint, Response, jsonify
 
 from core.store import JobRow, Store
+from core.task import TONES
 from webhooks.common import services
 
 blueprint = Blueprint("ops", __name__)
@@ -78,7 +79,7 @@ OPENAPI: dict[str, Any] = {
                     "fields": {"type": "object", "description": "the record's fields by API name",
                                "additionalProperties": {"type": "string"}},
                     "brief": {"type": "string"},
-                    "tone": {"type": "string", "enum": ["friendly", "professional", "playful", "formal"]},
+                    "tone": {"type": "string", "enum": list(TONES)},
                     "tier": {"type": "string", "enum": ["routine", "critical"]},
                     "language": {"type": "string", "example": "en"},
                     "requestId": {"type": "string", "description": "dedupes retries"},

@@ -17,18 +17,18 @@ import time
 from typing import Any, Literal
 
 from flask import Blueprint, Response, jsonify
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from core.jobs import DEAD, DONE, FAILED, NewJob
 from core.policy import describe_validation_error
-from core.recommend import named
+from core.recommend import summary
+from core.task import ACTION_KINDS, TONES, with_tone
 from webhooks.common import json_body, record, services
 from webhooks.errors import BadRequest, NotFound
 from webhooks.tasks import tenant
 
 blueprint = Blueprint("salesforce_actions", __name__)
 
-KINDS = {"email": "email", "recommend": "recommendation", "reply": "reply"}
 FIELDS = {"FirstName": "first_name", "LastName": "last_name", "Name": "name", "Email": "email",
           "Phone": "phone", "MobilePhone": "mobile", "Title": "job_title", "Company": "company",
           "AccountName": "company", "Industry": "industry", "City": "city", "Country": "country",
@@ -51,12 +51,20 @@ class FlowAction(BaseModel):
     recordId: str = Field(min_length=15, max_length=18, pattern=r"^[A-Za-z0-9]+$")
     fields: dict[str, Scalar] = Field(default_factory=dict, max_length=100)
     brief: str = Field(default="", max_length=4000)
-    tone: Literal["friendly", "professional", "playful", "formal"] | None = None
+    tone: str | None = None
     tier: Literal["routine", "critical"] = "routine"
     language: str = Field(default="en", max_length=8)
     requestId: str | None = Field(default=None, min_length=1, max_length=200)
     purchases: list[str] = Field(default_factory=list, max_length=100)
     catalog: list[CatalogItem] = Field(default_factory=list, max_length=200)
+
+
+    @field_validator("tone")
+    @classmethod
+    def _known_tone(cls, tone: str | None) -> str | None:
+        if tone is not None and tone not in TONES:
+            raise ValueError(f"expected one of {', '.join(TONES)}")
+        return tone
 
 
 def context_of(body: FlowAction) -> dict[str, Any]:
@@ -72,16 +80,16 @@ def context_of(body: FlowAction) -> dict[str, Any]:
 @blueprint.post("/salesforce/actions/<action>")
 def action(action: str) -> tuple[Response, int]:
     owner = tenant()
-    kind = KINDS.get(action)
+    kind = ACTION_KINDS.get(action)
     if kind is None:
-        raise NotFound(f"unknown action {action!r}; known: {', '.join(sorted(KINDS))}")
+        raise NotFound(f"unknown action {action!r}; known: {', '.join(sorted(ACTION_KINDS))}")
     try:
         body = FlowAction.model_validate(json_body())
     except ValidationError as exc:
         raise BadRequest(describe_validation_error(exc)) from None
     if not body.brief.strip() and kind != "recommendation":
         raise BadRequest("brief: required for this action")
-    brief = body.brief + (f" Tone: {body.tone}." if body.tone else "")
+    brief = with_tone(body.brief, body.tone)
     context = context_of(body)
     payload = {"kind": kind, "context": context, "brief": brief.strip(), "tier": body.tier,
                "language": body.language, "source": {"salesforce_record": body.recordId}}
@@ -102,8 +110,7 @@ def action(action: str) -> tuple[Response, int]:
         return jsonify(state="done", job_id=job_id, recordId=body.recordId,
                        subject=str(out.get("subject", "")),
                        body=str(out.get("body", out.get("message", ""))),
-                       recommendations="; ".join(f"{p['name']} ({p['sku']}): {p['reason']}"
-                                                 for p in named(out, context)),
+                       recommendations=summary(out, context),
                        receipt_id=job.result["receipt_id"], route=job.result["route"]), 200
     if job.state in (FAILED, DEAD):
         return jsonify(state=job.state, job_id=job_id, recordId=body.recordId,

@@ -27,18 +27,16 @@ from core.engine import Engine
 from core.engine import Result as EngineResult
 from core.errors import BatonError, GenerationError, InputError, UnknownNameError
 from core.outbox import Outbox
-from core.recommend import named
+from core.recommend import summary
 from core.replies import Replies
 from core.settings import Settings
 from core.store import JobRow
-from core.task import Task
+from core.task import ACTION_KINDS, Task, with_tone
 from manifests import load as load_manifest
 
 log = logging.getLogger("baton.hubspot")
 
-KINDS = {"email": "email", "recommend": "recommendation", "reply": "reply"}  # action -> task kind
 TRIGGER_OFF = {"", "false", "0", "no", "off"}
-TONES = {"friendly", "professional", "playful", "formal"}
 CATALOG_TTL = 300.0
 
 
@@ -60,7 +58,7 @@ def action_specs() -> dict[str, ActionSpec]:
         name = d["actionUrl"].rsplit("/", 1)[-1]
         fields = [f["typeDefinition"] for f in d["inputFields"]]
         specs[name] = ActionSpec(
-            name=name, kind=KINDS[name], object_types=frozenset(d["objectTypes"]),
+            name=name, kind=ACTION_KINDS[name], object_types=frozenset(d["objectTypes"]),
             required=frozenset(f["typeDefinition"]["name"] for f in d["inputFields"]
                                if f["isRequired"]),
             options={f["name"]: frozenset(o["value"] for o in f["options"])
@@ -290,9 +288,7 @@ class HubSpotConnector:
         context, language = fetch_context(client, contact_id, props)
         if kind == "recommendation":
             context["catalog"] = self.catalog(client)
-        brief = inputs.get("brief") or self.settings.hubspot_brief
-        if inputs.get("tone") in TONES:
-            brief = f"{brief} Tone: {inputs['tone']}."
+        brief = with_tone(inputs.get("brief") or self.settings.hubspot_brief, inputs.get("tone"))
         tier = inputs.get("tier") if inputs.get("tier") in ("routine", "critical") else "routine"
         return Task(kind=kind, context=context, brief=brief, tenant=job.tenant,
                     tier=tier,  # type: ignore[arg-type]
@@ -304,8 +300,7 @@ def _outputs(kind: str, result: EngineResult) -> dict[str, str]:
     if kind == "email":
         return {"subject": str(out.get("subject", "")), "body": str(out.get("body", ""))}
     if kind == "recommendation":
-        picks = named(out, result.task.context)
-        return {"recommendations": "; ".join(f"{p['name']} ({p['sku']}): {p['reason']}" for p in picks),
+        return {"recommendations": summary(out, result.task.context),
                 "body": str(out.get("message", ""))}
     return {"body": str(out.get("body", ""))}
 

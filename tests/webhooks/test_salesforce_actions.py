@@ -59,6 +59,7 @@ def test_a_slow_job_answers_202_with_the_poll_url(client: FlaskClient, services:
     ({"recordId": "x", "brief": "b"}, "email", 400, "recordId"),
     ({"recordId": RECORD}, "email", 400, "brief: required"),
     ({"recordId": RECORD, "brief": "b", "tier": "urgent"}, "email", 400, "tier"),
+    ({"recordId": RECORD, "brief": "b", "tone": "angry"}, "email", 400, "tone"),
     ({"recordId": RECORD, "brief": "b", "fields": {"A": {"nested": 1}}}, "email", 400, "fields"),
     ({"recordId": RECORD, "brief": "b", "extra": 1}, "email", 400, "extra"),
 ])
