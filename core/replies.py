@@ -33,11 +33,11 @@ class Replies:
     def __init__(self, store: Store, clock: Callable[[], datetime] = lambda: datetime.now(UTC)):
         self.store, self.clock = store, clock
 
-    def open(self, key: str, *, platform: str, account: str, job_id: str) -> None:
+    def open(self, key: str, *, platform: str, account: str) -> None:
         insert = postgresql.insert if self.store.engine.dialect.name == "postgresql" else sqlite.insert
         with self.store.session.begin() as s:
             s.execute(insert(ReplyRow).values(
-                key=key, platform=platform, account=account, job_id=job_id, reply=None,
+                key=key, platform=platform, account=account, reply=None,
                 state=WAITING, outputs=None, claimed_at=None, created_at=self.clock(),
                 completed_at=None).on_conflict_do_nothing())
 

@@ -91,7 +91,7 @@ def action(action: str) -> tuple[Response, int]:
         raise Forbidden(f"HubSpot portal {call.portal} is not connected to this Baton")
     replies = hubspot.replies
     # The reply row exists before the job can run, so the worker always finds it.
-    replies.open(call.reply_key, platform="hubspot", account=str(call.portal), job_id="")
+    replies.open(call.reply_key, platform="hubspot", account=str(call.portal))
     record("hubspot", [NewJob(
         external_id=f"action:{call.portal}:{call.callback_id}", kind="hubspot.action",
         tenant=f"hubspot:{call.portal}",

@@ -162,7 +162,6 @@ class ReplyRow(Base):
     key: Mapped[str] = mapped_column(sa.String(255), primary_key=True)
     platform: Mapped[str] = mapped_column(sa.String(32))
     account: Mapped[str] = mapped_column(sa.String(128))
-    job_id: Mapped[str] = mapped_column(sa.String(32))
     reply: Mapped[str | None] = mapped_column(sa.String(8))  # None, "sync" or "later"
     state: Mapped[str] = mapped_column(sa.String(16))  # waiting, ready, sending, done
     outputs: Mapped[dict[str, Any] | None] = mapped_column(sa.JSON)

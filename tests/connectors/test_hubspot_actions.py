@@ -112,12 +112,12 @@ def test_client_mistakes_are_clear_4xx_and_make_no_job(hub: Hub, action: str, bo
 
 def test_the_reply_race_has_exactly_one_winner(hub: Hub) -> None:
     replies = Replies(hub.services.store)
-    replies.open("k1", platform="hubspot", account="7", job_id="")
+    replies.open("k1", platform="hubspot", account="7")
     row = replies.give_up("k1")
     assert row is not None and row.reply == "later"
     assert replies.answer("k1", {"a": "1"}) is False  # lost: the outputs wait for the callback
     assert replies.get("k1").state == "ready"  # type: ignore[union-attr]
-    replies.open("k2", platform="hubspot", account="7", job_id="")
+    replies.open("k2", platform="hubspot", account="7")
     assert replies.answer("k2", {"a": "2"}) is True
     row = replies.give_up("k2")
     assert row is not None and row.reply == "sync" and row.outputs == {"a": "2"}

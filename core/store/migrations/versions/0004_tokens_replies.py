@@ -31,7 +31,6 @@ def upgrade() -> None:
         sa.Column("key", sa.String(255), primary_key=True),
         sa.Column("platform", sa.String(32), nullable=False),
         sa.Column("account", sa.String(128), nullable=False),
-        sa.Column("job_id", sa.String(32), nullable=False),
         sa.Column("reply", sa.String(8), nullable=True),
         sa.Column("state", sa.String(16), nullable=False),
         sa.Column("outputs", sa.JSON, nullable=True),
