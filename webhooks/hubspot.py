@@ -35,7 +35,7 @@ def verify() -> None:
     try:
         verify_hubspot(secrets=svc.settings.secrets_of(svc.settings.hubspot_client_secret),
                        method=request.method, uri=original_url(), body=raw_body(),
-                       headers=dict(request.headers), now=svc.clock())
+                       headers=request.headers, now=svc.clock())
     except SignatureError as exc:
         raise Unauthorized(str(exc)) from None
 

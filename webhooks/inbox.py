@@ -70,20 +70,19 @@ class GroupCommitInbox:
                     batch.append(self._queue.get_nowait())
                 except queue.Empty:
                     break
-            with self.jobs.store.write_lock():  # the queue's SQLite file is written here too
+            try:
+                results = self.jobs.accept_many([(s, items) for s, items, _ in batch],
+                                                dispatched=self.dispatch_new)
+            except Exception as exc:  # the database is down: every waiting request gets a 503
+                for _, _, future in batch:
+                    future.set_exception(exc)
+                continue
+            new = [job_id for r in results for job_id in r.new]
+            if new and self.dispatch_new:
                 try:
-                    results = self.jobs.accept_many([(s, items) for s, items, _ in batch],
-                                                    dispatched=self.dispatch_new)
-                except Exception as exc:  # the database is down: every waiting request gets a 503
-                    for _, _, future in batch:
-                        future.set_exception(exc)
-                    continue
-                new = [job_id for r in results for job_id in r.new]
-                if new and self.dispatch_new:
-                    try:
-                        self.dispatcher.dispatch(new, mark=False)
-                    except Exception:
-                        log.exception("dispatch failed; the reconciler will send the jobs",
-                                      extra={"jobs": len(new)})
+                    self.dispatcher.dispatch(new, mark=False)
+                except Exception:
+                    log.exception("dispatch failed; the reconciler will send the jobs",
+                                  extra={"jobs": len(new)})
             for (_, _, future), result in zip(batch, results, strict=True):
                 future.set_result(result)

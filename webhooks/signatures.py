@@ -18,7 +18,8 @@ import base64
 import hashlib
 import hmac
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Sequence
+from typing import Protocol
 
 WINDOW_SECONDS = 300
 
@@ -33,12 +34,15 @@ class SignatureError(Exception):
     """The request is not authentic; ``str()`` is the reason given to the caller."""
 
 
-def _header(headers: Mapping[str, str], name: str) -> str | None:
-    lowered = name.lower()
-    for key, value in headers.items():
-        if key.lower() == lowered:
-            return value
-    return None
+class Headers(Protocol):
+    """A dict of headers, or a framework's header object (werkzeug's ``request.headers``)."""
+
+    def items(self) -> Iterable[tuple[str, str]]: ...
+
+
+def _lowered(headers: Headers) -> dict[str, str]:
+    """Header names are case-insensitive: one pass to look them up by lowercase name."""
+    return {key.lower(): value for key, value in headers.items()}
 
 
 def hubspot_v3_uri(uri: str) -> str:
@@ -74,26 +78,27 @@ def _check_window(seconds: float, now: float) -> None:
 
 
 def verify_hubspot(*, secrets: Sequence[str], method: str, uri: str, body: bytes,
-                   headers: Mapping[str, str], now: float) -> str:
+                   headers: Headers, now: float) -> str:
     """Verify a HubSpot request; return the version that matched (``v3`` preferred).
 
     ``uri`` is the full original URL (scheme, host, path and query) as HubSpot called it;
     ``now`` is the current Unix time in seconds."""
     if not secrets:
         raise SignatureError("no HubSpot client secret is configured")
-    v3 = _header(headers, "X-HubSpot-Signature-v3")
+    found = _lowered(headers)
+    v3 = found.get("x-hubspot-signature-v3")
     if v3 is not None:
-        timestamp = _header(headers, "X-HubSpot-Request-Timestamp")
+        timestamp = found.get("x-hubspot-request-timestamp")
         if timestamp is None or not (timestamp.isascii() and timestamp.isdigit()):
             raise SignatureError("missing or malformed X-HubSpot-Request-Timestamp")
         _check_window(int(timestamp) / 1000, now)
         if any(_matches(hubspot_v3(s, method, uri, body, timestamp), v3.strip()) for s in secrets):
             return "v3"
         raise SignatureError("HubSpot v3 signature does not match")
-    given = _header(headers, "X-HubSpot-Signature")
+    given = found.get("x-hubspot-signature")
     if given is None:
         raise SignatureError("missing X-HubSpot-Signature")
-    version = (_header(headers, "X-HubSpot-Signature-Version") or "v1").strip().lower()
+    version = (found.get("x-hubspot-signature-version") or "v1").strip().lower()
     if version == "v1":
         candidates = [hubspot_v1(s, body) for s in secrets]
     elif version == "v2":
@@ -105,13 +110,13 @@ def verify_hubspot(*, secrets: Sequence[str], method: str, uri: str, body: bytes
     raise SignatureError(f"HubSpot {version} signature does not match")
 
 
-def verify_slack(*, secrets: Sequence[str], body: bytes, headers: Mapping[str, str],
-                 now: float) -> None:
+def verify_slack(*, secrets: Sequence[str], body: bytes, headers: Headers, now: float) -> None:
     """Verify a Slack request signed with the app's signing secret."""
     if not secrets:
         raise SignatureError("no Slack signing secret is configured")
-    timestamp = _header(headers, "X-Slack-Request-Timestamp")
-    signature = _header(headers, "X-Slack-Signature")
+    found = _lowered(headers)
+    timestamp = found.get("x-slack-request-timestamp")
+    signature = found.get("x-slack-signature")
     if timestamp is None or signature is None:
         raise SignatureError("missing X-Slack-Signature or X-Slack-Request-Timestamp")
     if not (timestamp.isascii() and timestamp.isdigit()):

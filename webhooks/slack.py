@@ -27,7 +27,7 @@ def _verify() -> None:
     svc = services()
     try:
         verify_slack(secrets=svc.settings.secrets_of(svc.settings.slack_signing_secret),
-                     body=raw_body(), headers=dict(request.headers), now=svc.clock())
+                     body=raw_body(), headers=request.headers, now=svc.clock())
     except SignatureError as exc:
         raise Unauthorized(str(exc)) from None
 
