@@ -65,7 +65,8 @@ class _Statement:
         self.sql: str = compiled.string
         table = statement.table
         names: list[str] = list(compiled.positiontup)
-        self._columns = [(name, table.c[name].type.bind_processor(dialect)) for name in names]
+        self._columns = [(name, table.c[name].type.dialect_impl(dialect).bind_processor(dialect))
+                         for name in names]
 
     def params(self, row: dict[str, Any]) -> tuple[Any, ...]:
         return tuple(row[name] if process is None else process(row[name])

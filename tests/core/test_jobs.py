@@ -2,12 +2,13 @@
 
 import threading
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
 
 from core.jobs import DEAD, DONE, FAILED, QUEUED, RUNNING, Jobs, NewJob
-from core.store import InboxKey, JobRow, Store
+from core.store import InboxKey, JobRow, Store, open_store
 
 
 class Clock:
@@ -178,3 +179,33 @@ def test_deliveries_of_one_group_commit_dedupe_in_order(store: Store) -> None:
     assert second.job_ids[0] == first.job_ids[1]  # the same platform id: the same job
     assert other.duplicate == [False] and other.job_ids[0] != first.job_ids[0]
     assert count(store, JobRow) == 5  # old, a, b, c, slack:a
+
+
+def test_the_sqlite_fast_path_stores_what_the_orm_path_stores(tmp_path: Path,
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    """SQLite's inbox writes on the DBAPI connection (Jobs._write_sqlite); the rows must be
+    byte-for-byte what SQLAlchemy's own path writes, or the ORM would misread them later."""
+    clock = Clock()
+    payload = {"name": "山田 花子", "nested": {"n": [1, 2.5, None, True]}, "quote": 'a"b\\c'}
+    tables = {}
+    for path in ("fast", "orm"):
+        store = open_store(f"sqlite:///{tmp_path / path}.db")
+        jobs = Jobs(store, clock=clock)
+        if path == "orm":
+            monkeypatch.setattr(jobs, "_write_sqlite", jobs._write)
+        jobs.accept("hubspot", [NewJob("e1", "hubspot.event", "hubspot:1", payload),
+                                NewJob(None, "task", "t", {})])
+        first = jobs.accept("hubspot", [NewJob("e1", "hubspot.event", "hubspot:1", payload)],
+                            dispatched=True)
+        assert first.duplicate == [True]
+        job = jobs.get(first.job_ids[0])
+        assert job is not None and job.payload == payload and job.run_after == clock.now
+        with store.engine.connect() as conn:  # the stored text, not what the ORM makes of it
+            tables[path] = (
+                conn.exec_driver_sql("SELECT source, kind, tenant, payload, state, attempts, "
+                                     "max_attempts, run_after, lease_until, dispatched_at, result, "
+                                     "error, created_at, updated_at FROM jobs ORDER BY kind").all(),
+                conn.exec_driver_sql("SELECT source, external_id, created_at FROM inbox_keys").all())
+        store.close()
+    assert tables["fast"] == tables["orm"]
+    assert len(tables["fast"][0]) == 2 and len(tables["fast"][1]) == 1
