@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -54,6 +55,9 @@ class Settings(BaseSettings):
     salesforce_sync_budget: float = Field(default=8.0, ge=0, le=110)
     trusted_proxy: bool = False
     max_body_bytes: int = Field(default=1 << 20, ge=1024)
+    # "problems": a log line for 4xx/5xx and slow responses only (every request is counted in
+    # /metrics and every delivery is in the inbox); "all": a line for every request
+    access_log: Literal["problems", "all"] = "problems"
     web_workers: int = Field(default=2, ge=1, le=64)
     web_threads: int = Field(default=4, ge=1, le=64)
     worker_threads: int = Field(default=2, ge=1, le=64)

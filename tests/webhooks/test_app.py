@@ -1,6 +1,7 @@
 """The gateway's HubSpot webhook route, task API and ops routes (fixtures in conftest.py)."""
 
 import json
+import logging
 import threading
 import time
 
@@ -177,3 +178,30 @@ def test_api_keys_are_stored_hashed(services: Services) -> None:
                           default=str)
     assert key not in dump and key[3:] not in dump
     assert time.time() > 0
+
+
+def _request_lines(caplog: pytest.LogCaptureFixture) -> list[tuple[int, int]]:
+    return [(r.levelno, r.__dict__["status"]) for r in caplog.records
+            if r.name == "baton.web" and r.getMessage() == "request"]
+
+
+def test_access_log_at_info_holds_the_problems_by_default(client: FlaskClient, services: Services,
+                                                         caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, logger="baton.web")
+    assert post_v1(client, events(1)).status_code == 200
+    assert client.post("/hubspot/webhooks", data=b"[]", content_type="application/json").status_code == 401
+    assert _request_lines(caplog) == [(logging.INFO, 401)]
+    caplog.clear()
+    caplog.set_level(logging.DEBUG, logger="baton.web")  # every request is there at DEBUG
+    assert post_v1(client, events(1, start=50)).status_code == 200
+    assert _request_lines(caplog) == [(logging.DEBUG, 200)]
+
+
+def test_access_log_all_gives_every_request_a_line(services: Services,
+                                                   caplog: pytest.LogCaptureFixture) -> None:
+    services.settings = services.settings.model_copy(update={"access_log": "all"})
+    client = create_app(services).test_client()
+    caplog.set_level(logging.INFO, logger="baton.web")
+    assert post_v1(client, events(1)).status_code == 200
+    assert client.get("/nope").status_code == 404
+    assert _request_lines(caplog) == [(logging.INFO, 200), (logging.INFO, 404)]
