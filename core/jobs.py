@@ -13,7 +13,6 @@ their worker died — which the reconciler sends again. Dedupe keys are kept for
 from __future__ import annotations
 
 import random
-import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -22,6 +21,7 @@ from typing import Any, cast
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
+from core.ids import new_id
 from core.store import InboxKey, JobRow, Store, rows_changed
 
 QUEUED, RUNNING, DONE, FAILED, DEAD = "queued", "running", "done", "failed", "dead"
@@ -143,7 +143,7 @@ class Jobs:
                 if key is not None and key in planned:
                     entries.append((key, planned[key]))
                     continue
-                job_id = uuid.uuid4().hex
+                job_id = new_id()
                 if key is not None:
                     planned[key] = job_id
                 entries.append((key, job_id))

@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import logging
 import time
-import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -20,6 +19,7 @@ from flask import Flask, Response, g, jsonify, request
 from werkzeug.exceptions import HTTPException
 
 from connectors.hubspot.connector import HubSpotConnector
+from core.ids import new_id
 from core.jobs import Jobs
 from core.settings import Settings
 from core.store import Store
@@ -68,7 +68,7 @@ def create_app(services: Services) -> Flask:
 
     @app.before_request
     def _start() -> None:
-        g.request_id = request.headers.get("X-Request-Id", "")[:64] or uuid.uuid4().hex
+        g.request_id = request.headers.get("X-Request-Id", "")[:64] or new_id()
         g.started = time.perf_counter()
 
     @app.after_request
