@@ -75,6 +75,5 @@ def record(source: str, items: list[NewJob]) -> Accepted:
         raise ServiceUnavailable(f"could not record the delivery ({type(exc).__name__}); "
                                  "retry later") from None
     new = accepted.new
-    svc.metrics.accepted.labels(source, "new").inc(len(new))
-    svc.metrics.accepted.labels(source, "duplicate").inc(len(items) - len(new))
+    svc.metrics.count_accepted(source, len(new), len(items) - len(new))
     return accepted

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.core import GaugeMetricFamily
@@ -31,10 +32,27 @@ class Metrics:
         self.accepted = Counter("baton_inbox_events", "Events recorded by the inbox",
                                 ["source", "outcome"], registry=self.registry)
         self.registry.register(_JobStates(job_counts))
+        # Children by label values: ``labels()`` validates and takes the metric's lock on every
+        # call, twice or more per request on the ack path (a dict lookup needs neither).
+        self._children: dict[tuple[str, ...], tuple[Any, ...]] = {}
 
     def observe_request(self, route: str, status: int, seconds: float) -> None:
-        self.requests.labels(route, str(status)).inc()
-        self.latency.labels(route).observe(seconds)
+        key = ("request", route, str(status))
+        found = self._children.get(key)
+        if found is None:
+            found = self._children[key] = (self.requests.labels(route, key[2]),
+                                           self.latency.labels(route))
+        found[0].inc()
+        found[1].observe(seconds)
+
+    def count_accepted(self, source: str, new: int, duplicate: int) -> None:
+        key = ("accepted", source)
+        found = self._children.get(key)
+        if found is None:
+            found = self._children[key] = (self.accepted.labels(source, "new"),
+                                           self.accepted.labels(source, "duplicate"))
+        found[0].inc(new)
+        found[1].inc(duplicate)
 
     def render(self) -> bytes:
         return generate_latest(self.registry)
