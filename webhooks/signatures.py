@@ -18,7 +18,7 @@ import base64
 import hashlib
 import hmac
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Protocol
 
 WINDOW_SECONDS = 300
@@ -34,15 +34,22 @@ class SignatureError(Exception):
     """The request is not authentic; ``str()`` is the reason given to the caller."""
 
 
-class Headers(Protocol):
-    """A dict of headers, or a framework's header object (werkzeug's ``request.headers``)."""
+class CaseInsensitiveHeaders(Protocol):
+    """A framework's header object whose ``get`` ignores case (werkzeug's ``request.headers``)."""
 
-    def items(self) -> Iterable[tuple[str, str]]: ...
+    def get(self, key: str) -> str | None: ...
 
 
-def _lowered(headers: Headers) -> dict[str, str]:
-    """Header names are case-insensitive: one pass to look them up by lowercase name."""
-    return {key.lower(): value for key, value in headers.items()}
+Headers = Mapping[str, str] | CaseInsensitiveHeaders
+
+
+def _getter(headers: Headers) -> Callable[[str], str | None]:
+    """Header lookup by name in any case. A plain mapping is lowercased once; a framework's
+    header object is asked directly (one environ lookup per header, not a pass over them all)."""
+    if isinstance(headers, Mapping):
+        lowered = {key.lower(): value for key, value in headers.items()}
+        return lambda name: lowered.get(name.lower())
+    return headers.get
 
 
 def hubspot_v3_uri(uri: str) -> str:
@@ -85,20 +92,20 @@ def verify_hubspot(*, secrets: Sequence[str], method: str, uri: str, body: bytes
     ``now`` is the current Unix time in seconds."""
     if not secrets:
         raise SignatureError("no HubSpot client secret is configured")
-    found = _lowered(headers)
-    v3 = found.get("x-hubspot-signature-v3")
+    header = _getter(headers)
+    v3 = header("X-HubSpot-Signature-v3")
     if v3 is not None:
-        timestamp = found.get("x-hubspot-request-timestamp")
+        timestamp = header("X-HubSpot-Request-Timestamp")
         if timestamp is None or not (timestamp.isascii() and timestamp.isdigit()):
             raise SignatureError("missing or malformed X-HubSpot-Request-Timestamp")
         _check_window(int(timestamp) / 1000, now)
         if any(_matches(hubspot_v3(s, method, uri, body, timestamp), v3.strip()) for s in secrets):
             return "v3"
         raise SignatureError("HubSpot v3 signature does not match")
-    given = found.get("x-hubspot-signature")
+    given = header("X-HubSpot-Signature")
     if given is None:
         raise SignatureError("missing X-HubSpot-Signature")
-    version = (found.get("x-hubspot-signature-version") or "v1").strip().lower()
+    version = (header("X-HubSpot-Signature-Version") or "v1").strip().lower()
     if version == "v1":
         candidates = [hubspot_v1(s, body) for s in secrets]
     elif version == "v2":
@@ -114,9 +121,9 @@ def verify_slack(*, secrets: Sequence[str], body: bytes, headers: Headers, now: 
     """Verify a Slack request signed with the app's signing secret."""
     if not secrets:
         raise SignatureError("no Slack signing secret is configured")
-    found = _lowered(headers)
-    timestamp = found.get("x-slack-request-timestamp")
-    signature = found.get("x-slack-signature")
+    header = _getter(headers)
+    timestamp = header("X-Slack-Request-Timestamp")
+    signature = header("X-Slack-Signature")
     if timestamp is None or signature is None:
         raise SignatureError("missing X-Slack-Signature or X-Slack-Request-Timestamp")
     if not (timestamp.isascii() and timestamp.isdigit()):
