@@ -139,10 +139,14 @@ class Masker:
                 for i, part in enumerate(parts, start=1):
                     replacements.append((part, masking.placeholder_for(part, f"{k}_part{i}")))
         replacements.sort(key=lambda r: len(r[0]), reverse=True)
+        pattern = _values_pattern([value for value, _ in replacements])
+        names: dict[str, str] = {}
+        for value, name in replacements:
+            names.setdefault(_match_key(value), name)
 
         def scrub(text: str) -> str:
-            for value, name in replacements:
-                text = _replace_value(text, value, "{" + name + "}")
+            if pattern is not None:  # one pass: a placeholder put in is never matched again
+                text = pattern.sub(lambda m: "{" + names[_match_key(m.group(0))] + "}", text)
             for entity, find in self.recognizers:
                 for hit in sorted(set(find(text)), key=len, reverse=True):
                     masking.entities.add(entity)
@@ -182,11 +186,21 @@ def expansion(masking: Masking, fields: Mapping[str, str] | None = None) -> int:
     return max([len(v) - len(k) - 2 for k, v in pairs] + [0])
 
 
-def _replace_value(text: str, value: str, placeholder: str) -> str:
-    if value.isascii():
-        # Whole-word, case-insensitive for Latin text ("ANN" but not "annual").
-        return re.sub(rf"(?<!\w){re.escape(value)}(?!\w)", placeholder, text, flags=re.IGNORECASE)
-    return text.replace(value, placeholder)
+def _values_pattern(values: list[str]) -> re.Pattern[str] | None:
+    """One pattern for all sensitive values, longest first (so "Ann Lee" wins over "Ann").
+    Latin text matches as whole words, case-insensitively ("ANN" but not "annual"); other
+    scripts match exactly. One pass matters: replacing values one after the other let a name
+    such as "Phone" match inside the ``{phone}`` placeholder put in for the phone number."""
+    if not values:
+        return None
+    alternatives = [rf"(?i:(?<!\w){re.escape(v)}(?!\w))" if v.isascii() else re.escape(v)
+                    for v in values]
+    return re.compile("|".join(alternatives))
+
+
+def _match_key(text: str) -> str:
+    """What a matched value is looked up by: case-insensitive for Latin text, as the pattern."""
+    return text.casefold() if text.isascii() else text
 
 
 def _leaves(value: Any, key: str = "") -> Iterable[tuple[str, Any]]:
