@@ -1,32 +1,29 @@
 """Group commit for the ack path.
 
 Every platform request must be durable before its 2xx, and a commit is the expensive part of a
-request. Request threads hand their delivery to one writer thread per process, which commits all
-the deliveries waiting at that moment in a single transaction and then releases each request with
-its own result. Under load many requests share a commit; with a single request in flight it commits
-at once (nothing waits on a timer).
+request. The first request thread that finds no commit running commits every delivery waiting at
+that moment, its own included, in one transaction, then wakes the threads whose deliveries it
+committed; if more arrived meanwhile, it hands the next commit to the first of them. Under load many
+requests share a commit; a request alone commits at once (nothing waits on a timer). There is no
+writer thread: handing each delivery to one and waiting for it to wake cost more thread switches
+per request than the commit saved (``bench/ack_path.py``).
 
 In ``baton serve`` the new jobs are left undispatched: the workers' pump (see
 :meth:`core.queue.Dispatcher.pump`) sends them, so no queue write sits on the ack path. With
 ``dispatch_new`` (a web process that is also its own worker, as in the tests' immediate mode) the
-writer dispatches them right after the commit.
+committing thread dispatches them right after the commit.
 """
 
 from __future__ import annotations
 
 import logging
-import queue
 import threading
 from collections.abc import Sequence
-from concurrent.futures import Future
 from typing import Protocol
 
 from core.jobs import Accepted, Jobs, NewJob
 
 log = logging.getLogger("baton.web")
-
-_Item = tuple[str, Sequence[NewJob], "Future[Accepted]"]
-
 
 class Dispatch(Protocol):
     """What the web layer needs from the queue (see :class:`core.queue.Dispatcher`)."""
@@ -38,51 +35,87 @@ class Dispatch(Protocol):
     def ping(self) -> bool: ...
 
 
+class _Delivery:
+    """One delivery waiting for its commit; ``ready`` is released when it is done or when its
+    thread is handed the next commit."""
+
+    __slots__ = ("done", "error", "items", "leads", "ready", "result", "source")
+
+    def __init__(self, source: str, items: Sequence[NewJob]) -> None:
+        self.source, self.items = source, items
+        self.ready = threading.Lock()
+        self.ready.acquire()
+        self.done = False
+        self.leads = False
+        self.result: Accepted | None = None
+        self.error: BaseException | None = None
+
+    def outcome(self) -> Accepted:
+        if self.error is not None:
+            raise self.error
+        assert self.result is not None
+        return self.result
+
+
 class GroupCommitInbox:
     def __init__(self, jobs: Jobs, dispatcher: Dispatch, *, dispatch_new: bool = True,
                  max_batch: int = 256, timeout: float = 10.0) -> None:
         self.jobs, self.dispatcher, self.dispatch_new = jobs, dispatcher, dispatch_new
         self.max_batch, self.timeout = max_batch, timeout
-        self._queue: queue.SimpleQueue[_Item] = queue.SimpleQueue()
-        self._lock = threading.Lock()
-        self._thread: threading.Thread | None = None
+        self._mutex = threading.Lock()
+        self._waiting: list[_Delivery] = []
+        self._committing = False  # False only while nobody waits: a new delivery leads at once
+        self.commits = 0  # transactions so far (deliveries / commits = the batching achieved)
 
     def submit(self, source: str, items: Sequence[NewJob]) -> Accepted:
-        """Record one delivery durably; returns after its transaction committed."""
-        self._ensure_thread()  # lazily: gunicorn forks after the app is built
-        future: Future[Accepted] = Future()
-        self._queue.put((source, items, future))
-        return future.result(timeout=self.timeout)
+        """Record one delivery durably; returns after its transaction committed. Raises what the
+        commit raised, or TimeoutError when no commit took it within ``timeout``."""
+        me = _Delivery(source, items)
+        with self._mutex:
+            self._waiting.append(me)
+            if not self._committing:
+                self._committing = me.leads = True
+        if not me.leads:
+            woke = me.ready.acquire(timeout=self.timeout)
+            with self._mutex:
+                if not (woke or me.done or me.leads):  # give up: nothing of it was written
+                    self._waiting.remove(me)
+                    raise TimeoutError(f"no inbox commit within {self.timeout:g} s")
+            if me.done:
+                return me.outcome()
+        self._commit()  # this thread leads; its delivery is first in line
+        return me.outcome()
 
-    def _ensure_thread(self) -> None:
-        if self._thread is not None and self._thread.is_alive():
-            return
-        with self._lock:
-            if self._thread is None or not self._thread.is_alive():
-                self._thread = threading.Thread(target=self._run, name="baton-inbox", daemon=True)
-                self._thread.start()
-
-    def _run(self) -> None:
-        while True:
-            batch = [self._queue.get()]
-            while len(batch) < self.max_batch:
-                try:
-                    batch.append(self._queue.get_nowait())
-                except queue.Empty:
-                    break
+    def _commit(self) -> None:
+        with self._mutex:
+            batch = self._waiting[:self.max_batch]
+            del self._waiting[:len(batch)]
+        results: list[Accepted] = []
+        error: BaseException | None = None
+        try:
+            results = self.jobs.accept_many([(d.source, d.items) for d in batch],
+                                            dispatched=self.dispatch_new)
+            self.commits += 1
+        except BaseException as exc:  # the database is down: every delivery in it gets a 503
+            error = exc
+        new = [job_id for r in results for job_id in r.new]
+        if new and self.dispatch_new:
             try:
-                results = self.jobs.accept_many([(s, items) for s, items, _ in batch],
-                                                dispatched=self.dispatch_new)
-            except Exception as exc:  # the database is down: every waiting request gets a 503
-                for _, _, future in batch:
-                    future.set_exception(exc)
-                continue
-            new = [job_id for r in results for job_id in r.new]
-            if new and self.dispatch_new:
-                try:
-                    self.dispatcher.dispatch(new, mark=False)
-                except Exception:
-                    log.exception("dispatch failed; the reconciler will send the jobs",
-                                  extra={"jobs": len(new)})
-            for (_, _, future), result in zip(batch, results, strict=True):
-                future.set_result(result)
+                self.dispatcher.dispatch(new, mark=False)
+            except Exception:
+                log.exception("dispatch failed; the reconciler will send the jobs",
+                              extra={"jobs": len(new)})
+        with self._mutex:
+            for i, delivery in enumerate(batch):
+                delivery.done = True
+                delivery.error = error
+                delivery.result = results[i] if error is None else None
+            following = self._waiting[0] if self._waiting else None
+            if following is None:
+                self._committing = False
+            else:
+                following.leads = True
+        for delivery in batch[1:]:  # batch[0] is this thread's own
+            delivery.ready.release()
+        if following is not None:
+            following.ready.release()

@@ -1,0 +1,118 @@
+"""The group-commit inbox on its own: many request threads, shared commits, failures that reach
+every waiting request and leave the inbox working, and a wait that gives up cleanly."""
+
+import threading
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+import pytest
+
+from core.jobs import Accepted, Jobs, NewJob
+from core.store import Store, open_store
+from webhooks.inbox import GroupCommitInbox
+
+
+class NoQueue:
+    def dispatch(self, job_ids: Sequence[str], *, mark: bool = True) -> None:
+        raise AssertionError("the web inbox of `baton serve` does not dispatch")
+
+    def pump(self, limit: int = 100) -> int:
+        return 0
+
+    def ping(self) -> bool:
+        return True
+
+
+class SlowJobs(Jobs):
+    """Real jobs whose commits take a while and can be made to fail."""
+
+    def __init__(self, store: Store) -> None:
+        super().__init__(store)
+        self.gate = threading.Event()
+        self.gate.set()
+        self.entered = threading.Event()
+        self.fail: Exception | None = None
+
+    def accept_many(self, deliveries: Sequence[tuple[str, Sequence[NewJob]]], *,
+                    dispatched: bool = False) -> list[Accepted]:
+        self.entered.set()
+        self.gate.wait()
+        if self.fail is not None:
+            raise self.fail
+        return super().accept_many(deliveries, dispatched=dispatched)
+
+
+@pytest.fixture
+def jobs(tmp_path: Path) -> Iterator[SlowJobs]:
+    store = open_store(f"sqlite:///{tmp_path / 'baton.db'}")
+    yield SlowJobs(store)
+    store.close()
+
+
+def event(n: int) -> list[NewJob]:
+    return [NewJob(f"e{n}", "hubspot.event", "hubspot:1", {"n": n})]
+
+
+def run_threads(count: int, target: "object") -> list[threading.Thread]:
+    threads = [threading.Thread(target=target, args=(i,)) for i in range(count)]  # type: ignore[arg-type]
+    for t in threads:
+        t.start()
+    return threads
+
+
+def test_concurrent_deliveries_share_commits_and_each_gets_its_own_result(jobs: SlowJobs) -> None:
+    inbox = GroupCommitInbox(jobs, NoQueue(), dispatch_new=False)
+    results: dict[int, Accepted] = {}
+    jobs.gate.clear()  # hold the first commit so the others pile up behind it
+    first = run_threads(1, lambda i: results.__setitem__(100, inbox.submit("hubspot", event(100))))
+    assert jobs.entered.wait(5)
+    rest = run_threads(24, lambda i: results.__setitem__(i, inbox.submit("hubspot", event(i % 12))))
+    while len(inbox._waiting) < 24:  # all 24 queued behind the held commit
+        threading.Event().wait(0.01)
+    jobs.gate.set()
+    for t in first + rest:
+        t.join(10)
+    assert len(results) == 25
+    assert inbox.commits == 2  # the first delivery alone, then all 24 together
+    for n in range(12):  # each platform id twice: one new job, one duplicate of it
+        pair = [results[i] for i in (n, n + 12)]
+        assert sorted(r.duplicate[0] for r in pair) == [False, True]
+        assert pair[0].job_ids == pair[1].job_ids
+    assert results[100].duplicate == [False]
+
+
+def test_a_failed_commit_reaches_every_waiting_request_and_the_next_one_works(jobs: SlowJobs) -> None:
+    inbox = GroupCommitInbox(jobs, NoQueue(), dispatch_new=False)
+    errors: list[BaseException] = []
+
+    def deliver(i: int) -> None:
+        try:
+            inbox.submit("hubspot", event(i))
+        except RuntimeError as exc:
+            errors.append(exc)
+
+    jobs.fail = RuntimeError("database is down")
+    jobs.gate.clear()
+    threads = run_threads(6, deliver)
+    while len(inbox._waiting) < 6 and not jobs.entered.is_set():
+        threading.Event().wait(0.01)
+    jobs.gate.set()
+    for t in threads:
+        t.join(10)
+    assert len(errors) == 6 and all(str(e) == "database is down" for e in errors)
+    jobs.fail = None
+    assert inbox.submit("hubspot", event(1)).duplicate == [False]  # nothing was half-written
+    assert not inbox._committing and not inbox._waiting
+
+
+def test_a_wait_that_runs_out_withdraws_its_delivery(jobs: SlowJobs) -> None:
+    inbox = GroupCommitInbox(jobs, NoQueue(), dispatch_new=False, timeout=0.2)
+    jobs.gate.clear()
+    leader = run_threads(1, lambda i: inbox.submit("hubspot", event(1)))
+    assert jobs.entered.wait(5)
+    with pytest.raises(TimeoutError):
+        inbox.submit("hubspot", event(2))
+    assert inbox._waiting == []  # withdrawn: the next commit will not write it
+    jobs.gate.set()
+    leader[0].join(10)
+    assert inbox.submit("hubspot", event(2)).duplicate == [False]  # recorded now, once
