@@ -12,6 +12,7 @@ their worker died — which the reconciler sends again. Dedupe keys are kept for
 
 from __future__ import annotations
 
+import functools
 import random
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -23,6 +24,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from core.ids import new_id
 from core.store import InboxKey, JobRow, Store, rows_changed
+from core.store.db import UTCDateTime
 
 QUEUED, RUNNING, DONE, FAILED, DEAD = "queued", "running", "done", "failed", "dead"
 TERMINAL = (DONE, FAILED, DEAD)
@@ -65,8 +67,13 @@ class _Statement:
         self.sql: str = compiled.string
         table = statement.table
         names: list[str] = list(compiled.positiontup)
-        self._columns = [(name, table.c[name].type.dialect_impl(dialect).bind_processor(dialect))
-                         for name in names]
+        self._columns: list[tuple[str, Callable[[Any], Any] | None]] = []
+        for name in names:
+            process = table.c[name].type.dialect_impl(dialect).bind_processor(dialect)
+            if process is not None and isinstance(table.c[name].type, UTCDateTime):
+                # a delivery's rows share one timestamp in five columns: format it once
+                process = functools.lru_cache(maxsize=8)(process)
+            self._columns.append((name, process))
 
     def params(self, row: dict[str, Any]) -> tuple[Any, ...]:
         return tuple(row[name] if process is None else process(row[name])
