@@ -119,3 +119,8 @@ class GroupCommitInbox:
             delivery.ready.release()
         if following is not None:
             following.ready.release()
+        if error is None:  # housekeeping once the batch's requests are on their way
+            try:
+                self.jobs.checkpoint()
+            except Exception:  # the next checkpoint (or another process's) catches up
+                log.exception("WAL checkpoint failed")

@@ -116,3 +116,22 @@ def test_a_wait_that_runs_out_withdraws_its_delivery(jobs: SlowJobs) -> None:
     jobs.gate.set()
     leader[0].join(10)
     assert inbox.submit("hubspot", event(2)).duplicate == [False]  # recorded now, once
+
+
+def test_the_write_ahead_log_is_checkpointed_off_the_commit(jobs: SlowJobs, tmp_path: Path) -> None:
+    """The inbox's connections do not checkpoint inside a commit (SQLite would, holding the
+    write lock through two fsyncs); the inbox does it once a batch is answered."""
+    wal = tmp_path / "baton.db-wal"
+    for n in range(300):  # one commit each, no checkpoint: the log only grows
+        jobs.accept("hubspot", event(n))
+    unchecked = wal.stat().st_size
+    assert unchecked > 1000 * 4096  # past SQLite's own limit: its automatic checkpoint is off
+    assert jobs.checkpoint()  # folds it back; the next commit starts the log over
+    inbox = GroupCommitInbox(jobs, NoQueue(), dispatch_new=False)
+    for n in range(300, 900):
+        inbox.submit("hubspot", event(n))
+    assert jobs._commits == 900 and jobs._checkpointed > 800  # the inbox kept checkpointing
+    with jobs.store.engine.connect() as conn:  # and the log never refilled past its start
+        busy, log_pages, _ = conn.exec_driver_sql("PRAGMA wal_checkpoint(PASSIVE)").one()
+    assert busy == 0 and log_pages < 100 * 8
+    assert wal.stat().st_size <= unchecked
