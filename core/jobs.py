@@ -251,11 +251,12 @@ class Jobs:
         """Fold SQLite's write-ahead log back into the database, off the ack path; True if done.
 
         SQLite checkpoints on its own inside the commit that takes the log past 1,000 pages,
-        holding the write lock, and every request waiting on it, through two fsyncs. The inbox's
-        connections turn that off; instead the inbox's committing thread calls this once its
-        requests are answered, and every ``CHECKPOINT_EVERY`` commits of this process a passive
-        checkpoint runs, which does not block writers (bench.ack_path: p99 about 5 ms lower).
-        Other connections (workers, the CLI) keep SQLite's automatic checkpoints."""
+        holding the write lock, and every request waiting on it, through two fsyncs. The
+        connections the inbox writes on turn that off; instead the inbox's committing thread calls
+        this once its requests are answered, and every ``CHECKPOINT_EVERY`` commits of this process
+        a passive checkpoint runs, which does not block writers (bench.ack_path: p99 about 5 ms
+        lower). The other processes' connections (workers, the CLI) keep SQLite's automatic
+        checkpoints."""
         if self.store.engine.dialect.name != "sqlite" or \
                 self._commits - self._checkpointed < CHECKPOINT_EVERY:
             return False
