@@ -78,8 +78,10 @@ class GroupCommitInbox:
         if not me.leads:
             woke = me.ready.acquire(timeout=self.timeout)
             with self._mutex:
-                if not (woke or me.done or me.leads):  # give up: nothing of it was written
-                    self._waiting.remove(me)
+                if not (woke or me.done or me.leads):  # give up with a 503; the platform retries
+                    if me in self._waiting:  # not in a commit yet: withdraw it
+                        self._waiting.remove(me)
+                    # else a running commit holds it: if that lands, the retry is a duplicate
                     raise TimeoutError(f"no inbox commit within {self.timeout:g} s")
             if me.done:
                 return me.outcome()

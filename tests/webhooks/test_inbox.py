@@ -135,3 +135,50 @@ def test_the_write_ahead_log_is_checkpointed_off_the_commit(jobs: SlowJobs, tmp_
         busy, log_pages, _ = conn.exec_driver_sql("PRAGMA wal_checkpoint(PASSIVE)").one()
     assert busy == 0 and log_pages < 100 * 8
     assert wal.stat().st_size <= unchecked
+
+
+class HeldJobs(Jobs):
+    """Real jobs whose n-th commit starts, then waits for ``go[n]``."""
+
+    def __init__(self, store: Store) -> None:
+        super().__init__(store)
+        self.started = [threading.Event() for _ in range(3)]
+        self.go = [threading.Event() for _ in range(3)]
+        self.n = 0
+
+    def accept_many(self, deliveries: Sequence[tuple[str, Sequence[NewJob]]], *,
+                    dispatched: bool = False) -> list[Accepted]:
+        n, self.n = self.n, self.n + 1
+        self.started[n].set()
+        self.go[n].wait(10)
+        return super().accept_many(deliveries, dispatched=dispatched)
+
+
+def test_a_wait_that_runs_out_inside_a_running_commit_is_a_timeout(jobs: SlowJobs) -> None:
+    held = HeldJobs(jobs.store)
+    inbox = GroupCommitInbox(held, NoQueue(), dispatch_new=False, timeout=1.0)
+    outcome: dict[int, BaseException | Accepted] = {}
+
+    def deliver(i: int) -> None:
+        try:
+            outcome[i] = inbox.submit("hubspot", event(i))
+        except BaseException as exc:
+            outcome[i] = exc
+
+    first = threading.Thread(target=deliver, args=(0,))
+    first.start()
+    assert held.started[0].wait(5)
+    later = [threading.Thread(target=deliver, args=(i,)) for i in (1, 2)]
+    for t in later:
+        t.start()
+    while len(inbox._waiting) < 2:
+        threading.Event().wait(0.01)
+    held.go[0].set()  # the first commit ends and hands the next (deliveries 1 and 2) to 1
+    assert held.started[1].wait(5)
+    later[1].join(5)  # 2's wait runs out while the commit holding it is still running
+    assert isinstance(outcome[2], TimeoutError)
+    held.go[1].set()
+    first.join(5)
+    later[0].join(5)
+    assert isinstance(outcome[0], Accepted) and isinstance(outcome[1], Accepted)
+    assert jobs.accept("hubspot", event(2)).duplicate == [True]  # that commit landed: a retry dedupes
