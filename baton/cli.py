@@ -6,14 +6,12 @@ one line on stderr and a non-zero exit; tracebacks are for bugs only.
 
 from __future__ import annotations
 
-import csv
 import json
 import sys
 import tempfile
 import traceback
 from collections.abc import Callable
-from datetime import UTC, datetime
-from importlib import resources
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -22,8 +20,9 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from baton.files import load_contact, load_contacts_csv
 from baton.wiring import App, build_app
-from core.errors import BatonError, InputError
+from core.errors import BatonError, ConsentError, InputError
 from core.jobs import Jobs
 from core.ledger import Receipt, month_start
 from core.settings import load_settings
@@ -36,46 +35,6 @@ DEFAULT_BRIEF = "Thank them for their recent purchase and suggest one matching a
 # Piped output (files, CI logs, tests) gets wide tables instead of Rich's 80-column default.
 out = Console(width=None if sys.stdout.isatty() else 160)
 err = Console(stderr=True, width=None if sys.stderr.isatty() else 160)
-
-
-def _sample(name: str) -> str:
-    return (resources.files("baton") / "defaults" / name).read_text(encoding="utf-8")
-
-
-def load_contact(path: Path | None, language: str) -> dict[str, Any]:
-    """A contact from a JSON file (an object, or HubSpot-style ``{"properties": {...}}``),
-    or the bundled sample contact for ``language``."""
-    if path is None:
-        text = _sample("sample_contact_ja.json" if language == "ja" else "sample_contact.json")
-        source = "bundled sample contact"
-    else:
-        try:
-            text = path.read_text(encoding="utf-8")
-        except OSError as exc:
-            raise InputError(f"{path}: cannot read contact file ({exc.strerror})") from None
-        source = str(path)
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise InputError(f"{source}: not valid JSON ({exc.msg}, line {exc.lineno})") from None
-    if isinstance(data, dict) and isinstance(data.get("properties"), dict):
-        data = data["properties"]
-    if not isinstance(data, dict):
-        raise InputError(f"{source}: expected a JSON object of contact fields")
-    return data
-
-
-def load_contacts_csv(path: Path) -> list[dict[str, str]]:
-    try:
-        with path.open(encoding="utf-8-sig", newline="") as fh:
-            rows = list(csv.DictReader(fh))
-    except OSError as exc:
-        raise InputError(f"{path}: cannot read contacts file ({exc.strerror})") from None
-    except (csv.Error, UnicodeDecodeError) as exc:
-        raise InputError(f"{path}: not a readable UTF-8 CSV file ({exc})") from None
-    if not rows:
-        raise InputError(f"{path}: no contacts (expected a header row and one row per contact)")
-    return [{k: v for k, v in row.items() if k} for row in rows]
 
 
 def handle_errors(fn: F) -> F:
@@ -165,7 +124,9 @@ def generate(kind: str, contact_file: Path | None, contacts_file: Path | None,
                 err.print(_receipt_line(receipt), highlight=False, markup=False)
             return
         assert out_file is not None
-        _bulk(app, kind, load_contacts_csv(contacts_file), out_file, brief, tier, language, tenant)
+        contacts = load_contacts_csv(contacts_file)
+        err.print(contacts.describe(), highlight=False, markup=False)
+        _bulk(app, kind, contacts.rows, out_file, brief, tier, language, tenant)
     finally:
         app.close()
 
@@ -178,7 +139,7 @@ def _bulk(app: App, kind: str, contacts: list[dict[str, str]], out_file: Path, b
         fh = out_file.open("w", encoding="utf-8")
     except OSError as exc:
         raise InputError(f"{out_file}: cannot write results ({exc.strerror})") from None
-    failed = 0
+    failed = skipped = 0
     with fh, Progress(TextColumn("[bold]generating"), BarColumn(), MofNCompleteColumn(),
                       TimeElapsedColumn(), console=err) as progress:
         bar = progress.add_task("generate", total=len(tasks))
@@ -189,7 +150,10 @@ def _bulk(app: App, kind: str, contacts: list[dict[str, str]], out_file: Path, b
         outcomes = app.engine.run_many(tasks, on_done=done)
         for i, (task, outcome) in enumerate(zip(tasks, outcomes, strict=True)):
             line: dict[str, Any] = {"row": i + 1, "task_id": task.id}
-            if isinstance(outcome, BatonError):
+            if isinstance(outcome, ConsentError):
+                skipped += 1
+                line["skipped"] = str(outcome)
+            elif isinstance(outcome, BatonError):
                 failed += 1
                 line["error"] = str(outcome)
             else:
@@ -197,9 +161,10 @@ def _bulk(app: App, kind: str, contacts: list[dict[str, str]], out_file: Path, b
                 line["receipt_id"] = outcome.receipt.id
                 line["route"] = outcome.decision.action
             fh.write(json.dumps(line, ensure_ascii=False) + "\n")
-    err.print(f"{len(tasks) - failed} of {len(tasks)} written to {out_file}"
+    err.print(f"{len(tasks) - failed - skipped} of {len(tasks)} written to {out_file}"
+              + (f"; {skipped} opted out of marketing email (see 'skipped')" if skipped else "")
               + (f"; {failed} failed (see their 'error')" if failed else ""), highlight=False)
-    if failed == len(tasks):
+    if failed and failed + skipped == len(tasks):
         sys.exit(1)
 
 
@@ -375,7 +340,9 @@ def up(host: str, port: int) -> None:
 
 
 def _jobs() -> Jobs:
-    return Jobs(open_store(load_settings().resolved_database_url))
+    settings = load_settings()
+    return Jobs(open_store(settings.resolved_database_url),
+                retention=timedelta(days=settings.retention_days))
 
 
 @cli.group()
@@ -432,6 +399,26 @@ def jobs_retry_dead() -> None:
     for job_id in ids:
         store.retry(job_id)
     out.print(f"queued {len(ids)} dead job(s)", highlight=False)
+
+
+@cli.command()
+@click.argument("tenant")
+@click.argument("contact")
+@handle_errors
+def forget(tenant: str, contact: str) -> None:
+    """Erase what Baton stored about one CONTACT of TENANT (a privacy deletion).
+
+    CONTACT is a HubSpot contact id (TENANT hubspot:<portal id>), a Salesforce record id (TENANT
+    salesforce:<org id>, or an API key's tenant) or an email address (the generic task API).
+    Job payloads, drafts and write-back records go; receipts keep only their counts."""
+    from core.retention import forget as erase
+    from core.retention import subject_for
+
+    subject = subject_for(contact)
+    done = erase(open_store(load_settings().resolved_database_url), tenant, subject)
+    out.print(f"{tenant} {contact}: erased {done['jobs']} job(s), {done['writebacks']} write-back "
+              f"record(s), {done['replies']} reply draft(s); {done['receipts']} receipt(s) keep "
+              "only their counts", highlight=False, markup=False)
 
 
 @cli.group()

@@ -110,7 +110,7 @@ def build_services(settings: Settings | None = None, *, immediate: bool = False,
     settings = settings or load_settings()
     policy = load_policy(settings.config)
     store = open_store(settings.resolved_database_url)
-    jobs = Jobs(store)
+    jobs = Jobs(store, retention=timedelta(days=settings.retention_days))
     lazy: dict[str, App] = {}
 
     def get_app() -> App:

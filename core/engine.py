@@ -7,6 +7,7 @@ run concurrently on a small thread pool.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -15,11 +16,19 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from core.backends.base import Backend, Generation, Limits
-from core.errors import BackendError, BatonError, GenerationError, RoutingError
+from core.contacts import canonical, canonical_name, for_model, opted_out
+from core.errors import (
+    BackendError,
+    BatonError,
+    ConsentError,
+    GenerationError,
+    InternalError,
+    RoutingError,
+)
 from core.guards import Guard, run_guards
 from core.ledger import Ledger, Receipt, baseline_cost, cloud_cost, local_cost
 from core.policy import ModelRole, Policy
-from core.privacy import Masker, Masking, expansion, merge_fields, unmask
+from core.privacy import Masker, Masking, expansion, merge_fields, neutralize, unmask
 from core.registry import Registry
 from core.routing import CircuitBreaker, Decision, Role, RouteInput, Step, decide
 from core.task import Prompt, Task, TaskKind
@@ -64,8 +73,13 @@ class _First:
 
 @dataclass
 class _Prepared:
+    """A task ready to run: ``task.context`` in the canonical vocabulary with CRM braces
+    neutralized, ``plain`` what a model that keeps data local sees of it, ``context`` and
+    ``brief`` as they leave masked."""
+
     task: Task
     kind: TaskKind
+    plain: dict[str, Any]
     context: dict[str, Any]
     brief: str
     masking: Masking
@@ -90,6 +104,9 @@ class Engine:
         self.policy, self.backends, self.kinds, self.ledger = policy, backends, kinds, ledger
         self.clock = clock
         self.masker = Masker(policy.privacy)
+        confidential = {canonical_name(f) or f for f in policy.privacy.confidential_fields}
+        self.merge_fields = frozenset(canonical_name(f) or f for f in policy.privacy.merge_fields
+                                      ) - confidential
         self.breakers = dict(breakers or {r: CircuitBreaker(policy.breaker) for r in backends})
         self.cloud_concurrency = cloud_concurrency
 
@@ -119,10 +136,15 @@ class Engine:
 
     def prepare(self, task: Task) -> _Prepared:
         kind = self.kinds.get(task.kind)
+        task = dataclasses.replace(task, context=neutralize(canonical(task.context)))
         kind.validate(task)
-        context, brief, masking = self.masker.mask(task.context, task.brief)
+        if kind.marketing and opted_out(task.context):
+            raise ConsentError(f"{task.kind} task {task.id}: the contact opted out of marketing "
+                               "email; nothing was generated or written")
+        plain = for_model(task.context)
+        context, brief, masking = self.masker.mask(plain, task.brief)
         decision = decide(self.policy, self.route_input(task, masking))
-        return _Prepared(task, kind, context, brief, masking, decision)
+        return _Prepared(task, kind, plain, context, brief, masking, decision)
 
     def explain(self, task: Task) -> Decision:
         """The routing decision for ``task`` without running it."""
@@ -156,6 +178,9 @@ class Engine:
             except BatonError as exc:
                 finish(i, exc)
                 continue
+            except Exception as exc:  # a bug in one task ends that task alone
+                finish(i, InternalError(exc))
+                continue
             step = prep.decision.first
             if step.role == "cloud":
                 cloud.append((i, prep))
@@ -169,6 +194,8 @@ class Engine:
                 finish(i, self._run_prepared(prep, first, plan))
             except BatonError as exc:
                 finish(i, exc)
+            except Exception as exc:  # a bug in one task ends that task alone
+                finish(i, InternalError(exc))
 
         with ThreadPoolExecutor(max_workers=self.cloud_concurrency) as pool:
             futures = [pool.submit(run_first, i, prep) for i, prep in cloud]
@@ -234,7 +261,7 @@ class Engine:
 
     def _render(self, prep: _Prepared, step: Step, lead: str | None = None) -> Prompt:
         backend = self._backend(step.role)
-        context = prep.context if step.masked else dict(prep.task.context)
+        context = prep.context if step.masked else prep.plain
         brief = prep.brief if step.masked else prep.task.brief
         brand = self.policy.brand_for(prep.task.tenant)
         return prep.kind.render(prep.task, context, brief, brand, backend.prompt_style, lead)
@@ -257,7 +284,7 @@ class Engine:
         backend = self._backend(step.role)
         masking = prep.masking if step.masked else Masking()
         brand = self.policy.brand_for(prep.task.tenant)
-        lead = prep.kind.lead(prep.task, prep.context if step.masked else prep.task.context, brand)
+        lead = prep.kind.lead(prep.task, prep.context if step.masked else prep.plain, brand)
         prompt = self._render(prep, step, lead)
         # Leave room for placeholders that grow when restored, so that a length the model's
         # grammar allowed still fits once the real values are in.
@@ -306,6 +333,7 @@ class Engine:
                          cost_seconds=cost_seconds)
             if not violations:
                 return output
+        violations = [prep.masking.redact(v) for v in violations]  # no contact value in errors
         raise GenerationError(
             f"{prep.task.kind} output from {step.role} failed its checks after one repair: "
             + "; ".join(violations),
@@ -327,7 +355,8 @@ class Engine:
             return parsed, violations
         brand = self.policy.brand_for(prep.task.tenant)
         fields = merge_fields(prep.task.context)
-        output = prep.kind.finish(unmask(parsed, masking, fields), brand, prep.task.language)
+        output = prep.kind.finish(unmask(parsed, masking, fields, self.merge_fields), brand,
+                                  prep.task.language)
         return output, run_guards([g for g in guards if g.name != "schema"], output)
 
     def _egress(self, backend: Backend, step: Step, prompt: Prompt, masking: Masking) -> list[str]:
@@ -356,13 +385,15 @@ class Engine:
             task_id=prep.task.id, tenant=prep.task.tenant, kind=prep.task.kind,
             tier=prep.task.tier, language=prep.task.language, action=prep.decision.action,
             role=step.role, backend=backend.name, model=gen.model if gen else backend.model,
-            rule=prep.decision.rule, reasons=tuple(reasons), status=status, attempt=attempt,
+            rule=prep.decision.rule, status=status, attempt=attempt,
             prompt_tokens=prompt_tokens, completion_tokens=completion, cached_tokens=cached,
             latency_ms=seconds * 1000, cost_usd=cost,
             baseline_cost_usd=baseline_cost(costs, prompt_tokens, completion),
             egress=not backend.keeps_data_local, egress_entities=tuple(egress_entities),
             masked_entities=tuple(sorted(prep.masking.entities)) if step.masked else (),
-            error=error,
+            masked=dict(prep.masking.counts) if step.masked else {},
+            error=prep.masking.redact(error) if error else None,
+            reasons=tuple(prep.masking.redact(r) for r in reasons),
         )
         self.ledger.record(receipt)
         prep.receipts.append(receipt)

@@ -8,12 +8,14 @@ Everything the engine raises on purpose derives from :class:`BatonError`. Vendor
     ├── ConfigError            settings or policy file wrong (names the key and the expected form)
     ├── UnknownNameError       a registry lookup failed (task kind, backend, ...)
     ├── InputError             the task itself is unusable (empty contact, prompt over context)
+    │   └── ConsentError           the contact opted out of what the task would write
     ├── ModelFileError         model file missing, unreadable or with the wrong sha256
     ├── RoutingError           the policy allows no backend for this task right now
     ├── BackendError           a backend call failed
     │   ├── TransientBackendError   worth retrying (429 rate limit, 5xx, timeout, connection)
     │   └── QuotaExhaustedError     429 insufficient_quota and other billing stops: never retried
-    └── GenerationError        output failed validation after the repair attempt
+    ├── GenerationError        output failed validation after the repair attempt
+    └── InternalError          an unexpected exception (a bug), told without its message
 """
 
 from __future__ import annotations
@@ -37,6 +39,10 @@ class UnknownNameError(BatonError):
 
 class InputError(BatonError):
     """The task cannot be run as given (empty contact, prompt larger than the context, ...)."""
+
+
+class ConsentError(InputError):
+    """The contact opted out (of marketing email): nothing is generated or written for them."""
 
 
 class ModelFileError(BatonError):
@@ -69,3 +75,22 @@ class GenerationError(BatonError):
     def __init__(self, message: str, *, violations: list[str] | None = None) -> None:
         self.violations = violations or []
         super().__init__(message)
+
+
+class InternalError(BatonError):
+    """An unexpected exception in one task, told by its type and place only: an exception's
+    message can hold customer data (``KeyError('İstanbul')``), so it never reaches a log line,
+    a job's error or a receipt."""
+
+    def __init__(self, exc: BaseException) -> None:
+        self.cause_type = type(exc).__name__
+        super().__init__(f"internal error ({describe_unexpected(exc)})")
+
+
+def describe_unexpected(exc: BaseException) -> str:
+    """An exception's type and the innermost place it was raised, without its message."""
+    tb = exc.__traceback__
+    while tb is not None and tb.tb_next is not None:
+        tb = tb.tb_next
+    where = f" at {tb.tb_frame.f_code.co_filename.rsplit('/', 1)[-1]}:{tb.tb_lineno}" if tb else ""
+    return f"{type(exc).__name__}{where}"

@@ -6,8 +6,9 @@ platform id and a job for each new one; the web layer acks only after it commits
 (``done``; or back to ``queued`` with a jittered backoff; ``failed`` for a permanent error;
 ``dead`` when attempts run out). A queue only carries job ids: :meth:`due` lists jobs that need a
 (re-)dispatch — queued ones whose dispatch was lost and running ones whose lease expired because
-their worker died — which the reconciler sends again. Dedupe keys are kept for ``retention``
-(7 days by default, longer than any platform's retry horizon).
+their worker died — which the reconciler sends again. Dedupe keys, ended jobs, write-back records
+and reply rows are kept for ``retention`` (``BATON_RETENTION_DAYS``: 30 days by default, never
+less than 7, longer than any platform's retry horizon), then purged.
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ class NewJob:
     kind: str
     tenant: str
     payload: dict[str, Any]
+    subject: str | None = None  # whose data it carries, see core.retention.subject_for
 
 
 @dataclass(frozen=True)
@@ -158,7 +160,8 @@ class Jobs:
                 entries.append((key, job_id))
                 rows.append((key, {
                     "id": job_id, "source": source, "kind": item.kind, "tenant": item.tenant,
-                    "payload": item.payload, "state": QUEUED, "attempts": 0,
+                    "payload": item.payload, "subject": item.subject, "state": QUEUED,
+                    "attempts": 0,
                     "max_attempts": self.max_attempts, "run_after": now, "lease_until": None,
                     "dispatched_at": now if dispatched else None, "result": None, "error": None,
                     "created_at": now, "updated_at": now}))
@@ -379,8 +382,9 @@ class Jobs:
             return list(session.scalars(query))
 
     def cleanup(self) -> int:
-        """Forget dedupe keys older than the retention; return how many went."""
-        cutoff = self.clock() - self.retention
-        with self.store.session.begin() as session:
-            return rows_changed(session, sa.delete(InboxKey).where(InboxKey.created_at < cutoff))
+        """Purge what is older than the retention (dedupe keys, ended jobs with their payloads,
+        write-back records, reply rows); return how many rows went."""
+        from core.retention import purge
+
+        return sum(purge(self.store, self.clock() - self.retention).values())
 

@@ -46,6 +46,8 @@ class Receipt:
     egress: bool
     egress_entities: tuple[str, ...] = ()
     masked_entities: tuple[str, ...] = ()
+    # entity type -> how many values of it were replaced by placeholders in what left
+    masked: dict[str, int] = field(default_factory=dict)
     error: str | None = None
     id: str = field(default_factory=lambda: uuid.uuid4().hex)
     created_at: datetime = field(default_factory=lambda: datetime.now(UTC))
@@ -142,7 +144,7 @@ class Ledger:
             latency_ms=receipt.latency_ms, cost_usd=receipt.cost_usd,
             baseline_cost_usd=receipt.baseline_cost_usd, egress=receipt.egress,
             egress_entities=list(receipt.egress_entities),
-            masked_entities=list(receipt.masked_entities),
+            masked_entities=list(receipt.masked_entities), masked=dict(receipt.masked),
         )
         with self.store.session.begin() as session:
             session.add(row)

@@ -62,17 +62,27 @@ class BrandVoice(_Strict):
     examples: list[Example] = Field(default_factory=list)
 
 
-class Privacy(_Strict):
-    """Which context fields hold personal or confidential data, and which recognizers run."""
+def _default_sensitive() -> list[str]:
+    return ["first_name", "middle_name", "last_name", "name", "salutation", "email", "phone",
+            "mobile", "home_phone", "other_phone", "fax", "address", "city", "postal_code",
+            "birthdate"]
 
-    sensitive_fields: list[str] = Field(
-        default_factory=lambda: [
-            "first_name", "last_name", "name", "full_name", "email", "phone", "mobile",
-            "address", "street", "city", "zip", "postal_code",
-        ]
-    )
+
+def _default_merge_fields() -> list[str]:
+    return ["first_name", "last_name", "name", "company", "job_title", "industry", "city",
+            "country", "last_purchase"]
+
+
+class Privacy(_Strict):
+    """Which context fields hold personal or confidential data, which recognizers run, and which
+    fields a model may name as placeholders in its output (``merge_fields``). Field names may be
+    given by any name of the contact vocabulary (``firstname``, ``FirstName``, ``first_name``);
+    fields Baton does not know are masked when their name looks personal (``Spouse name``)."""
+
+    sensitive_fields: list[str] = Field(default_factory=_default_sensitive)
     confidential_fields: list[str] = Field(default_factory=list)
     recognizers: list[Recognizer] = Field(default_factory=lambda: list(RECOGNIZER_NAMES))
+    merge_fields: list[str] = Field(default_factory=_default_merge_fields)
 
 
 class Condition(_Strict):

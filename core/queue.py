@@ -3,11 +3,12 @@
 The queue only carries job ids; the jobs table is the truth. Huey loses a task that was running
 when its worker got ``kill -9``, so the worker's reconciler (every ``BATON_RECONCILE_SECONDS``)
 re-dispatches whatever :meth:`core.jobs.Jobs.due` finds (lost dispatches, expired leases) and
-forgets old dedupe keys.
+purges what outlived the retention.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Sequence
 from datetime import timedelta
 from pathlib import Path
@@ -33,6 +34,7 @@ def make_huey(settings: Settings, *, immediate: bool = False) -> Huey:
 
 
 CHUNK = 10
+PURGE_EVERY = 600.0  # seconds between two purges of one reconciler
 
 
 class Dispatcher:
@@ -42,6 +44,7 @@ class Dispatcher:
                  redispatch_after: timedelta = timedelta(seconds=60),
                  run_jobs: Callable[[list[str]], Any] | None = None) -> None:
         self.huey, self.jobs, self.redispatch_after = huey, jobs, redispatch_after
+        self._purged_at: float | None = None
 
         def run(job_ids: list[str]) -> Any:  # the ids of one message run together if they can
             if run_jobs is not None:
@@ -76,10 +79,14 @@ class Dispatcher:
         self.jobs.mark_dispatched([job_id])
 
     def reconcile(self) -> int:
-        """Dispatch every job that needs it again; forget expired dedupe keys."""
+        """Dispatch every job that needs it again; purge what outlived the retention (at most
+        every ``PURGE_EVERY`` seconds: it scans several tables)."""
         due = self.jobs.due(redispatch_after=self.redispatch_after)
         self.dispatch(due)
-        self.jobs.cleanup()
+        now = time.monotonic()
+        if self._purged_at is None or now - self._purged_at >= PURGE_EVERY:
+            self._purged_at = now
+            self.jobs.cleanup()
         return len(due)
 
     def ping(self) -> bool:

@@ -66,6 +66,7 @@ def offerable(context: Mapping[str, Any] | None) -> list[str]:
 @dataclass(frozen=True)
 class RecommendationKind:
     name: str = "recommendation"
+    marketing: bool = True  # its message goes to the customer
 
     def schema(self, brand: BrandVoice, lead: str | None = None,
                context: Mapping[str, Any] | None = None) -> dict[str, Any]:

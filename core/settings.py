@@ -10,7 +10,7 @@ import re
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from core.errors import ConfigError
@@ -67,6 +67,9 @@ class Settings(BaseSettings):
     dispatch_poll_seconds: float = Field(default=0.05, gt=0, le=10)
     # Encrypts platform tokens at rest (a Fernet key); empty: a key file in the data directory
     secret_key: SecretStr = SecretStr("")
+    # Days after which dedupe keys, ended jobs (payloads, drafts), write-back records and reply
+    # rows are purged; at least 7, and a day past the HubSpot BLOCK expiry
+    retention_days: float = Field(default=30.0, gt=0, le=3650)
 
     # HubSpot connector (step 3)
     hubspot_api_base: str = "https://api.hubapi.com"
@@ -105,6 +108,25 @@ class Settings(BaseSettings):
             raise ValueError("expected 64 lowercase hex characters")
         return value
 
+    @field_validator("hubspot_block_expiration")
+    @classmethod
+    def _iso_duration(cls, value: str) -> str:
+        from core.retention import iso_duration_days
+
+        iso_duration_days(value)
+        return value
+
+    @model_validator(mode="after")
+    def _retention_outlives_platform_retries(self) -> Settings:
+        from core.retention import retention_floor_days
+
+        floor = retention_floor_days(self.hubspot_block_expiration)
+        if self.retention_days < floor:
+            raise ValueError(f"BATON_RETENTION_DAYS: at least {floor:g} days, so that dedupe keys "
+                             "and drafts outlive every platform's retries and the HubSpot BLOCK "
+                             f"expiry (got {self.retention_days:g})")
+        return self
+
     @property
     def resolved_database_url(self) -> str:
         """The SQLAlchemy URL: ``BATON_DATABASE_URL`` or SQLite under the data directory."""
@@ -124,6 +146,8 @@ def load_settings(**overrides: object) -> Settings:
 
 def _describe_settings_error(exc: ValidationError) -> str:
     first = exc.errors()[0]
+    if not first["loc"]:  # a rule across settings names its own; the input holds secrets
+        return str(first["msg"]).removeprefix("Value error, ")
     key = "BATON_" + "_".join(str(p) for p in first["loc"]).upper()
     if first["type"] == "extra_forbidden":
         return f"{key}: unknown setting"

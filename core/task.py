@@ -68,6 +68,10 @@ class TaskKind(Protocol):
     def name(self) -> str:
         """The registry name (``email``, ``text``, ...)."""
 
+    @property
+    def marketing(self) -> bool:
+        """Whether its output is marketing sent to the contact (not for those who opted out)."""
+
     def schema(self, brand: BrandVoice, lead: str | None = None,
                context: Mapping[str, Any] | None = None) -> dict[str, Any]:
         """The JSON schema the output must satisfy; ``lead`` is the text the main field must
@@ -126,6 +130,7 @@ class CopyKind:
     limits: tuple[tuple[str, str], ...]  # (field, BrandVoice attribute holding its max length)
     greeted: bool = False
     min_body: int = 0  # characters the body must have after its lead (a grammar bound locally)
+    marketing: bool = False  # marketing email: not for contacts who opted out
 
     def schema(self, brand: BrandVoice, lead: str | None = None,
                context: Mapping[str, Any] | None = None) -> dict[str, Any]:
@@ -257,6 +262,7 @@ EMAIL = CopyKind(
     limits=(("subject", "max_subject_chars"), ("preheader", "max_preheader_chars"),
             ("body", "max_body_chars")),
     greeted=True,
+    marketing=True,
 )
 TEXT = CopyKind(name="text", fields=("text",), body_field="text",
                 limits=(("text", "max_body_chars"),))

@@ -10,6 +10,7 @@ attempts run out and the job is ``dead`` (``baton jobs retry-dead`` sends it rou
 from __future__ import annotations
 
 import logging
+import traceback
 from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
@@ -21,6 +22,7 @@ from core.errors import (
     InputError,
     QuotaExhaustedError,
     UnknownNameError,
+    describe_unexpected,
 )
 from core.jobs import QUEUED, Jobs
 from core.registry import Registry
@@ -95,9 +97,13 @@ class JobRunner:
             return self.jobs.fail(job.id, str(outcome), permanent=True)
         if isinstance(outcome, BatonError):
             return self._retry(job.id, str(outcome))
-        # a bug or an outage nobody translated: retry, then dead
-        log.error("job raised", exc_info=outcome, extra={"job_id": job.id, "kind": job.kind})
-        return self._retry(job.id, f"{type(outcome).__name__}: {outcome}")
+        # A bug or an outage nobody translated: retry, then dead. Its message may quote customer
+        # data (KeyError('İstanbul')), so the log and the job keep its type, place and stack only.
+        where = describe_unexpected(outcome)
+        stack = "".join(traceback.format_tb(outcome.__traceback__))
+        log.error("job raised %s (message withheld: it may hold customer data)\n%s", where,
+                  stack.rstrip(), extra={"job_id": job.id, "kind": job.kind})
+        return self._retry(job.id, f"internal error ({where})")
 
     def _retry(self, job_id: str, error: str) -> str:
         state = self.jobs.fail(job_id, error)

@@ -50,8 +50,10 @@ def _event(i: int, event: Any) -> NewJob:
     if not isinstance(kind, str) or not kind:
         raise BadRequest(f"event {i}: subscriptionType (or eventType) must be a string")
     sub = event.get("subscriptionId", "")
+    subject = f"contact:{event['objectId']}" if kind.startswith("contact.") else None
     return NewJob(external_id=f"{event['portalId']}:{sub}:{event['eventId']}",
-                  kind="hubspot.event", tenant=f"hubspot:{event['portalId']}", payload=event)
+                  kind="hubspot.event", tenant=f"hubspot:{event['portalId']}", payload=event,
+                  subject=subject)
 
 
 @blueprint.post("/hubspot/webhooks")
@@ -97,7 +99,8 @@ def action(action: str) -> tuple[Response, int]:
         tenant=f"hubspot:{call.portal}",
         payload={"action": action, "portal": call.portal, "object_id": call.object_id,
                  "object_type": call.object_type, "inputs": call.inputs,
-                 "callback_id": call.callback_id, "reply_key": call.reply_key})])
+                 "callback_id": call.callback_id, "reply_key": call.reply_key},
+        subject=f"{call.object_type.lower()}:{call.object_id}")])
     deadline = time.monotonic() + hubspot.settings.hubspot_sync_budget
     row = replies.get(call.reply_key)
     while row is not None and row.reply is None and time.monotonic() < deadline:

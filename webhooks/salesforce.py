@@ -22,6 +22,7 @@ from defusedxml.common import DefusedXmlException
 from flask import Blueprint, Response, request
 
 from core.jobs import NewJob
+from core.retention import subject_for
 from webhooks.common import raw_body, record, services
 from webhooks.errors import ApiError, BadRequest, Unauthorized, UnsupportedMediaType
 
@@ -115,6 +116,7 @@ def _outbound(token: str | None) -> Response:
         record("salesforce", [NewJob(
             external_id=f"{_org15(org)}:{item['notification_id']}", kind="salesforce.notification",
             tenant=f"salesforce:{_org15(org)}", payload={**item, "action_id": action},
+            subject=subject_for(str(item["fields"]["Id"])) if item["fields"].get("Id") else None,
         ) for item in items])
     except ApiError as exc:
         return soap_fault(exc)

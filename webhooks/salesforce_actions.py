@@ -19,9 +19,11 @@ from typing import Any, Literal
 from flask import Blueprint, Response, jsonify
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from core.contacts import canonical
 from core.jobs import DEAD, DONE, FAILED, NewJob
 from core.policy import describe_validation_error
 from core.recommend import summary
+from core.retention import subject_for
 from core.task import ACTION_KINDS, TONES, with_tone
 from webhooks.common import json_body, record, services
 from webhooks.errors import BadRequest, NotFound
@@ -29,10 +31,6 @@ from webhooks.tasks import tenant
 
 blueprint = Blueprint("salesforce_actions", __name__)
 
-FIELDS = {"FirstName": "first_name", "LastName": "last_name", "Name": "name", "Email": "email",
-          "Phone": "phone", "MobilePhone": "mobile", "Title": "job_title", "Company": "company",
-          "AccountName": "company", "Industry": "industry", "City": "city", "Country": "country",
-          "LeadSource": "lead_source"}
 POLL = 0.05
 Scalar = str | int | float | bool | None
 
@@ -68,8 +66,10 @@ class FlowAction(BaseModel):
 
 
 def context_of(body: FlowAction) -> dict[str, Any]:
-    context: dict[str, Any] = {FIELDS.get(k, k): v for k, v in body.fields.items()
-                               if v not in (None, "")}
+    """The record's fields in the canonical vocabulary (``MailingPostalCode`` -> ``postal_code``,
+    ``HasOptedOutOfEmail`` -> ``email_opt_out``); fields Baton does not know are kept."""
+    context: dict[str, Any] = canonical({k: v for k, v in body.fields.items()
+                                         if v not in (None, "")})
     if body.purchases:
         context["purchases"] = body.purchases
     if body.catalog:
@@ -94,8 +94,9 @@ def action(action: str) -> tuple[Response, int]:
     payload = {"kind": kind, "context": context, "brief": brief.strip(), "tier": body.tier,
                "language": body.language, "source": {"salesforce_record": body.recordId}}
     external = f"{body.recordId}:{body.requestId}" if body.requestId else None
-    accepted = record(f"salesforce-flow:{owner}", [NewJob(external_id=external, kind="task",
-                                                          tenant=owner, payload=payload)])
+    accepted = record(f"salesforce-flow:{owner}", [NewJob(
+        external_id=external, kind="task", tenant=owner, payload=payload,
+        subject=subject_for(body.recordId))])
     job_id = accepted.job_ids[0]
     svc = services()
     deadline = time.monotonic() + svc.settings.salesforce_sync_budget

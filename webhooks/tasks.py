@@ -9,8 +9,10 @@ from flask import Blueprint, Response, jsonify, request
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from core.apikeys import ApiKeys
+from core.contacts import canonical
 from core.jobs import NewJob
 from core.policy import describe_validation_error
+from core.retention import subject_for
 from webhooks.common import json_body, record, services
 from webhooks.errors import BadRequest, NotFound, Unauthorized
 
@@ -48,8 +50,12 @@ def submit() -> tuple[Response, int]:
     key = request.headers.get("Idempotency-Key")
     if key is not None and not 0 < len(key) <= 200:
         raise BadRequest("Idempotency-Key must be 1 to 200 characters")
+    contact = canonical(body.context)
+    email = contact.get("email")
+    subject = subject_for(str(contact["record_id"])) if contact.get("record_id") else \
+        subject_for(email) if isinstance(email, str) and "@" in email else None
     accepted = record(f"api:{owner}", [NewJob(external_id=key, kind="task", tenant=owner,
-                                              payload=body.model_dump())])
+                                              payload=body.model_dump(), subject=subject)])
     job_id, duplicate = accepted.job_ids[0], accepted.duplicate[0]
     response = jsonify(id=job_id, state="queued" if not duplicate else _state(job_id, owner))
     response.headers["Location"] = f"/v1/tasks/{job_id}"

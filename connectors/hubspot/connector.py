@@ -2,7 +2,10 @@
 
 ``hubspot.event`` (a webhook event): a new contact, or a change of a trigger property such as the
 ``baton_generate`` checkbox, gets a personalized email written into its Baton properties and a
-note. Other events are acknowledged and skipped.
+note, unless the contact unsubscribed from all email (``hs_email_optout``): then nothing is
+generated or written and the job ends with that reason. ``contact.privacyDeletion`` erases what
+Baton stored about the contact (:func:`core.retention.forget`). Other events are acknowledged
+and skipped.
 
 ``hubspot.action`` (a custom workflow action): the enrolled contact's task runs through the engine;
 the outputs reach the workflow either in the response (the request is still waiting, see
@@ -25,10 +28,18 @@ from connectors.hubspot.client import HubSpotClient
 from connectors.hubspot.crm import Result, fetch_context, write_back
 from core.engine import Engine
 from core.engine import Result as EngineResult
-from core.errors import BatonError, GenerationError, InputError, UnknownNameError
+from core.errors import (
+    BatonError,
+    ConsentError,
+    GenerationError,
+    InputError,
+    InternalError,
+    UnknownNameError,
+)
 from core.outbox import Outbox
 from core.recommend import summary
 from core.replies import Replies
+from core.retention import forget
 from core.settings import Settings
 from core.store import JobRow
 from core.task import ACTION_KINDS, Task, with_tone
@@ -37,6 +48,7 @@ from manifests import load as load_manifest
 log = logging.getLogger("baton.hubspot")
 
 TRIGGER_OFF = {"", "false", "0", "no", "off"}
+ERASURE = "contact.privacyDeletion"
 CATALOG_TTL = 300.0
 
 
@@ -160,7 +172,11 @@ class HubSpotConnector:
         prepared = self._prepare_event(job)
         if isinstance(prepared, dict):
             return prepared
-        return self._finish_event(job, prepared, self.engine().run(prepared.task))
+        try:
+            result = self.engine().run(prepared.task)
+        except ConsentError as exc:
+            return {"skipped": str(exc)}
+        return self._finish_event(job, prepared, result)
 
     def handle_events(self, jobs: list[JobRow]) -> list[dict[str, Any] | BaseException]:
         """A webhook batch at once: contexts fetched per contact, then one ``engine.run_many``
@@ -171,7 +187,7 @@ class HubSpotConnector:
         for i, job in enumerate(jobs):
             try:
                 prepared = self._prepare_event(job)
-            except BatonError as exc:
+            except Exception as exc:
                 outcomes.append(exc)
                 continue
             outcomes.append(prepared if isinstance(prepared, dict) else {})
@@ -179,20 +195,30 @@ class HubSpotConnector:
                 runs.append((i, prepared))
         results = self.engine().run_many([p.task for _, p in runs])
         for (i, prepared), result in zip(runs, results, strict=True):
+            if isinstance(result, ConsentError):
+                outcomes[i] = {"skipped": str(result)}
+                continue
             try:
                 if isinstance(result, BaseException):
                     raise result
                 outcomes[i] = self._finish_event(jobs[i], prepared, result)
             except BatonError as exc:
                 outcomes[i] = exc
+            except Exception as exc:  # a bug in one write-back ends that job alone
+                outcomes[i] = InternalError(exc)
         return outcomes
 
     def _prepare_event(self, job: JobRow) -> _Event | dict[str, Any]:
         """What to generate for this event, or the reason it is skipped."""
         event = job.payload
+        kind = event.get("subscriptionType") or event.get("eventType")
+        if kind == ERASURE:
+            erased = forget(self.outbox.store, job.tenant, f"contact:{event['objectId']}",
+                            keep_job=job.id)
+            log.info("contact erased", extra={"job_id": job.id, **erased})
+            return {"erased": erased}
         why = self.wants(event)
         if why is None:
-            kind = event.get("subscriptionType") or event.get("eventType")
             return {"skipped": f"{kind} {event.get('propertyName', '')}".strip()}
         client = self.auth.client(int(event["portalId"]))
         contact_id = str(event["objectId"])

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from connectors.hubspot.client import HubSpotClient
+from core.contacts import canonical
 from core.outbox import Outbox
 
 GROUP = "baton"
@@ -27,21 +28,19 @@ PROPERTIES = {  # name -> (label, HubSpot type, field type)
     "baton_generate": ("Generate with Baton", "bool", "booleancheckbox"),
 }
 
-# HubSpot contact property -> the name the engine's templates and privacy rules use
-CONTACT_FIELDS = {"firstname": "first_name", "lastname": "last_name", "email": "email",
-                  "phone": "phone", "mobilephone": "mobile", "company": "company",
-                  "jobtitle": "job_title", "industry": "industry", "city": "city",
-                  "country": "country", "lifecyclestage": "lifecycle_stage",
-                  "address": "address"}
+# Always read: the contact's language and marketing-email consent ("Unsubscribed from all email")
+STEERING = ("hs_language", "hs_email_optout")
 MAX_PURCHASES = 10
 
 
 def fetch_context(client: HubSpotClient, contact_id: str,
                   properties: list[str]) -> tuple[dict[str, Any], str | None]:
-    """The contact as the engine's context, and its language (``hs_language``) if it has one."""
-    props, links = client.contact(contact_id, sorted(set(properties) | {"hs_language"}))
-    context: dict[str, Any] = {CONTACT_FIELDS.get(k, k): v for k, v in props.items()
-                               if k != "hs_language" and (k in properties)}
+    """The contact as the engine's context, in the canonical vocabulary of
+    :mod:`core.contacts` (its consent flag included), and its language (``hs_language``) if it
+    has one."""
+    props, links = client.contact(contact_id, sorted(set(properties) | set(STEERING)))
+    context: dict[str, Any] = canonical({k: v for k, v in props.items()
+                                         if k in properties or k == "hs_email_optout"})
     if links.get("companies"):
         companies = client.read("companies", links["companies"][:1], ["name", "industry", "domain"])
         if companies:

@@ -75,6 +75,7 @@ class ReceiptRow(Base):
     egress: Mapped[bool] = mapped_column(sa.Boolean)
     egress_entities: Mapped[list[str]] = mapped_column(sa.JSON)
     masked_entities: Mapped[list[str]] = mapped_column(sa.JSON)
+    masked: Mapped[dict[str, int] | None] = mapped_column(sa.JSON)  # entity -> values replaced
 
 
 class InboxKey(Base):
@@ -92,13 +93,17 @@ class JobRow(Base):
     """Durable work: the source of truth for what must run (the queue only dispatches ids)."""
 
     __tablename__ = "jobs"
-    __table_args__ = (sa.Index("ix_jobs_state_run_after", "state", "run_after"),)
+    __table_args__ = (sa.Index("ix_jobs_state_run_after", "state", "run_after"),
+                      sa.Index("ix_jobs_tenant_subject", "tenant", "subject"),
+                      sa.Index("ix_jobs_updated_at", "updated_at"))
 
     id: Mapped[str] = mapped_column(sa.String(32), primary_key=True)
     source: Mapped[str] = mapped_column(sa.String(64))
     kind: Mapped[str] = mapped_column(sa.String(64))
     tenant: Mapped[str] = mapped_column(sa.String(128))
     payload: Mapped[dict[str, Any]] = mapped_column(sa.JSON)
+    # whose data the job carries ("contact:123", "record:003..."): what an erasure looks up
+    subject: Mapped[str | None] = mapped_column(sa.String(255))
     state: Mapped[str] = mapped_column(sa.String(16))
     attempts: Mapped[int] = mapped_column(sa.Integer)
     max_attempts: Mapped[int] = mapped_column(sa.Integer)
@@ -122,7 +127,7 @@ class WriteBackRow(Base):
     state: Mapped[str] = mapped_column(sa.String(16))
     attempts: Mapped[int] = mapped_column(sa.Integer)
     response: Mapped[dict[str, Any] | None] = mapped_column(sa.JSON)
-    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
     done_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
 
@@ -166,7 +171,7 @@ class ReplyRow(Base):
     state: Mapped[str] = mapped_column(sa.String(16))  # waiting, ready, sending, done
     outputs: Mapped[dict[str, Any] | None] = mapped_column(sa.JSON)
     claimed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
-    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
     completed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
     __table_args__ = (sa.Index("ix_action_replies_pending", "platform", "account", "state"),)
@@ -182,7 +187,8 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
 
 
 def make_engine(url: str, **kwargs: Any) -> Engine:
-    """A SQLAlchemy engine; for SQLite the parent folder is created and WAL switched on."""
+    """A SQLAlchemy engine; for SQLite the parent folder is created and WAL switched on. SQL
+    parameters (customer data) are kept out of error messages and logs."""
     try:
         parsed = sa.engine.make_url(url)
     except sa.exc.ArgumentError:
@@ -190,10 +196,10 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:":
             Path(parsed.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
-        engine = sa.create_engine(url, **kwargs)
+        engine = sa.create_engine(url, hide_parameters=True, **kwargs)
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
-    return sa.create_engine(url, pool_pre_ping=True, **kwargs)
+    return sa.create_engine(url, pool_pre_ping=True, hide_parameters=True, **kwargs)
 
 
 def rows_changed(session: Any, statement: Any) -> int:

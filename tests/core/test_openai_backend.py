@@ -143,12 +143,12 @@ def test_cloud_masked_sends_no_seeded_values(api: FakeOpenAI, store: Store) -> N
         greeting = "{last_name}様" if language == "ja" else "Hi {first_name},"
         reply = json.dumps({"subject": "For {first_name}", "preheader": "p",
                             "body": f"{greeting} {{first_name}} {{last_name}}, we will write "
-                                    "to {email}."})
+                                    "soon."})
         api.queue(completion(reply, prompt_tokens=500, completion_tokens=40))
         result = engine.run(Task(kind="email", context=contact, tier="critical",
                                  language=language, brief=f"Thank {contact['first_name']}"))
         body = result.output["body"]
-        assert contact["first_name"] in body and contact["email"] in body
+        assert contact["first_name"] in body and contact["last_name"] in body
         assert result.receipt.egress and result.receipt.egress_entities == ()
     wire = api.bodies_text()
     decoded = json.dumps([s.body for s in api.seen], ensure_ascii=False)

@@ -1,0 +1,36 @@
+"""privacy: who a job's data is about (for erasure), what a receipt masked, purge indexes
+
+Revision ID: 0005
+Revises: 0004
+Create Date: 2026-11-30
+"""
+
+import sqlalchemy as sa
+from alembic import op
+
+revision = "0005"
+down_revision = "0004"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    with op.batch_alter_table("jobs") as batch:
+        batch.add_column(sa.Column("subject", sa.String(255), nullable=True))
+    op.create_index("ix_jobs_tenant_subject", "jobs", ["tenant", "subject"])
+    op.create_index("ix_jobs_updated_at", "jobs", ["updated_at"])
+    op.create_index("ix_writebacks_created_at", "writebacks", ["created_at"])
+    op.create_index("ix_action_replies_created_at", "action_replies", ["created_at"])
+    with op.batch_alter_table("receipts") as batch:
+        batch.add_column(sa.Column("masked", sa.JSON, nullable=True))
+
+
+def downgrade() -> None:
+    with op.batch_alter_table("receipts") as batch:
+        batch.drop_column("masked")
+    op.drop_index("ix_action_replies_created_at", "action_replies")
+    op.drop_index("ix_writebacks_created_at", "writebacks")
+    op.drop_index("ix_jobs_updated_at", "jobs")
+    op.drop_index("ix_jobs_tenant_subject", "jobs")
+    with op.batch_alter_table("jobs") as batch:
+        batch.drop_column("subject")
