@@ -414,11 +414,16 @@ def forget(tenant: str, contact: str) -> None:
     from core.retention import forget as erase
     from core.retention import subject_for
 
-    subject = subject_for(contact)
-    done = erase(open_store(load_settings().resolved_database_url), tenant, subject)
+    mentions = [contact.strip()] if "@" in contact else []
+    done = erase(open_store(load_settings().resolved_database_url), tenant, subject_for(contact),
+                 mentions=mentions)
     out.print(f"{tenant} {contact}: erased {done['jobs']} job(s), {done['writebacks']} write-back "
               f"record(s), {done['replies']} reply draft(s); {done['receipts']} receipt(s) keep "
               "only their counts", highlight=False, markup=False)
+    if mentions:
+        err.print("Jobs from HubSpot webhooks and workflow actions are filed under the contact's "
+                  "id: run this again with the HubSpot or Salesforce id as well.",
+                  highlight=False, markup=False)
 
 
 @cli.group()

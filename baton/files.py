@@ -100,6 +100,7 @@ def load_contacts_csv(path: Path) -> ContactsFile:
         filled = [c for c in cells if c.strip()]
         if not filled:
             blank += 1
+        if not cells:  # an empty line (a row of empty cells is a contact, reported as empty)
             continue
         if blank and len(headers) > 2 and len(filled) == 1 and cells[0].strip():
             footer += 1  # after a blank line, a report's footer ("Confidential ...", "Copyright")

@@ -25,28 +25,31 @@ ALIASES: dict[str, tuple[str, ...]] = {
     "first_name": ("firstname", "givenname", "forename", "first"),
     "middle_name": ("middlename", "middle", "middleinitial"),
     "last_name": ("lastname", "surname", "familyname", "last"),
-    "name": ("name", "fullname", "contactname", "contact", "leadname", "displayname"),
+    "name": ("name", "fullname", "contactname", "leadname", "displayname"),
     "salutation": ("salutation", "prefix", "honorific"),
     "suffix": ("suffix",),
     "email": ("email", "emailaddress", "mail", "email1", "primaryemail", "workemail",
-              "businessemail", "contactemail"),
+              "businessemail", "contactemail", "personemail"),
     "phone": ("phone", "phonenumber", "telephone", "tel", "workphone", "businessphone",
               "officephone", "primaryphone"),
     "mobile": ("mobile", "mobilephone", "mobilephonenumber", "mobilenumber", "cell",
-               "cellphone", "cellphonenumber"),
-    "home_phone": ("homephone", "homephonenumber"),
-    "other_phone": ("otherphone", "assistantphone", "asstphone", "secondaryphone"),
+               "cellphone", "cellphonenumber", "personmobilephone"),
+    "home_phone": ("homephone", "homephonenumber", "personhomephone"),
+    "other_phone": ("otherphone", "assistantphone", "asstphone", "secondaryphone",
+                    "personotherphone", "personassistantphone"),
     "fax": ("fax", "faxnumber", "fax1", "businessfax"),
     "address": ("address", "streetaddress", "street", "address1", "addressline1", "addressline2",
-                "mailingstreet", "otherstreet", "mailingaddress", "homeaddress"),
-    "city": ("city", "mailingcity", "othercity", "town"),
-    "state": ("state", "stateregion", "region", "province", "stateprovince", "mailingstate",
-              "mailingstateprovince", "otherstate"),
+                "mailingstreet", "otherstreet", "mailingaddress", "homeaddress",
+                "personmailingstreet", "personotherstreet"),
+    "city": ("city", "mailingcity", "othercity", "town", "personmailingcity"),
+    "state": ("state", "stateregion", "province", "stateprovince", "mailingstate",
+              "mailingstateprovince", "otherstate", "personmailingstate"),
     "postal_code": ("postalcode", "zip", "zipcode", "postcode", "zippostalcode",
                     "mailingpostalcode", "mailingzippostalcode", "otherpostalcode",
-                    "otherzippostalcode"),
-    "country": ("country", "countryregion", "mailingcountry", "othercountry"),
-    "birthdate": ("birthdate", "dateofbirth", "dob", "birthday"),
+                    "otherzippostalcode", "personmailingpostalcode"),
+    "country": ("country", "countryregion", "mailingcountry", "othercountry",
+                "personmailingcountry"),
+    "birthdate": ("birthdate", "dateofbirth", "dob", "birthday", "personbirthdate"),
     "company": ("company", "companyname", "accountname", "account", "organization",
                 "organisation", "employer", "associatedcompany"),
     "job_title": ("jobtitle", "title", "position"),
@@ -58,44 +61,96 @@ ALIASES: dict[str, tuple[str, ...]] = {
     "language": ("hslanguage", "preferredlanguage", "language", "locale"),
     "email_opt_out": ("hsemailoptout", "hasoptedoutofemail", "emailoptout",
                       "unsubscribedfromallemail", "optedoutofemail", "optout", "optedout",
-                      "unsubscribed", "donotemail", "emailunsubscribed", "marketingoptout"),
+                      "unsubscribed", "donotemail", "emailunsubscribed", "marketingoptout",
+                      "personhasoptedoutofemail"),
     "record_id": ("recordid", "hsobjectid", "objectid", "contactid", "leadid", "vid", "id"),
+    # the CRM's own users (owners, editors): not the contact, never shown to a model
     "owner": ("contactowner", "hubspotownerid", "ownerid", "owner", "contactownername",
-              "ownername", "leadowner"),
+              "ownername", "leadowner", "accountowner", "recordowner", "createdby",
+              "lastmodifiedby", "modifiedby", "createdbyname"),
+}
+# Spreadsheet headers in the languages of Baton's users (keys: accents dropped, see field_key)
+LOCAL_ALIASES: dict[str, tuple[str, ...]] = {
+    "first_name": ("vorname", "prenom", "nombre", "nome", "voornaam", "fornavn", "fornamn",
+                   "imie", "名", "下の名前", "이름"),
+    "last_name": ("nachname", "familienname", "nom", "nomdefamille", "apellido", "apellidos",
+                  "cognome", "sobrenome", "achternaam", "efternavn", "efternamn", "nazwisko",
+                  "姓", "名字", "苗字", "성"),
+    "name": ("氏名", "名前", "お名前", "フルネーム", "姓名", "성명", "nomcomplet",
+             "nombrecompleto", "vollstandigername"),
+    "email": ("メール", "メールアドレス", "eメール", "電子メール", "邮箱", "电子邮件", "이메일",
+              "correo", "correoelectronico", "courriel", "adressemail", "epost", "emailadresse"),
+    "phone": ("telefon", "telefonnummer", "telephone", "telefono", "telefone", "telefoon",
+              "電話", "電話番号", "电话", "전화", "전화번호"),
+    "mobile": ("handy", "mobil", "mobiltelefon", "portable", "movil", "celular", "cellulare",
+               "携帯", "携帯電話", "携帯番号", "手机", "휴대폰"),
+    "address": ("adresse", "anschrift", "strasse", "direccion", "indirizzo", "endereco",
+                "adres", "住所", "地址", "주소"),
+    "city": ("stadt", "ort", "ville", "ciudad", "citta", "cidade", "stad", "市区町村", "城市"),
+    "postal_code": ("plz", "postleitzahl", "codepostal", "codigopostal", "cap", "cep",
+                    "郵便番号", "邮编", "우편번호"),
+    "country": ("land", "pays", "pais", "paese", "国", "国名", "国家"),
+    "company": ("firma", "unternehmen", "societe", "entreprise", "empresa", "azienda", "bedrijf",
+                "会社", "会社名", "企業名", "公司", "회사"),
+    "birthdate": ("geburtsdatum", "geburtstag", "datedenaissance", "fechadenacimiento",
+                  "生年月日", "誕生日", "生日", "생년월일"),
 }
 CANONICAL = tuple(ALIASES)
-_BY_KEY = {alias: name for name, aliases in ALIASES.items() for alias in aliases}
+_BY_KEY = {alias: name for table in (ALIASES, LOCAL_ALIASES)
+           for name, aliases in table.items() for alias in aliases}
 _BY_KEY.update({name.replace("_", ""): name for name in CANONICAL})
 
 # Fields that steer Baton (consent, language, ids) and are not shown to a model.
 CONTROL_FIELDS = frozenset({"email_opt_out", "language", "record_id", "owner"})
+# Fields that hold products, not people: the names inside them (a catalog item's ``name``) are
+# product names. Values inside are still masked where they hold a contact's value or a pattern.
+PRODUCT_FIELDS = frozenset({"catalog", "purchases", "products", "line_items", "last_purchase"})
 # Fields whose values are phone numbers: also found in text as bare digits.
 PHONE_FIELDS = frozenset({"phone", "mobile", "home_phone", "other_phone", "fax"})
 
-# Words in an unknown field's name that make it personal ("Spouse name", "Emergency phone"),
-# unless the name is about something else ("Product name", "Company domain").
-_PERSONAL_WORDS = frozenset({
-    "name", "names", "email", "mail", "phone", "telephone", "tel", "mobile", "cell", "fax",
-    "address", "street", "zip", "postal", "postcode", "birthday", "birthdate", "dob", "ssn",
-    "passport", "iban", "linkedin", "twitter", "whatsapp", "skype", "wechat", "line",
-})
-_NOT_PERSONAL_WORDS = frozenset({
-    "product", "item", "sku", "company", "account", "brand", "campaign", "file", "list",
-    "event", "domain", "app", "plan", "store", "shop", "team", "form", "page", "template",
-})
-_TRUE = frozenset({"true", "yes", "y", "1", "x", "t", "on", "optedout", "opted out",
-                   "unsubscribed", "はい"})
+# What makes an unknown field personal: a part of its name ("ASSISTANTNAME", "Spouse name",
+# "billing_address", "氏名の読み"), or one of its words ("Emergency contact", "Kids", "Tel 2") ...
+_PERSONAL_PARTS = ("name", "email", "phone", "mobile", "address", "street", "postal",
+                   "postcode", "zipcode", "birth", "passport", "iban", "linkedin", "whatsapp",
+                   "skype", "wechat", "spouse", "partner", "guardian", "emergency", "recipient",
+                   "shipto", "billto", "contactperson", "vorname", "nachname", "prenom",
+                   "apellido", "telefon", "adresse", "anschrift",
+                   "名前", "氏名", "住所", "電話", "携帯", "メール", "郵便", "生年月日", "姓名", "地址",
+                   "电话", "手机", "邮箱", "이름", "주소", "전화")
+_PERSONAL_WORDS = frozenset({"tel", "cell", "fax", "zip", "dob", "ssn", "line", "mail", "kids",
+                             "children", "child", "wife", "husband", "mother", "father", "parent",
+                             "nom", "plz", "nome", "nombre", "handy", "contact"})
+# ... unless it is about something else ("Product name", "Company domain", "File name").
+_NOT_PERSONAL_PARTS = ("product", "item", "sku", "company", "account", "brand", "campaign",
+                       "file", "domain", "template", "hostname", "event", "store",
+                       "shop", "plan", "list", "page", "form", "team", "deal", "pipeline")
+# Values that clearly say "not opted out"; any other non-empty opt-out value counts as opted out
+# (WAHR, VRAI, Checked, ✓ ...): consent fails closed.
+_FALSE = frozenset({"", "false", "no", "n", "0", "0.0", "f", "off", "none", "null", "nil",
+                    "falsch", "faux", "non", "nein", "nee", "nej", "unchecked", "opted in",
+                    "optedin", "subscribed", "いいえ", "-"})
 
 
 def field_key(name: str) -> str:
-    """The lookup key of a field name: NFKC, case-folded, letters and digits only."""
-    folded = unicodedata.normalize("NFKC", str(name)).casefold()
+    """The lookup key of a field name: NFKC, case-folded, accents dropped, letters and digits
+    only (``Prénom`` -> ``prenom``, ``First Name`` -> ``firstname``)."""
+    decomposed = unicodedata.normalize("NFKD", str(name))
+    plain = "".join(ch for ch in decomposed if not unicodedata.combining(ch))
+    folded = unicodedata.normalize("NFKC", unicodedata.normalize("NFKC", plain).casefold())
     return "".join(ch for ch in folded if ch.isalnum())
 
 
 def canonical_name(name: str) -> str | None:
-    """The canonical name a field name stands for, or None for a field Baton does not know."""
-    return _BY_KEY.get(field_key(name))
+    """The canonical name a field name stands for, or None for a field Baton does not know. A
+    report's qualified header (``Contact: First Name``) is read by its last part; HubSpot's
+    per-subscription opt-outs (``hs_email_optout_1234``) are opt-outs too."""
+    key = field_key(name)
+    found = _BY_KEY.get(key)
+    if found is None and ":" in str(name):
+        found = _BY_KEY.get(field_key(str(name).rsplit(":", 1)[1]))
+    if found is None and re.fullmatch(r"hsemailoptout\d+", key):
+        found = "email_opt_out"
+    return found
 
 
 def _words(name: str) -> list[str]:
@@ -105,16 +160,20 @@ def _words(name: str) -> list[str]:
 
 def looks_personal(name: str) -> bool:
     """Whether an unknown field, by its name, holds personal data (``Spouse name``,
-    ``Emergency contact phone``, ``whatsapp``) rather than something about a product."""
-    words = set(_words(name))
-    return bool(words & _PERSONAL_WORDS) and not words & _NOT_PERSONAL_WORDS
+    ``ASSISTANTNAME``, ``Emergency contact``, ``Kids``, ``氏名``) rather than something about a
+    product, a company or a file. Baton errs towards masking."""
+    key = field_key(name)
+    if any(part in key for part in _NOT_PERSONAL_PARTS):
+        return False
+    return any(part in key for part in _PERSONAL_PARTS) or bool(set(_words(name)) & _PERSONAL_WORDS)
 
 
 def canonical(record: Mapping[str, Any]) -> dict[str, Any]:
     """The record with known field names replaced by their canonical names and unknown ones kept
     as they are. A HubSpot object (``{"properties": {...}}``) is unwrapped. Where two names map to
-    one field (``Phone`` and ``phone``), the first non-empty value wins. Values are untouched,
-    apart from surrounding white space on text."""
+    one field, an empty value gives way to a filled one, and a second, different value keeps its
+    own name (``Title = Dr.`` beside ``Job Title = CTO``): nothing is dropped. Values are
+    untouched, apart from surrounding white space on text."""
     if isinstance(record.get("properties"), Mapping) and not canonical_name("properties"):
         record = {**record["properties"], **{k: v for k, v in record.items() if k != "properties"
                                               and k not in ("id", "createdAt", "updatedAt",
@@ -124,8 +183,13 @@ def canonical(record: Mapping[str, Any]) -> dict[str, Any]:
         name = canonical_name(key) or str(key)
         if isinstance(value, str):
             value = value.strip()
-        if (name in out and not _empty(value) and _empty(out[name])) or name not in out:
+        if name not in out or _empty(out[name]):
             out[name] = value
+        elif not _empty(value) and value != out[name]:
+            alias = str(key)
+            while alias in out:
+                alias += "_2"
+            out[alias] = value
     return out
 
 
@@ -133,20 +197,45 @@ def _empty(value: Any) -> bool:
     return value is None or value == "" or value == [] or value == {}
 
 
-def truthy(value: Any) -> bool:
-    """A CRM or spreadsheet flag as a boolean (``true``, ``Yes``, ``1``, ``x``, ``opted out``)."""
-    if isinstance(value, bool):
-        return value
-    if isinstance(value, int | float):
-        return value != 0
-    return " ".join(str(value).casefold().split()) in _TRUE
-
-
 def opted_out(record: Mapping[str, Any]) -> bool:
-    """Whether the contact opted out of marketing email (by any name of that flag)."""
-    return any(canonical_name(k) == "email_opt_out" and truthy(v) for k, v in record.items())
+    """Whether the contact opted out of marketing email: any flag of that meaning, under any of
+    its names (also HubSpot's ``{"value": ...}`` shape, and a record's ``properties``), holds a
+    value other than a clear "no". An unreadable value counts as opted out."""
+    if isinstance(record.get("properties"), Mapping) and opted_out(record["properties"]):
+        return True
+    for key, value in record.items():
+        if canonical_name(str(key)) != "email_opt_out":
+            continue
+        if isinstance(value, Mapping):
+            value = value.get("value", "")
+        if isinstance(value, bool | int | float):
+            if value:
+                return True
+        elif " ".join(str(value).casefold().split()) not in _FALSE:
+            return True
+    return False
+
+
+MAX_DEPTH = 32  # levels of nesting a context may have
+
+
+def too_deep(value: Any, limit: int = MAX_DEPTH) -> bool:
+    """Whether ``value`` nests mappings and lists deeper than ``limit`` (checked without
+    recursion, so a hostile payload cannot exhaust the stack)."""
+    stack = [(value, 0)]
+    while stack:
+        item, depth = stack.pop()
+        if depth > limit:
+            return True
+        if isinstance(item, Mapping):
+            stack += [(v, depth + 1) for v in item.values()]
+        elif isinstance(item, list | tuple):
+            stack += [(v, depth + 1) for v in item]
+    return False
 
 
 def for_model(record: Mapping[str, Any]) -> dict[str, Any]:
-    """The record without the fields that steer Baton and mean nothing to a model."""
-    return {k: v for k, v in record.items() if k not in CONTROL_FIELDS}
+    """The record without the fields that steer Baton and mean nothing to a model (under their
+    canonical names, or a second column of the same meaning under its own)."""
+    return {k: v for k, v in record.items()
+            if k not in CONTROL_FIELDS and canonical_name(str(k)) not in CONTROL_FIELDS}

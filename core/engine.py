@@ -16,12 +16,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from core.backends.base import Backend, Generation, Limits
-from core.contacts import canonical, canonical_name, for_model, opted_out
+from core.contacts import MAX_DEPTH, canonical, canonical_name, for_model, opted_out, too_deep
 from core.errors import (
     BackendError,
     BatonError,
     ConsentError,
     GenerationError,
+    InputError,
     InternalError,
     RoutingError,
 )
@@ -136,11 +137,15 @@ class Engine:
 
     def prepare(self, task: Task) -> _Prepared:
         kind = self.kinds.get(task.kind)
+        if too_deep(task.context):
+            raise InputError(f"{task.kind} task {task.id}: the context nests deeper than "
+                             f"{MAX_DEPTH} levels")
+        refused = kind.marketing and opted_out(task.context)  # every opt-out column, as given
         task = dataclasses.replace(task, context=neutralize(canonical(task.context)))
         kind.validate(task)
-        if kind.marketing and opted_out(task.context):
-            raise ConsentError(f"{task.kind} task {task.id}: the contact opted out of marketing "
-                               "email; nothing was generated or written")
+        if refused:
+            raise ConsentError(f"consent: the contact opted out of marketing email; no {task.kind} "
+                               "was generated or written")
         plain = for_model(task.context)
         context, brief, masking = self.masker.mask(plain, task.brief)
         decision = decide(self.policy, self.route_input(task, masking))
@@ -175,18 +180,18 @@ class Engine:
         for i, task in enumerate(tasks):
             try:
                 prep = self.prepare(task)
+                step = prep.decision.first
+                if step.role == "cloud":
+                    cloud.append((i, prep))
+                    continue
+                plan = self._plan(prep, step)  # planned once: grouped by it, then run with it
             except BatonError as exc:
                 finish(i, exc)
                 continue
             except Exception as exc:  # a bug in one task ends that task alone
                 finish(i, InternalError(exc))
                 continue
-            step = prep.decision.first
-            if step.role == "cloud":
-                cloud.append((i, prep))
-            else:
-                plan = self._plan(prep, step)  # planned once: grouped by it, then run with it
-                groups.setdefault((step.role, plan.prompt.prefix), []).append((i, prep, plan))
+            groups.setdefault((step.role, plan.prompt.prefix), []).append((i, prep, plan))
 
         def run_first(i: int, prep: _Prepared, first: _First | None = None,
                       plan: _Plan | None = None) -> None:
@@ -220,8 +225,8 @@ class Engine:
         started = self.clock()
         try:
             gens = generate_many([p.prompt for p in plans], [p.schema for p in plans], limits)
-        except BackendError:
-            return [None] * len(chunk)  # each task retries alone, with the usual fallbacks
+        except Exception:  # a backend error or a bug: each task retries alone, as usual
+            return [None] * len(chunk)
         elapsed = self.clock() - started
         return [_First(g, elapsed, elapsed / len(chunk)) for g in gens]
 
@@ -327,13 +332,15 @@ class Engine:
             self.breakers[step.role].record_success()
             raw = gen.text
             output, violations = self._check(prep, raw, plan.masking, plan.guards)
+            # Guards quote the restored output: the violations that go into the repair prompt,
+            # the receipt and the error name placeholders, never the contact's values.
+            violations = [prep.masking.redact(v) for v in violations]
             self._record(prep, step, backend, attempt, gen, elapsed,
                          "guard_failed" if violations else "ok",
                          "; ".join(violations) or None, reasons, plan.egress_entities,
                          cost_seconds=cost_seconds)
             if not violations:
                 return output
-        violations = [prep.masking.redact(v) for v in violations]  # no contact value in errors
         raise GenerationError(
             f"{prep.task.kind} output from {step.role} failed its checks after one repair: "
             + "; ".join(violations),

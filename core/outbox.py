@@ -6,6 +6,9 @@ that finds ``done`` skips the call and returns the recorded response. A retried 
 ``pending`` cannot know whether the earlier call landed (the worker may have died right after it),
 so it first asks the platform through the connector's ``find`` (e.g. search for the note carrying
 this key) and only calls again if the write is not there.
+
+A write is made only while its job runs: a job that ended meanwhile (its contact erased, see
+:func:`core.retention.forget`) writes nothing more.
 """
 
 from __future__ import annotations
@@ -17,7 +20,8 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
-from core.store import Store, WriteBackRow
+from core.errors import ConsentError
+from core.store import JobRow, Store, WriteBackRow
 
 Response = dict[str, Any]
 
@@ -48,6 +52,10 @@ class Outbox:
         dialect = self.store.engine.dialect.name
         insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
         with self.store.session.begin() as session:
+            job = session.get(JobRow, job_id)
+            if job is not None and job.state != "running":
+                raise ConsentError(f"consent: job {job_id} ended while it ran (its contact was "
+                                   f"erased?); nothing more is written")
             created = session.execute(insert(WriteBackRow).values(**values)
                                       .on_conflict_do_nothing().returning(WriteBackRow.key)).first()
             if created is not None:

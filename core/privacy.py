@@ -29,7 +29,8 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
 
-from core.contacts import PHONE_FIELDS, canonical_name, field_key, looks_personal
+from core.contacts import PHONE_FIELDS, PRODUCT_FIELDS, canonical_name, field_key, looks_personal
+from core.errors import InputError
 from core.policy import Privacy, Sensitivity
 
 PLACEHOLDER_RE = re.compile(r"\{\{?\s*([a-z][a-z0-9_]*)\s*\}?\}")
@@ -44,7 +45,8 @@ _JH = "[-‐ー−]"  # Japanese domestic numbers are written with dashes
 _NB = "(?<![0-9a-z])"
 _NA = "(?![0-9a-z])"
 
-_EMAIL_RE = re.compile(r"[\w.%+'-]+@[\w-]+(?:\.[\w-]+)*\.[^\W\d_]{2,}")
+# Parts bounded by the lengths RFC 5321 allows, so a long word without "@" costs linear time.
+_EMAIL_RE = re.compile(r"[\w.%+'-]{1,64}@[\w-]{1,63}(?:\.[\w-]{1,63}){0,8}\.[^\W\d_]{2,63}")
 _PHONE_RES = (
     # +81 90-1234-5678, +1 (415) 555-0100, +44 20 7946 0958
     re.compile(rf"{_NB}(?<!\+)\+{_D}{{1,3}}{_H}?\(?{_D}{{1,4}}\)?(?:{_H}?{_D}{{2,4}}){{2,4}}{_NA}"),
@@ -54,10 +56,16 @@ _PHONE_RES = (
     # North American: (415) 555-0100, 415-555-0100, 415.555.0100
     re.compile(rf"{_NB}(?:\(\d{{3}}\)\s?|\d{{3}}[-.\s])\d{{3}}[-.\s]\d{{4}}{_NA}"),
 )
-# 13 to 19 digits, single or double spaces, dashes or dots between them
-_CARD_RE = re.compile(r"(?<!\d)(?:\d[ .-]{0,2}){12,18}\d(?!\d)")
-_IBAN_RE = re.compile(r"(?<![0-9a-z])[a-z]{2}\d{2}(?: ?[a-z0-9]{4}){2,7}(?: ?[a-z0-9]{1,4})?(?![0-9a-z])")
-_DIGIT_SEP = r"[\s().\-/]{0,2}"
+# 13 to 19 digits, up to five spaces, dashes, dots or underscores between them
+_CARD_RE = re.compile(r"(?<!\d)(?:\d[ ._-]{0,5}){12,18}\d(?!\d)")
+_IBAN_RE = re.compile(r"(?<![0-9a-z])[a-z]{2}\d{2}(?:[ -]?[a-z0-9]{4}){2,7}(?:[ -]?[a-z0-9]{1,4})?"
+                      r"(?![0-9a-z])")
+_DIGIT_SEP = r"[\s().\-/·–—_]{0,3}"
+# Between the words of a value: none ("AnnLee"), or up to three spaces or punctuation
+_WORD_SEP = r"[\s_.\-‐–—·,'/]{0,3}"
+_SPLIT = re.compile(r"[\s_.\-‐–—·,'/]+")
+_LETTER_BEFORE, _LETTER_AFTER = r"(?<![^\W\d_])", r"(?![^\W\d_])"  # not inside a word's letters
+MAX_VALUES = 2000  # sensitive values in one task's context
 
 
 def luhn_ok(digits: str) -> bool:
@@ -89,7 +97,7 @@ def _find_cards(text: str) -> Iterable[Span]:
 
 
 def _find_ibans(text: str) -> Iterable[Span]:
-    return (m.span() for m in _IBAN_RE.finditer(text) if iban_ok(m.group(0)))
+    return (m.span() for m in _IBAN_RE.finditer(text) if iban_ok(m.group(0).replace("-", "")))
 
 
 def _find_phones(text: str) -> Iterable[Span]:
@@ -103,8 +111,12 @@ def _find_phones(text: str) -> Iterable[Span]:
 
 
 # Each runs on folded text (see fold) and yields spans of it.
+def _find_emails(text: str) -> Iterable[Span]:
+    return (m.span() for m in _EMAIL_RE.finditer(text)) if "@" in text else ()
+
+
 RECOGNIZERS: dict[str, Callable[[str], Iterable[Span]]] = {
-    "email": lambda text: (m.span() for m in _EMAIL_RE.finditer(text)),
+    "email": _find_emails,
     "card": _find_cards,
     "iban": _find_ibans,
     "phone": _find_phones,
@@ -129,12 +141,23 @@ def _spaced_script(ch: str) -> bool:
     return unicodedata.name(ch, "").startswith(("LATIN", "GREEK", "CYRILLIC"))
 
 
+# Invisible characters that can sit inside a name (zero-width space and joiners, soft hyphen,
+# grapheme joiner, word joiner, variation selectors, BOM): folding drops them.
+_INVISIBLE = re.compile("[\u00ad\u034f\u061c\u180e\u200b-\u200f\u202a-\u202e\u2060-\u2064"
+                        "\ufe00-\ufe0f\ufeff]")
+_APOSTROPHES = str.maketrans({"’": "'", "‘": "'", "ʼ": "'", "´": "'", "＇": "'"})
+
+
 @lru_cache(maxsize=1 << 16)
 def _fold_chunk(chunk: str) -> str:
-    decomposed = unicodedata.normalize("NFKD", chunk)
+    decomposed = unicodedata.normalize("NFKD", _INVISIBLE.sub("", chunk).translate(_APOSTROPHES))
     if decomposed and _spaced_script(decomposed[0]):
         decomposed = "".join(ch for ch in decomposed if not unicodedata.combining(ch))
-    return unicodedata.normalize("NFKC", unicodedata.normalize("NFKC", decomposed).casefold())
+    out = unicodedata.normalize("NFKC", unicodedata.normalize("NFKC", decomposed).casefold())
+    if not out.isascii():  # Arabic-Indic, Devanagari, ... digits as ASCII digits
+        out = "".join(str(unicodedata.digit(ch)) if unicodedata.category(ch) == "Nd" else ch
+                      for ch in out)
+    return out
 
 
 @dataclass(frozen=True)
@@ -224,6 +247,7 @@ class _Value:
     text: str
     entity: str
     confidential: bool
+    glued: bool = False  # words joined by nothing or one "_", "." or "-" only ("AnnLee")
 
 
 class Masker:
@@ -235,49 +259,61 @@ class Masker:
         self.recognizers: list[tuple[str, Callable[[str], Iterable[Span]]]] = [
             (n, RECOGNIZERS[n]) for n in RECOGNIZERS if n in privacy.recognizers]
 
-    def classify(self, key: str) -> tuple[str, bool] | None:
-        """(placeholder base, confidential) for a field whose values are masked, else None."""
+    def classify(self, key: str, top: bool = True) -> tuple[str, bool] | None:
+        """(placeholder base, confidential) for a field whose values are masked, else None. The
+        contact's own fields are named as they are (``first_name``); anyone else's (a nested
+        household member, an unknown ``Spouse name``) as ``other_...``, which is never filled
+        into copy: a model must not greet the contact with their partner's name."""
         name = canonical_name(key)
         ident = name or field_key(key)
-        if ident in self.confidential:
-            return _slug(name or key), True
-        if ident in self.sensitive or (name is None and looks_personal(key)):
-            return _slug(name or key), False
-        return None
+        secret = ident in self.confidential
+        listed = secret or ident in self.sensitive
+        if not listed and (name is not None or not looks_personal(key)):
+            return None
+        base = _slug(name or key)
+        return (base if listed and top else f"other_{base}"), secret
 
     def mask(self, context: Mapping[str, Any], brief: str = "") -> tuple[dict[str, Any], str, Masking]:
         """Return the masked context, the masked brief and the placeholder map."""
         masking = Masking()
         values: list[_Value] = []
         for (entity, secret), value in _sensitive_leaves(context, self.classify):
-            text = str(value).strip()
+            text = _as_text(value)
             if not text:
                 continue
             masking.entities.add(entity)
             masking.confidential |= secret
             values.append(_Value(text, entity, secret))
-            if entity in ("name", "first_name", "last_name", "middle_name") or "name" in entity:
-                parts = [p for p in text.split() if len(p) >= 2 and p != text]
-                values += [_Value(p, f"{entity}_part{i}", secret)
-                           for i, p in enumerate(parts, start=1)]
+            # Every field has its placeholder, even when another field holds the same value
+            # ("Lee Lee") and wins the match: the model may write either.
+            name = masking.placeholder_for(text, entity)
+            if secret:
+                masking.secret.add(name)
+            values += [_Value(part, f"{entity}_part{i}", secret)
+                       for i, part in enumerate(_parts(entity, text), start=1)]
+        first, last = _field(context, "first_name"), _field(context, "last_name")
+        if first and last:  # "AnnLee", "lee_ann": the whole name glued, either way round
+            values += [_Value(f"{first} {last}", "name", False, glued=True),
+                       _Value(f"{last} {first}", "name", False, glued=True)]
+        if len(values) > MAX_VALUES:
+            raise InputError(f"the context holds {len(values)} personal values; Baton masks at most "
+                             f"{MAX_VALUES} per task (send fewer records at once)")
         finder = _ValueFinder(values)
+        secret_entities = {v.entity for v in values if v.confidential}
 
         def scrub(text: str, register: bool = True) -> str:
             f = fold(text)
-            spans: list[tuple[int, int, str]] = []  # folded start, end, entity
-            for start, end, value in finder.find(f.text):
-                spans.append((start, end, value.entity))
+            spans: list[tuple[int, int, str]] = list(finder.find(f.text))  # folded start, end, entity
             for recognizer, find in self.recognizers:
                 spans += [(s, e, recognizer) for s, e in find(f.text)]
             out, last = [], 0
             for start, end, entity in _non_overlapping(spans):
                 a, b = f.original(start, end)
-                hit = text[a:b]
                 if register:
-                    name = masking.placeholder_for(hit, entity)
+                    name = masking.placeholder_for(text[a:b], entity)
                     masking.entities.add(_base(entity))
                     masking.count(_base(entity))
-                    if any(v.confidential and v.entity == entity for v in values):
+                    if entity in secret_entities:
                         masking.secret.add(name)
                 else:
                     name = _base(entity)
@@ -294,54 +330,149 @@ class Masker:
         return {entity for entity, find in self.recognizers if any(True for _ in find(f))}
 
 
+_PARTICLES = frozenset({"de", "la", "le", "del", "della", "der", "den", "van", "von", "da", "di",
+                        "du", "dos", "das", "do", "y", "e", "bin", "bint", "al", "el", "ibn",
+                        "st", "street", "road", "rd", "avenue", "ave", "lane", "ln", "drive", "dr",
+                        "way", "apt", "suite", "floor", "no"})
+
+
+def _parts(entity: str, text: str) -> list[str]:
+    """The pieces of a value also masked on their own: the words of a name ("Ana-María García":
+    Ana, María, García) or a street address, a CJK full name's family and given names (山田太郎:
+    山田, 太郎), an email's local part. Particles ("de", "van") and words of one or two Latin
+    letters are left alone: they are words of every sentence too."""
+    base = _base(entity).removeprefix("other_")
+    if base in ("email",) and "@" in text:
+        local = text.split("@", 1)[0]
+        return [local] if len(local) >= 4 else []
+    if not any(word in base for word in ("name", "address", "street")):
+        return []
+    words = [w for w in _SPLIT.split(text) if w and w != text]
+    if not words and base == "name" and 3 <= len(text) <= 5 and not any(_spaced_script(c) for c in text):
+        return [text[:2], text[2:]]
+    return [w for w in words if folded(w) not in _PARTICLES
+            and (len(w) >= 3 or not all(_spaced_script(c) for c in w))]
+
+
+def _field(context: Mapping[str, Any], name: str) -> str:
+    value = context.get(name)
+    return value.strip() if isinstance(value, str) else ""
+
+
+def _as_text(value: Any) -> str:
+    """A leaf as text; a number typed as a float that is whole (a phone from a spreadsheet,
+    4155550100.0) as its digits."""
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value).strip()
+
+
 class _ValueFinder:
-    """One pattern for all sensitive values, longest first (so "Ann Lee" wins over "Ann"), run
-    on folded text. Names in spaced scripts match as whole words ("ANN" but not "annual");
-    other scripts (CJK, Thai, Arabic, ...) anywhere, as particles attach to names there. Phone
-    values also match as their bare digits, with or without the country code or a trunk 0."""
+    """All sensitive values in one pattern, run on folded text: a trie of their words, so that
+    matching costs about the text's length whatever the number of values, preferring the longest
+    ("Ann Lee" over "Ann"). Values in spaced scripts match where no letter touches them ("ANN",
+    "Ann's", "ann_2024", but not "annual"), words joined by up to three spaces or punctuation or
+    by nothing ("AnnLee", "lee-ann"); other scripts (CJK, Thai, Arabic, ...) anywhere, as
+    particles attach to names there. A single Latin letter (an initial) is not looked for in free
+    text. Phone values also match as their digits written any way, with or without a country
+    code, ``00`` or a trunk 0."""
 
     def __init__(self, values: list[_Value]) -> None:
-        alternatives: list[tuple[int, str, _Value]] = []
-        for value in values:
+        bounded: dict[Any, Any] = {}
+        loose: dict[Any, Any] = {}
+        self.by_key: dict[str, _Value] = {}
+        self.initials: dict[str, _Value] = {}
+        phones: list[tuple[str, _Value]] = []
+        # A text that is several values at once is the contact's own whole field first, then a
+        # part (a first name "Maya" before the local part of maya@example.net), then anyone else's.
+        for value in sorted(values, key=lambda v: (v.entity.startswith("other_"), "_part" in v.entity)):
             key = folded(value.text)
-            words = key.split()
+            words = [w for w in _SPLIT.split(key) if w]
             if not words:
                 continue
-            body = r"\s+".join(re.escape(w) for w in words)
-            if all(_spaced_script(ch) or not ch.isalpha() for ch in key):
-                body = rf"(?<!\w){body}(?!\w)"
-            alternatives.append((len(key), body, value))
-            if _base(value.entity) in PHONE_FIELDS:
-                for digits in _phone_variants(key):
-                    body = rf"(?<![0-9])\+?{_DIGIT_SEP.join(digits)}(?![0-9])"
-                    alternatives.append((len(digits), body, value))
-        alternatives.sort(key=lambda a: a[0], reverse=True)
-        self.values = [v for _, _, v in alternatives]
-        self.pattern = re.compile("|".join(f"({body})" for _, body, _ in alternatives)) \
-            if alternatives else None
+            spaced = all(_spaced_script(ch) or not ch.isalpha() for ch in key)
+            if spaced and len("".join(words)) < 2:
+                self.initials.setdefault(key, value)  # masked where it is the whole text
+                continue
+            self.by_key.setdefault(_squash(key), value)
+            _insert(bounded if spaced else loose, words, _GLUE if value.glued else _SEP)
+            if _base(value.entity).removeprefix("other_") in PHONE_FIELDS:
+                phones += [(core, value) for core in _phone_cores(key)]
+        alternatives = []
+        if bounded:
+            alternatives.append(_LETTER_BEFORE + _emit(bounded, _LETTER_AFTER))
+        if loose:
+            alternatives.append(_emit(loose, ""))
+        self.pattern = re.compile("|".join(alternatives)) if alternatives else None
+        phones.sort(key=lambda p: len(p[0]), reverse=True)
+        self.phones = [value for _, value in phones]
+        self.phone_pattern = re.compile("|".join(
+            rf"((?<![0-9])(?:(?:\+|00)?[0-9]{{1,3}}{_DIGIT_SEP})?\(?0?{_DIGIT_SEP}"
+            rf"{_DIGIT_SEP.join(core)}(?![0-9]))" for core, _ in phones)) if phones else None
 
-    def find(self, text: str) -> Iterable[tuple[int, int, _Value]]:
-        if self.pattern is None:
+    def find(self, text: str) -> Iterable[tuple[int, int, str]]:
+        initial = self.initials.get(text.strip())
+        if initial is not None:  # a field holding just an initial
+            yield len(text) - len(text.lstrip()), len(text.rstrip()), initial.entity
             return
-        for m in self.pattern.finditer(text):
-            assert m.lastindex is not None
-            yield m.start(), m.end(), self.values[m.lastindex - 1]
+        if self.pattern is not None:
+            for m in self.pattern.finditer(text):
+                value = self.by_key.get(_squash(m.group(0)))
+                if value is not None:
+                    yield m.start(), m.end(), value.entity
+        if self.phone_pattern is not None:
+            for m in self.phone_pattern.finditer(text):
+                assert m.lastindex is not None
+                start, end = m.span()
+                while text[start] in " \t":
+                    start += 1
+                yield start, end, self.phones[m.lastindex - 1].entity
 
 
-def _phone_variants(value: str) -> list[str]:
-    """The digit strings a phone number is also written as: all its digits, and without a
-    country code of 1 to 3 digits, with or without the trunk 0 (``+81 90-1234-5678`` is also
-    ``09012345678``)."""
+# Trie keys besides single characters: the end of a value, and what may stand between words.
+_END, _SEP, _GLUE = "", "<sep>", "<glue>"
+_JOINERS = {_SEP: _WORD_SEP, _GLUE: r"[_.\-]?"}
+
+
+def _insert(trie: dict[Any, Any], words: list[str], joiner: str) -> None:
+    node = trie
+    for i, word in enumerate(words):
+        for ch in ((joiner,) if i else ()) + tuple(word):
+            node = node.setdefault(ch, {})
+    node[_END] = {}
+
+
+def _emit(node: dict[Any, Any], end: str) -> str:
+    """The regex of a trie: each branch one character, longer branches tried first."""
+    branches = []
+    for key in sorted((k for k in node if k != _END), key=lambda k: (k in _JOINERS, k)):
+        atom = _JOINERS.get(key) or re.escape(key)
+        branches.append(atom + _emit(node[key], end))
+    if _END in node:
+        branches.append(end)
+    if len(branches) == 1:
+        return branches[0]
+    return "(?:" + "|".join(branches) + ")"
+
+
+def _squash(text: str) -> str:
+    """A value's lookup key: its folded text without the separators between words."""
+    return _SPLIT.sub("", text)
+
+
+def _phone_cores(value: str) -> list[str]:
+    """The national digits of a phone number, without a country code of 1 to 3 digits (when it
+    is written with ``+``) and without a trunk 0: what every way of writing it ends with."""
     digits = "".join(ch for ch in value if ch.isdigit())
     if len(digits) < 7:
         return []
-    variants = {digits}
-    if value.lstrip().startswith("+"):
-        for cc in (1, 2, 3):
-            national = digits[cc:]
-            if len(national) >= 7:
-                variants |= {national, "0" + national}
-    return sorted(variants, key=len, reverse=True)
+    def core(national: str) -> str:  # without its trunk 0, unless too little would be left
+        return national.lstrip("0") if len(national.lstrip("0")) >= 7 else national
+
+    cores = {core(digits)}
+    if value.lstrip().startswith(("+", "00")):
+        cores |= {core(digits[cc:]) for cc in (1, 2, 3)}
+    return sorted((c for c in cores if len(c) >= 7), key=len, reverse=True)
 
 
 def _non_overlapping(spans: list[tuple[int, int, str]]) -> list[tuple[int, int, str]]:
@@ -365,17 +496,30 @@ def _slug(name: str) -> str:
     return slug if slug[:1].isalpha() else f"field_{slug}".rstrip("_")
 
 
-def _sensitive_leaves(value: Any, classify: Callable[[str], tuple[str, bool] | None],
-                      owner: tuple[str, bool] | None = None) -> Iterable[tuple[tuple[str, bool], Any]]:
+_IDENTIFIER = re.compile(r"[a-z][A-Za-z0-9_]*")
+_PRODUCT_ATTRIBUTES = frozenset({"name", "title", "description", "sku", "job_title"})
+
+
+def _sensitive_leaves(value: Any, classify: Callable[[str, bool], tuple[str, bool] | None],
+                      owner: tuple[str, bool] | None = None, depth: int = 0,
+                      products: bool = False) -> Iterable[tuple[tuple[str, bool], Any]]:
     """(field, confidential) and value of every leaf under a sensitive field; a leaf takes the
-    nearest sensitive field above it (``{"firstname": {"value": "Ann"}}`` is a first name)."""
+    nearest sensitive field above it (``{"firstname": {"value": "Ann"}}`` is a first name), and
+    so do the keys below it (``{"spouse name": {"Bobbeth": 1}}``). Under a product field
+    (``catalog``, ``purchases``) a ``name`` is a product's, but ``recipient_name`` is a person's."""
     if isinstance(value, Mapping):
         for k, v in value.items():
-            found = classify(str(k))
-            yield from _sensitive_leaves(v, classify, found if found is not None else owner)
+            key = str(k)
+            if owner is not None and canonical_name(key) is None and not _IDENTIFIER.fullmatch(key):
+                yield owner, key  # data as a key ({"Bobbeth": 1}), not a structure's ("value")
+            inside = products or (canonical_name(key) or key) in PRODUCT_FIELDS
+            found = None if inside and (canonical_name(key) or key) in \
+                _PRODUCT_ATTRIBUTES | PRODUCT_FIELDS else classify(key, depth == 0)
+            yield from _sensitive_leaves(v, classify, found if found is not None else owner,
+                                         depth + 1, inside)
     elif isinstance(value, list | tuple):
         for v in value:
-            yield from _sensitive_leaves(v, classify, owner)
+            yield from _sensitive_leaves(v, classify, owner, depth + 1, products)
     elif value is not None and owner is not None and not isinstance(value, bool):
         yield owner, value
 
@@ -408,7 +552,7 @@ def unmask(value: Any, masking: Masking, fields: Mapping[str, str] | None = None
             return m.group(0)
         return masking.values.get(name, extra.get(name, m.group(0)))
 
-    return _map_strings(value, lambda text: PLACEHOLDER_RE.sub(restore, text))
+    return _map_strings(value, lambda text: PLACEHOLDER_RE.sub(restore, text), keys=True)
 
 
 def expansion(masking: Masking, fields: Mapping[str, str] | None = None) -> int:
@@ -426,14 +570,18 @@ def _map_strings(value: Any, fn: Callable[[str], str], keys: bool = False) -> An
         return [_map_strings(v, fn, keys) for v in value]
     if isinstance(value, int | float) and not isinstance(value, bool):
         # A phone or card typed as a number in a CRM export is still personal data.
-        as_text = str(value)
+        as_text = _as_text(value)
         masked = fn(as_text)
         return masked if masked != as_text else value
     return value
 
 
 def _map_key(key: Any, fn: Callable[[str], str]) -> Any:
-    """A key is data too (``{"ann@x.com": 3}``), unless it is a field name Baton knows."""
-    if not isinstance(key, str) or canonical_name(key) is not None:
+    """A key is data too (``{"ann@x.com": 3}``, ``{4155550100: 2}``), unless it is a field name
+    Baton knows."""
+    if isinstance(key, int) and not isinstance(key, bool):
+        masked = fn(str(key))
+        return masked if masked != str(key) else key
+    if not isinstance(key, str) or (canonical_name(key) is not None and "{" not in key):
         return key
     return fn(key)

@@ -14,7 +14,9 @@ longest platform horizon (:func:`retention_floor_days`): HubSpot retries a workf
 from __future__ import annotations
 
 import hashlib
+import json
 import re
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
@@ -66,15 +68,29 @@ def subject_for(contact: str) -> str:
     return text
 
 
-def forget(store: Store, tenant: str, subject: str, *, keep_job: str | None = None) -> dict[str, int]:
+def forget(store: Store, tenant: str, subject: str, *, mentions: Sequence[str] = (),
+           keep_job: str | None = None) -> dict[str, int]:
     """Erase what Baton stored about one contact of ``tenant``: job payloads, results and errors
-    (a job not yet run ends ``failed`` instead), write-back records and reply drafts; receipts
-    keep only their counts. ``keep_job``: the job doing the erasing. Returns what changed."""
+    (a job not yet run ends ``failed``, and a running one writes nothing more), write-back
+    records and reply drafts; receipts keep only their counts. Jobs are found by their
+    ``subject`` and, for each of ``mentions`` (an email address), by any payload or result that
+    contains it in any case or Unicode form, whoever the job was about (a scan of the tenant's
+    jobs: databases compare non-ASCII case poorly). ``keep_job``: the job doing the erasing.
+    Returns what changed."""
+    needles = [folded(m.strip()) for m in mentions if m.strip()]
     with store.session.begin() as session:
         found = session.execute(
             sa.select(JobRow.id, JobRow.payload).where(JobRow.tenant == tenant,
                                                         JobRow.subject == subject))
         rows = [(job_id, payload) for job_id, payload in found if job_id != keep_job]
+        if needles:
+            known = {job_id for job_id, _ in rows} | {keep_job}
+            scan = session.execute(sa.select(JobRow.id, JobRow.payload, JobRow.result)
+                                   .where(JobRow.tenant == tenant)).yield_per(500)
+            for job_id, payload, result in scan:
+                text = folded(json.dumps([payload, result], ensure_ascii=False))
+                if job_id not in known and any(n in text for n in needles):
+                    rows.append((job_id, payload))
         ids = [job_id for job_id, _ in rows]
         replies = [str(p["reply_key"]) for _, p in rows if isinstance(p, dict) and p.get("reply_key")]
         if not ids:
@@ -82,7 +98,7 @@ def forget(store: Store, tenant: str, subject: str, *, keep_job: str | None = No
         session.execute(sa.update(JobRow).where(JobRow.id.in_(ids), JobRow.state.in_([QUEUED, RUNNING]))
                         .values(state=FAILED, lease_until=None))
         jobs = rows_changed(session, sa.update(JobRow).where(JobRow.id.in_(ids)).values(
-            payload={"erased": True}, result=None,
+            payload={"erased": True}, result=None, subject=None,
             error=sa.case((JobRow.state == FAILED, ERASED), else_=None)))
         writebacks = rows_changed(session, sa.delete(WriteBackRow).where(WriteBackRow.job_id.in_(ids)))
         answered = rows_changed(session, sa.update(ReplyRow).where(ReplyRow.key.in_(replies)).values(

@@ -88,6 +88,9 @@ class Settings(BaseSettings):
     hubspot_contact_properties: str = "firstname,lastname,email,company,jobtitle,industry," \
         "lifecyclestage,city,country,hs_language"
     hubspot_trigger_properties: str = "baton_generate"
+    # Read with every contact: an opted-out value in any of them means no marketing email (add
+    # the hs_email_optout_<id> property of your marketing subscription type)
+    hubspot_consent_properties: str = "hs_email_optout"
     hubspot_brief: str = "A short, friendly note that suggests a next step based on their " \
         "recent purchases."
 

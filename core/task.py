@@ -154,7 +154,8 @@ class CopyKind:
         if not template:
             return None
         fields = PLACEHOLDER_RE.findall(template)
-        if all(str(context.get(f) or "").strip() for f in fields):
+        if all(isinstance(context.get(f), str | int | float) and str(context[f]).strip()
+               for f in fields):
             return PLACEHOLDER_RE.sub(lambda m: str(context[m.group(1)]).strip(), template)
         return brand.fallback_greetings.get(task.language) or None
 

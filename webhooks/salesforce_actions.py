@@ -114,7 +114,8 @@ def action(action: str) -> tuple[Response, int]:
                        recommendations=summary(out, context),
                        receipt_id=job.result["receipt_id"], route=job.result["route"]), 200
     if job.state in (FAILED, DEAD):
+        code = "opted_out" if (job.error or "").startswith("consent:") else "generation_failed"
         return jsonify(state=job.state, job_id=job_id, recordId=body.recordId,
-                       error="generation_failed", reason=job.error or "failed"), 422
+                       error=code, reason=job.error or "failed"), 422
     return jsonify(state=job.state, job_id=job_id, recordId=body.recordId,
                    poll_url=f"/v1/tasks/{job_id}"), 202

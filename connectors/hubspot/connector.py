@@ -311,7 +311,8 @@ class HubSpotConnector:
               inputs: Mapping[str, str]) -> Task:
         """The engine task for a contact: its context from HubSpot, the action's inputs."""
         props = Settings.list_of(self.settings.hubspot_contact_properties)
-        context, language = fetch_context(client, contact_id, props)
+        consent = tuple(Settings.list_of(self.settings.hubspot_consent_properties))
+        context, language = fetch_context(client, contact_id, props, consent)
         if kind == "recommendation":
             context["catalog"] = self.catalog(client)
         brief = with_tone(inputs.get("brief") or self.settings.hubspot_brief, inputs.get("tone"))

@@ -28,19 +28,19 @@ PROPERTIES = {  # name -> (label, HubSpot type, field type)
     "baton_generate": ("Generate with Baton", "bool", "booleancheckbox"),
 }
 
-# Always read: the contact's language and marketing-email consent ("Unsubscribed from all email")
-STEERING = ("hs_language", "hs_email_optout")
 MAX_PURCHASES = 10
 
 
-def fetch_context(client: HubSpotClient, contact_id: str,
-                  properties: list[str]) -> tuple[dict[str, Any], str | None]:
+def fetch_context(client: HubSpotClient, contact_id: str, properties: list[str],
+                  consent: tuple[str, ...] = ("hs_email_optout",)
+                  ) -> tuple[dict[str, Any], str | None]:
     """The contact as the engine's context, in the canonical vocabulary of
-    :mod:`core.contacts` (its consent flag included), and its language (``hs_language``) if it
-    has one."""
-    props, links = client.contact(contact_id, sorted(set(properties) | set(STEERING)))
+    :mod:`core.contacts` (with its ``consent`` properties, always read: "Unsubscribed from all
+    email" and any subscription type's opt-out), and its language (``hs_language``) if it has
+    one."""
+    props, links = client.contact(contact_id, sorted({*properties, *consent, "hs_language"}))
     context: dict[str, Any] = canonical({k: v for k, v in props.items()
-                                         if k in properties or k == "hs_email_optout"})
+                                         if k in properties or k in consent})
     if links.get("companies"):
         companies = client.read("companies", links["companies"][:1], ["name", "industry", "domain"])
         if companies:

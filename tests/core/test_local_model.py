@@ -60,7 +60,10 @@ def test_local_email_passes_schema_and_restores_the_first_name(
     receipt = result.receipt
     assert receipt.role == "local" and not receipt.egress and receipt.status == "ok"
     assert receipt.prompt_tokens > 200 and receipt.completion_tokens > 5
-    assert receipt.cost_usd > 0 and receipt.baseline_cost_usd > receipt.cost_usd
+    # local cost is wall time x the machine's hourly cost (not a timing assertion: the ratio to the
+    # cloud baseline depends on how busy the machine is; bench/ measures that)
+    assert receipt.cost_usd == pytest.approx(receipt.latency_ms / 1000 * 0.10 / 3600)
+    assert receipt.baseline_cost_usd > 0
 
 
 def test_japanese_contact(settings: Settings, llama_pool: LlamaPool,

@@ -1,20 +1,23 @@
 import json
+import re
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from core.policy import Privacy
+from core.policy import Privacy, parse_policy
 from core.privacy import (
     PLACEHOLDER_RE,
     Masker,
     Masking,
     expansion,
+    folded,
     iban_ok,
     luhn_ok,
     merge_fields,
     unmask,
 )
+from core.store import Store
 
 MASKER = Masker(Privacy())
 
@@ -146,3 +149,247 @@ def test_expansion_is_the_largest_growth_of_a_placeholder() -> None:
     _, _, masking = MASKER.mask({"first_name": "Ann", "email": "ann.longname@example.org"})
     assert expansion(masking) == len("ann.longname@example.org") - len("{email}")
     assert expansion(Masking()) == 0
+
+
+# -- step 4a: privacy that holds ---------------------------------------------------------------
+
+
+def _left(masked: object) -> str:
+    """What a masked context still says, without its placeholders, folded for comparison."""
+    return folded(PLACEHOLDER_RE.sub(" ", json.dumps(masked, ensure_ascii=False)))
+
+
+def test_a_turkish_dotted_capital_does_not_crash_masking() -> None:
+    """The pattern matched case-insensitively and the lookup did not: KeyError on 'İstanbul'."""
+    contact = {"first_name": "Ayşe", "company": "İstanbul Outdoor AŞ", "city": "Istanbul",
+               "notes": "Ayşe from ISTANBUL, at İSTANBUL OUTDOOR AŞ"}
+    masked, _, masking = MASKER.mask(contact)
+    assert "istanbul" not in _left(masked)
+    assert unmask(masked, masking) == contact
+
+
+@pytest.mark.parametrize(("field", "value", "written"), [
+    ("first_name", "Zoë", "ZOË"),
+    ("last_name", "Ørsted", "ØRSTED"),
+    ("last_name", "Ørsted", "ørsted"),
+    ("first_name", "Zoë", "Zoe\u0308"),  # decomposed (NFD) in the text, composed in the field
+    ("first_name", "Zoe\u0308", "Zoë"),  # and the other way round
+    ("last_name", "Şahin", "ŞAHİN"),
+    ("last_name", "Müller", "MÜLLER"),
+    ("first_name", "Δημήτρης", "ΔΗΜΉΤΡΗΣ"),
+    ("last_name", "Иванова", "ИВАНОВА"),
+    ("first_name", "Ann", "ＡＮＮ"),  # full-width Latin
+    ("last_name", "ﾀﾅｶ", "タナカ"),  # half-width katakana in the field
+])
+def test_case_and_normalization_variants_are_masked(field: str, value: str, written: str) -> None:
+    contact = {field: value, "notes": f"Spoke with {written} today"}
+    masked, _, masking = MASKER.mask(contact)
+    assert masked["notes"] == f"Spoke with {{{field}_2}} today" or \
+        masked["notes"] == f"Spoke with {{{field}}} today"
+    assert unmask(masked, masking) == contact
+    assert masking.counts[field] == 2
+
+
+def test_keys_are_masked_as_well_as_values() -> None:
+    contact = {"email": "ann@x.com", "history": {"ann@x.com": 3, "Ann Lee": 1, "bob@y.org": 2},
+               "first_name": "Ann", "last_name": "Lee"}
+    masked, _, masking = MASKER.mask(contact)
+    assert "ann" not in _left(masked) and "bob@y.org" not in _left(masked)
+    assert set(masked) == {"email", "history", "first_name", "last_name"}  # field names stay
+    assert unmask(masked, masking) == contact
+
+
+def test_leaves_nested_under_a_sensitive_field_are_that_field() -> None:
+    contact = {"firstname": {"value": "Ann", "versions": [{"value": "Annie"}]},
+               "lastname": {"value": "Okafor"}, "notes": "Annie Okafor called"}
+    masked, _, masking = MASKER.mask(contact)
+    assert "ann" not in _left(masked) and "okafor" not in _left(masked)
+    assert unmask(masked, masking) == contact
+
+
+def test_salesforce_fields_the_action_route_did_not_map_are_masked() -> None:
+    contact = {"FirstName": "Kenji", "MiddleName": "Ryo", "LastName": "Abe", "PostalCode": "94107",
+               "MailingStreet": "500 Howard St", "HomePhone": "+1 415 555 0199",
+               "notes": "Ryo lives at 500 Howard St, 94107; home 415-555-0199"}
+    masked, _, _ = MASKER.mask(contact)
+    for secret in ("ryo", "94107", "500 howard st", "0199"):
+        assert secret not in _left(masked), secret
+
+
+@pytest.mark.parametrize("written", ["14155550142", "4155550142", "415 555 0142", "(415) 5550142",
+                                     "+1-415-555-0142", "１４１５５５５０１４２"])
+def test_a_phone_written_elsewhere_as_bare_digits_is_masked(written: str) -> None:
+    contact = {"phone": "+1 (415) 555-0142", "notes": f"call {written} after 5"}
+    masked, _, masking = MASKER.mask(contact)
+    assert masked["notes"].startswith("call {phone") and masked["notes"].endswith("} after 5")
+    assert unmask(masked, masking) == contact
+
+
+def test_a_japanese_mobile_without_its_country_code() -> None:
+    contact = {"mobile": "+81 90-1234-5678", "memo": "携帯は09012345678まで"}
+    masked, _, _ = MASKER.mask(contact)
+    assert "09012345678" not in masked["memo"]
+
+
+@pytest.mark.parametrize("email", ["zoë@exämple.fr", "ann＠example.com", "用户@例子.广告",
+                                   "ANN.LEE@EXAMPLE.COM", "josé.garcía@correo.es"])
+def test_emails_with_non_ascii_or_full_width_at_are_found(email: str) -> None:
+    masked, _, masking = MASKER.mask({"notes": f"write to {email} soon"})
+    assert masked["notes"] == "write to {email} soon"
+    assert masking.values["email"] == email
+
+
+@pytest.mark.parametrize("card", ["4111  1111  1111  1111", "4111.1111.1111.1111",
+                                  "4111-1111-1111-1111", "4111111111111111"])
+def test_card_numbers_with_double_spaces_or_dots(card: str) -> None:
+    masked, _, _ = MASKER.mask({"notes": f"paid with {card} yesterday"})
+    assert masked["notes"] == "paid with {card} yesterday"
+
+
+def test_digit_runs_that_match_no_contact_value_stay() -> None:
+    """SKUs and order numbers are not personal data."""
+    notes = "order 20261128-4471, SKU 88123456, 3 x item 1234567, ref 0042"
+    masked, _, _ = MASKER.mask({"phone": "+1 415 555 0142", "notes": notes})
+    assert masked["notes"] == notes
+
+
+def test_only_allowed_merge_fields_are_restored_and_never_confidential_ones() -> None:
+    masker = Masker(Privacy(confidential_fields=["deal_notes"]))
+    contact = {"first_name": "Ann", "email": "ann@x.com", "deal_notes": "walk-away 40k",
+               "company": "Acme", "phone": "+1 415 555 0142"}
+    _, _, masking = masker.mask(contact)
+    text = "{first_name} at {company}: {email}, {phone}, {deal_notes}, {first_name_part1}"
+    allowed = {"first_name", "company", "deal_notes"}
+    restored = unmask(text, masking, merge_fields(contact), allowed)
+    assert restored == "Ann at Acme: {email}, {phone}, {deal_notes}, {first_name_part1}"
+    assert "deal_notes" in masking.values and "deal_notes" in masking.secret
+
+
+def test_braces_in_crm_data_cannot_become_placeholders() -> None:
+    from core.privacy import neutralize
+
+    contact = neutralize({"company": "{email} Corp", "notes": "see {{ contact.email }}",
+                          "email": "ann@x.com"})
+    assert contact["company"] == "⦃email⦄ Corp"
+    assert not PLACEHOLDER_RE.search(json.dumps(contact, ensure_ascii=False))
+
+
+def test_the_count_says_what_was_actually_masked() -> None:
+    contact = {"first_name": "Ann", "email": "ann@x.com", "notes": "Ann, Ann and ann@x.com",
+               "company": "Acme"}
+    _, brief, masking = MASKER.mask(contact, "Thank Ann")
+    assert brief == "Thank {first_name}"
+    assert masking.counts == {"first_name": 4, "email": 2}
+
+
+# -- found by an adversarial read of the change above -------------------------------------------
+
+
+@pytest.mark.parametrize(("contact", "secrets"), [
+    ({"氏名": "山田太郎", "住所": "東京都千代田区1-2-3", "郵便番号": "100-0001", "notes": "山田様へ"},
+     ["山田", "千代田区", "100-0001"]),
+    ({"Vorname": "Jürgen", "Nachname": "Groß", "PLZ": "10115", "Telefon": "030 1234567",
+      "Adresse": "Unter den Linden 5", "notes": "Jürgen Groß, Linden"}, ["jurgen", "groß", "10115",
+                                                                       "1234567", "linden"]),
+    ({"prénom": "Renée", "nom": "Dubois", "notes": "Renée"}, ["renee", "dubois"]),
+    ({"nickname": "Bibi", "ASSISTANTNAME": "Quill", "spousename": "Orla", "billingaddress":
+      "9 Elm Rd", "Emergency Contact": "Tamsin", "Kids": "Juno", "notes": "Bibi Quill Orla "
+      "Tamsin Juno Elm"}, ["bibi", "quill", "orla", "tamsin", "juno", "elm"]),
+])
+def test_fields_named_in_other_languages_or_one_word_are_personal(contact: dict,
+                                                                   secrets: list[str]) -> None:
+    masked, _, _ = MASKER.mask(contact)
+    for secret in secrets:
+        assert folded(secret) not in _left(masked), secret
+
+
+def test_people_inside_product_fields_are_still_people() -> None:
+    contact = {"first_name": "Ann", "last_purchase": {"name": "Tent", "recipient_name": "Bobbeth Quill"},
+               "purchases": [{"name": "Boots", "ship_to": "Bobbeth Quill, 9 Elm Rd"}],
+               "catalog": [{"sku": "T-1", "name": "Tent"}], "notes": "gift for Bobbeth"}
+    masked, _, _ = MASKER.mask(contact)
+    assert "bobbeth" not in _left(masked) and "quill" not in _left(masked)
+    assert masked["catalog"] == [{"sku": "T-1", "name": "Tent"}]  # products stay readable
+
+
+def test_the_contact_keeps_its_own_placeholder_next_to_a_household_member() -> None:
+    contact = {"household": [{"first_name": "Bobbeth"}], "first_name": "Annalise"}
+    masked, _, masking = MASKER.mask(contact)
+    assert masked["first_name"] == "{first_name}" and masking.values["first_name"] == "Annalise"
+    assert masked["household"] == [{"first_name": "{other_first_name}"}]
+    assert unmask("Hi {first_name}, {other_first_name}", masking, allowed={"first_name"}) == \
+        "Hi Annalise, {other_first_name}"
+
+
+@pytest.mark.parametrize(("contact", "text"), [
+    ({"first_name": "Ann"}, "Dear A\u200bnn and An\u00adn"),  # invisible characters inside
+    ({"first_name": "Ann", "last_name": "Lee"}, "ann2024 ann_lee #AnnLee LeeAnn lee.ann"),
+    ({"name": "Ana-María García"}, "María and Ana"),
+    ({"last_name": "O'Neil"}, "Mrs O’Neil"),
+    ({"name": "Smith, John"}, "Mr Smith"),
+    ({"name": "山田太郎"}, "山田様、太郎さん"),
+    ({"email": "zq1988@example.com"}, "user zq1988 wrote"),
+    ({"phone": "+44 7700 900123"}, "call 00447700900123"),
+    ({"phone": "415 555 0100"}, "call 14155550100 or 0014155550100"),
+    ({"phone": "+1 415 555 0100"}, "415·555·0100, 415 – 555 – 0100, 415_555_0100"),
+    ({"phone": "+1 415 555 0100"}, "٤١٥٥٥٥٠١٠٠ and ४१५५५५०१००"),
+    ({"phone": 4155550100.0}, "4155550100"),
+    ({"postal_code": "SW1A 1AA"}, "SW1A1AA or sw1a-1aa"),
+    ({"address": "12 Baker Street"}, "12 Baker St."),
+])
+def test_variants_of_the_contacts_own_values(contact: dict, text: str) -> None:
+    masked, _, masking = MASKER.mask({**contact, "notes": text})
+    for value in contact.values():
+        for piece in re.split(r"[\s,\-’'@.]+", str(value).replace(".0", "")):
+            if len(piece) >= 3 and not piece.isdigit():
+                assert folded(piece) not in _left(masked["notes"]), (piece, masked["notes"])
+    assert not re.search(r"\d{4}", re.sub(r"\D", "", PLACEHOLDER_RE.sub("", masked["notes"]))
+                         if "phone" in contact else ""), masked["notes"]
+    restored = unmask(masked, masking)
+    assert restored["notes"] == text
+    assert {k: str(v).removesuffix(".0") for k, v in contact.items()} == \
+        {k: str(restored[k]) for k in contact}  # a number comes back as its digits
+
+
+def test_numbers_as_keys_and_card_and_iban_separators() -> None:
+    masked, _, _ = MASKER.mask({"phone": "+1 415 555 0100", "calls": {4155550100: 2},
+                                "notes": "4111  -  1111 1111 1111 and 4111_1111_1111_1111, "
+                                         "DE89-3704-0044-0532-0130-00"})
+    assert list(masked["calls"]) != [4155550100]
+    assert masked["notes"] == "{card} and {card_2}, {iban}"
+
+
+def test_initials_and_particles_are_not_masked_in_free_text() -> None:
+    contact = {"first_name": "Ana", "middle_name": "A", "last_name": "de la Vega",
+               "name": "Jan van der Berg"}
+    masked, brief, _ = MASKER.mask(contact, "Write a short note to de la Vega about the van")
+    assert brief == "Write a short note to {last_name} about the van"
+    assert masked["middle_name"] == "{middle_name}"
+
+
+def test_a_context_nested_too_deep_is_refused_not_a_crash(sqlite_store: Store) -> None:
+    from core.engine import Engine
+    from core.errors import InputError
+    from core.ledger import Ledger
+    from core.task import Task, default_task_kinds
+    from tests.fakes.backends import ScriptedBackend
+
+    deep: dict = {"first_name": "Ann"}
+    node = deep
+    for _ in range(2000):
+        node["x"] = {}
+        node = node["x"]
+    engine = Engine(parse_policy(""), {"local": ScriptedBackend("llama", local=True, model="g"),
+                                       "cloud": ScriptedBackend("openai", local=False, model="m")},
+                    default_task_kinds(), Ledger(sqlite_store))
+    with pytest.raises(InputError, match="nests deeper than 32 levels"):
+        engine.run(Task(kind="email", context=deep))
+
+
+
+def test_a_value_that_is_also_a_part_of_another_is_its_own_field_first() -> None:
+    """The email's local part 'maya' must not take the first name 'Maya' (HubSpot lists email
+    before firstname): the greeting became 'Hi {email_part1},'."""
+    masked, _, _ = MASKER.mask({"email": "maya@example.net", "firstname": "Maya",
+                                "notes": "Maya wrote"})
+    assert masked["notes"] == "{first_name} wrote"

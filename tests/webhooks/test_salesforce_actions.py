@@ -98,3 +98,25 @@ JSONISH = st.recursive(
 def test_fuzzed_flow_bodies_never_cause_a_5xx(client: FlaskClient, key: str, body: object) -> None:
     r = post(client, key, body)
     assert r.status_code in (200, 202, 400, 422), r.json
+
+
+def test_a_contact_who_opted_out_gets_a_422_opted_out_and_no_copy(client: FlaskClient,
+                                                                  key: str) -> None:
+    body = {"recordId": RECORD, "fields": {"FirstName": "Ann", "HasOptedOutOfEmail": True},
+            "brief": "Invite her to the sale", "requestId": "r-optout"}
+    r = post(client, key, body)
+    assert r.status_code == 422 and r.json["error"] == "opted_out"
+    assert "opted out of marketing email" in r.json["reason"] and "body" not in r.json
+
+
+def test_record_fields_arrive_in_the_one_contact_vocabulary(client: FlaskClient, services: Services,
+                                                            key: str) -> None:
+    body = {"recordId": RECORD, "brief": "b", "fields": {
+        "FirstName": "Ann", "MiddleName": "Q", "MailingPostalCode": "94107", "HomePhone": "+1 415 555 0142",
+        "MailingStreet": "1 Main St", "Favourite_Trail__c": "GR20"}}
+    r = post(client, key, body)
+    job = services.jobs.get(r.json["job_id"])
+    assert job is not None and job.subject == "record:003000000000001"
+    assert job.payload["context"] == {"first_name": "Ann", "middle_name": "Q", "postal_code": "94107",
+                                      "home_phone": "+1 415 555 0142", "address": "1 Main St",
+                                      "Favourite_Trail__c": "GR20"}
