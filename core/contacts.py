@@ -217,6 +217,23 @@ def opted_out(record: Mapping[str, Any]) -> bool:
 
 
 MAX_DEPTH = 32  # levels of nesting a context may have
+# The shape of the fields Baton reads structure from: a task whose context has another shape is
+# refused before any model runs (it is the client's mistake, and retrying cannot mend it).
+SHAPES: dict[str, tuple[type, ...]] = {"purchases": (list, str), "catalog": (list,),
+                                       "line_items": (list,)}
+
+
+def shape_error(record: Mapping[str, Any]) -> str | None:
+    """What is wrong with the shape of ``record``'s structural fields, or None."""
+    for name, types in SHAPES.items():
+        value = record.get(name)
+        if value is not None and not isinstance(value, types):
+            expected = " or ".join("a list" if t is list else "text" for t in types)
+            return f"context.{name}: expected {expected}, got {type(value).__name__}"
+    catalog = record.get("catalog")
+    if isinstance(catalog, list) and any(not isinstance(item, Mapping) for item in catalog):
+        return "context.catalog: expected a list of objects such as {\"sku\": ..., \"name\": ...}"
+    return None
 
 
 def too_deep(value: Any, limit: int = MAX_DEPTH) -> bool:

@@ -16,7 +16,15 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from core.backends.base import Backend, Generation, Limits
-from core.contacts import MAX_DEPTH, canonical, canonical_name, for_model, opted_out, too_deep
+from core.contacts import (
+    MAX_DEPTH,
+    canonical,
+    canonical_name,
+    for_model,
+    opted_out,
+    shape_error,
+    too_deep,
+)
 from core.errors import (
     BackendError,
     BatonError,
@@ -136,20 +144,25 @@ class Engine:
         )
 
     def prepare(self, task: Task) -> _Prepared:
+        """Check the task, read its contact in the canonical vocabulary, mask it and route it.
+        Malformed input and opted-out contacts end here, before any model runs."""
         kind = self.kinds.get(task.kind)
         if too_deep(task.context):
             raise InputError(f"{task.kind} task {task.id}: the context nests deeper than "
                              f"{MAX_DEPTH} levels")
+        context = canonical(task.context)
+        if (wrong := shape_error(context)) is not None:
+            raise InputError(f"{task.kind} task {task.id}: {wrong}")
         refused = kind.marketing and opted_out(task.context)  # every opt-out column, as given
-        task = dataclasses.replace(task, context=neutralize(canonical(task.context)))
+        task = dataclasses.replace(task, context=neutralize(context))
         kind.validate(task)
         if refused:
             raise ConsentError(f"consent: the contact opted out of marketing email; no {task.kind} "
                                "was generated or written")
         plain = for_model(task.context)
-        context, brief, masking = self.masker.mask(plain, task.brief)
+        masked, brief, masking = self.masker.mask(plain, task.brief)
         decision = decide(self.policy, self.route_input(task, masking))
-        return _Prepared(task, kind, plain, context, brief, masking, decision)
+        return _Prepared(task, kind, plain, masked, brief, masking, decision)
 
     def explain(self, task: Task) -> Decision:
         """The routing decision for ``task`` without running it."""

@@ -11,10 +11,14 @@ from urllib.parse import quote
 from flask import current_app, request
 
 from core.jobs import Accepted, NewJob
+from core.store import InboxKey, JobRow
 from webhooks.app import Services, services_of
 from webhooks.errors import BadRequest, ServiceUnavailable, UnsupportedMediaType
 
 log = logging.getLogger("baton.web")
+# What the inbox's columns hold (core/store/db.py)
+_ID_CHARS = int(InboxKey.__table__.c.external_id.type.length)  # type: ignore[attr-defined]
+_TENANT_CHARS = int(JobRow.__table__.c.tenant.type.length)  # type: ignore[attr-defined]
 
 
 def services() -> Services:
@@ -58,6 +62,8 @@ def json_body() -> Any:
             from None
     except RecursionError:
         raise BadRequest("JSON nested too deeply") from None
+    except ValueError as exc:  # e.g. an integer of more than 4,300 digits
+        raise BadRequest(f"unreadable JSON: {str(exc)[:120]}") from None
 
 
 def record(source: str, items: list[NewJob]) -> Accepted:
@@ -65,9 +71,14 @@ def record(source: str, items: list[NewJob]) -> Accepted:
     its new jobs; a failed dispatch is left to the reconciler, the jobs being safe already. A
     database that cannot commit makes this a 503, so the platform retries."""
     svc = services()
-    for item in items:  # PostgreSQL text cannot hold NUL: refuse it here, not as a 500 there
-        if item.external_id is not None and "\x00" in item.external_id:
+    for item in items:  # refused here, not as a failed commit that fails its neighbours too
+        if item.external_id is not None and "\x00" in item.external_id:  # PostgreSQL text
             raise BadRequest("identifiers must not contain NUL characters")
+        for what, value, limit in (("identifier", item.external_id, _ID_CHARS),
+                                   ("account", item.tenant, _TENANT_CHARS),
+                                   ("record id", item.subject, _ID_CHARS)):
+            if value is not None and len(value) > limit:
+                raise BadRequest(f"{what} longer than {limit} characters")
     try:
         accepted = svc.inbox.submit(source, items)
     except Exception as exc:

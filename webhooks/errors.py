@@ -28,6 +28,10 @@ class UnsupportedMediaType(ApiError):
     status, code = 415, "unsupported_media_type"
 
 
+class PayloadTooLarge(ApiError):
+    status, code = 413, "payload_too_large"
+
+
 class ServiceUnavailable(ApiError):
     status, code = 503, "unavailable"
 

@@ -88,19 +88,31 @@ class GroupCommitInbox:
         self._commit()  # this thread leads; its delivery is first in line
         return me.outcome()
 
+    def _alone(self, delivery: _Delivery) -> Accepted | BaseException:
+        try:
+            [accepted] = self.jobs.accept_many([(delivery.source, delivery.items)],
+                                               dispatched=self.dispatch_new)
+        except Exception as exc:
+            return exc
+        self.commits += 1
+        return accepted
+
     def _commit(self) -> None:
         with self._mutex:
             batch = self._waiting[:self.max_batch]
             del self._waiting[:len(batch)]
-        results: list[Accepted] = []
-        error: BaseException | None = None
+        results: list[Accepted | BaseException] = []
         try:
-            results = self.jobs.accept_many([(d.source, d.items) for d in batch],
-                                            dispatched=self.dispatch_new)
+            results = list(self.jobs.accept_many([(d.source, d.items) for d in batch],
+                                                 dispatched=self.dispatch_new))
             self.commits += 1
-        except BaseException as exc:  # the database is down: every delivery in it gets a 503
-            error = exc
-        new = [job_id for r in results for job_id in r.new]
+        except BaseException as exc:
+            # One bad delivery must not fail the others it shared the commit with: each is tried
+            # alone. If the database is down, every one of them fails again and gets its 503.
+            alone = isinstance(exc, Exception) and len(batch) > 1
+            results = [self._alone(d) for d in batch] if alone else [exc] * len(batch)
+        error = next((r for r in results if isinstance(r, BaseException)), None)
+        new = [job_id for r in results if isinstance(r, Accepted) for job_id in r.new]
         if new and self.dispatch_new:
             try:
                 self.dispatcher.dispatch(new, mark=False)
@@ -108,10 +120,12 @@ class GroupCommitInbox:
                 log.exception("dispatch failed; the reconciler will send the jobs",
                               extra={"jobs": len(new)})
         with self._mutex:
-            for i, delivery in enumerate(batch):
+            for delivery, result in zip(batch, results, strict=True):
                 delivery.done = True
-                delivery.error = error
-                delivery.result = results[i] if error is None else None
+                if isinstance(result, BaseException):
+                    delivery.error = result
+                else:
+                    delivery.result = result
             following = self._waiting[0] if self._waiting else None
             if following is None:
                 self._committing = False

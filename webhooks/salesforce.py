@@ -20,11 +20,12 @@ from xml.sax.saxutils import escape
 from defusedxml import ElementTree
 from defusedxml.common import DefusedXmlException
 from flask import Blueprint, Response, request
+from werkzeug.exceptions import RequestEntityTooLarge
 
 from core.jobs import NewJob
 from core.retention import subject_for
 from webhooks.common import raw_body, record, services
-from webhooks.errors import ApiError, BadRequest, Unauthorized, UnsupportedMediaType
+from webhooks.errors import ApiError, BadRequest, PayloadTooLarge, Unauthorized, UnsupportedMediaType
 
 blueprint = Blueprint("salesforce", __name__)
 
@@ -120,6 +121,9 @@ def _outbound(token: str | None) -> Response:
         ) for item in items])
     except ApiError as exc:
         return soap_fault(exc)
+    except RequestEntityTooLarge:  # Salesforce reads a SOAP fault, not JSON
+        return soap_fault(PayloadTooLarge(
+            f"body larger than {services().settings.max_body_bytes} bytes"))
     return Response(ACK, status=200, mimetype="text/xml")
 
 

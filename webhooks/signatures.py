@@ -22,6 +22,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Protocol
 
 WINDOW_SECONDS = 300
+MAX_TIMESTAMP_DIGITS = 16  # milliseconds until the year 2286; longer is garbage, not a time
 
 _V3_DECODE = {
     "%3A": ":", "%2F": "/", "%3F": "?", "%40": "@", "%21": "!", "%24": "$",
@@ -79,6 +80,10 @@ def _matches(expected: str, given: str) -> bool:
     return hmac.compare_digest(expected.encode(), given.encode())
 
 
+def _is_timestamp(text: str) -> bool:
+    return text.isascii() and text.isdigit() and len(text) <= MAX_TIMESTAMP_DIGITS
+
+
 def _check_window(seconds: float, now: float) -> None:
     if abs(now - seconds) > WINDOW_SECONDS:
         raise SignatureError("timestamp outside the 5-minute window")
@@ -96,7 +101,7 @@ def verify_hubspot(*, secrets: Sequence[str], method: str, uri: str, body: bytes
     v3 = header("X-HubSpot-Signature-v3")
     if v3 is not None:
         timestamp = header("X-HubSpot-Request-Timestamp")
-        if timestamp is None or not (timestamp.isascii() and timestamp.isdigit()):
+        if timestamp is None or not _is_timestamp(timestamp):
             raise SignatureError("missing or malformed X-HubSpot-Request-Timestamp")
         _check_window(int(timestamp) / 1000, now)
         if any(_matches(hubspot_v3(s, method, uri, body, timestamp), v3.strip()) for s in secrets):
@@ -126,7 +131,7 @@ def verify_slack(*, secrets: Sequence[str], body: bytes, headers: Headers, now: 
     signature = header("X-Slack-Signature")
     if timestamp is None or signature is None:
         raise SignatureError("missing X-Slack-Signature or X-Slack-Request-Timestamp")
-    if not (timestamp.isascii() and timestamp.isdigit()):
+    if not _is_timestamp(timestamp):
         raise SignatureError("malformed X-Slack-Request-Timestamp")
     _check_window(int(timestamp), now)
     if not any(_matches(slack_v0(s, timestamp, body), signature.strip()) for s in secrets):

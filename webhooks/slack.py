@@ -76,6 +76,10 @@ def events() -> Response:
             payload = json.loads(form["payload"])
         except json.JSONDecodeError as exc:
             raise BadRequest(f"malformed interactivity payload: {exc.msg}") from None
+        except RecursionError:
+            raise BadRequest("interactivity payload nested too deeply") from None
+        except ValueError as exc:  # e.g. an integer of more than 4,300 digits
+            raise BadRequest(f"unreadable interactivity payload: {str(exc)[:120]}") from None
         if not isinstance(payload, dict) or not isinstance(payload.get("team"), dict):
             raise BadRequest("interactivity payload needs a team")
         key = payload.get("trigger_id") or json.dumps(payload.get("actions"), sort_keys=True)

@@ -84,12 +84,14 @@ class HubSpotAuth:
     def check_state(self, state: str) -> bool:
         """The state came from our install URL within the last ten minutes (no CSRF)."""
         _, secret, _ = self._app()
+        if not state.isascii() or len(state) > 200:  # garbage, not a state of ours
+            return False
         nonce, _, rest = state.partition(".")
         issued, _, mac = rest.partition(".")
         expected = hmac.new(secret.encode(), f"{nonce}.{issued}".encode(),
                             hashlib.sha256).hexdigest()[:32]
-        return (hmac.compare_digest(mac, expected) and issued.isdigit()
-                and 0 <= time.time() - int(issued) <= STATE_TTL)
+        return (hmac.compare_digest(mac.encode(), expected.encode()) and issued.isdigit()
+                and len(issued) <= 12 and 0 <= time.time() - int(issued) <= STATE_TTL)
 
     def connect(self, code: str) -> int:
         """Exchange an authorization code; store the portal's tokens; return its portal id."""

@@ -182,3 +182,42 @@ def test_a_wait_that_runs_out_inside_a_running_commit_is_a_timeout(jobs: SlowJob
     later[0].join(5)
     assert isinstance(outcome[0], Accepted) and isinstance(outcome[1], Accepted)
     assert jobs.accept("hubspot", event(2)).duplicate == [True]  # that commit landed: a retry dedupes
+
+
+class PickyJobs(SlowJobs):
+    """Real jobs that refuse any commit holding a delivery from the source "bad" (as PostgreSQL
+    refused an over-long id and, with it, every delivery of the same group commit)."""
+
+    def accept_many(self, deliveries: Sequence[tuple[str, Sequence[NewJob]]], *,
+                    dispatched: bool = False) -> list[Accepted]:
+        if any(source == "bad" for source, _ in deliveries):
+            self.entered.set()
+            raise ValueError("value too long for type character varying(255)")
+        return super().accept_many(deliveries, dispatched=dispatched)
+
+
+def test_one_bad_delivery_fails_alone_not_with_its_group(tmp_path: Path) -> None:
+    store = open_store(f"sqlite:///{tmp_path / 'baton.db'}")
+    jobs = PickyJobs(store)
+    inbox = GroupCommitInbox(jobs, NoQueue(), dispatch_new=False)
+    outcomes: dict[int, object] = {}
+
+    def deliver(i: int) -> None:
+        try:
+            outcomes[i] = inbox.submit("bad" if i == 3 else "hubspot", event(i))
+        except ValueError as exc:
+            outcomes[i] = exc
+
+    jobs.gate.clear()  # hold the first commit so the next six share one
+    first = run_threads(1, lambda i: deliver(100))
+    assert jobs.entered.wait(5)
+    jobs.entered.clear()
+    rest = run_threads(6, deliver)
+    while len(inbox._waiting) < 6:
+        threading.Event().wait(0.01)
+    jobs.gate.set()
+    for t in first + rest:
+        t.join(10)
+    assert isinstance(outcomes[3], ValueError)
+    assert all(isinstance(outcomes[i], Accepted) for i in (0, 1, 2, 4, 5, 100))
+    store.close()
