@@ -53,7 +53,9 @@ class Settings(BaseSettings):
     salesforce_path_token: SecretStr = SecretStr("")
     salesforce_source_cidrs: str = ""
     salesforce_sync_budget: float = Field(default=8.0, ge=0, le=110)
-    trusted_proxy: bool = False
+    # How many proxies of yours stand in front of Baton (0: none). Forwarded headers are read
+    # from the right, that many hops in: what is further left, the client wrote.
+    trusted_proxy: int = Field(default=0, ge=0, le=10)
     max_body_bytes: int = Field(default=1 << 20, ge=1024)
     # "problems": a log line for 4xx/5xx and slow responses only (every request is counted in
     # /metrics and every delivery is in the inbox); "all": a line for every request
@@ -109,6 +111,16 @@ class Settings(BaseSettings):
     def _sha256_is_hex(cls, value: str | None) -> str | None:
         if value is not None and not re.fullmatch(r"[0-9a-f]{64}", value):
             raise ValueError("expected 64 lowercase hex characters")
+        return value
+
+    @field_validator("trusted_proxy", mode="before")
+    @classmethod
+    def _proxy_count(cls, value: object) -> object:
+        """``true``/``false`` (the old boolean) mean one proxy and none."""
+        if isinstance(value, str) and value.strip().lower() in ("true", "yes", "on"):
+            return 1
+        if isinstance(value, str) and value.strip().lower() in ("false", "no", "off", ""):
+            return 0
         return value
 
     @field_validator("hubspot_block_expiration")

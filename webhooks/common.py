@@ -33,19 +33,36 @@ def raw_body() -> bytes:
 def original_url() -> str:
     """The full URL the platform called, query string included, as it was on the wire.
 
-    Forwarded headers are honoured only when ``BATON_TRUSTED_PROXY`` says a proxy we control
-    sits in front; otherwise anyone could choose the URL that gets verified."""
+    Forwarded headers are honoured only when ``BATON_TRUSTED_PROXY`` says proxies we control
+    sit in front, and only the value they added; otherwise anyone could choose the URL that gets
+    verified."""
     env = request.environ
-    scheme, host = env.get("wsgi.url_scheme", "http"), env.get("HTTP_HOST", "")
-    if services().settings.trusted_proxy:
-        scheme = request.headers.get("X-Forwarded-Proto", scheme).split(",")[0].strip()
-        host = request.headers.get("X-Forwarded-Host", host).split(",")[0].strip()
+    scheme = forwarded("X-Forwarded-Proto") or env.get("wsgi.url_scheme", "http")
+    host = forwarded("X-Forwarded-Host") or env.get("HTTP_HOST", "")
     path = env.get("RAW_URI") or env.get("REQUEST_URI")
     if not path:
         path = quote(env.get("SCRIPT_NAME", "") + env.get("PATH_INFO", ""), safe="/%:@!$&'()*+,;=-._~")
         if env.get("QUERY_STRING"):
             path += "?" + env["QUERY_STRING"]
     return f"{scheme}://{host}{path}"
+
+
+def forwarded(header: str) -> str | None:
+    """The value of a forwarded header that the nearest of ``BATON_TRUSTED_PROXY`` proxies saw:
+    the N-th from the right. Proxies append what they see; whatever stands further left came
+    from the client, who can write anything there. None without trusted proxies, or when the
+    header has fewer values than there are proxies (then they cannot all have added theirs)."""
+    count = services().settings.trusted_proxy
+    if not count:
+        return None
+    values = [v.strip() for line in request.headers.getlist(header) for v in line.split(",")]
+    values = [v for v in values if v]
+    return values[-count] if len(values) >= count else None
+
+
+def client_address() -> str:
+    """The client's address: from ``X-Forwarded-For`` behind trusted proxies, else the peer."""
+    return forwarded("X-Forwarded-For") or request.remote_addr or ""
 
 
 def json_body() -> Any:

@@ -24,7 +24,7 @@ from werkzeug.exceptions import RequestEntityTooLarge
 
 from core.jobs import NewJob
 from core.retention import subject_for
-from webhooks.common import raw_body, record, services
+from webhooks.common import client_address, raw_body, record, services
 from webhooks.errors import ApiError, BadRequest, PayloadTooLarge, Unauthorized, UnsupportedMediaType
 
 blueprint = Blueprint("salesforce", __name__)
@@ -54,11 +54,8 @@ def _check_source() -> None:
     cidrs = [c.strip() for c in settings.salesforce_source_cidrs.split(",") if c.strip()]
     if not cidrs:
         return
-    addr = request.remote_addr or ""
-    if settings.trusted_proxy and request.headers.get("X-Forwarded-For"):
-        addr = request.headers["X-Forwarded-For"].split(",")[0].strip()
     try:
-        ip = ipaddress.ip_address(addr)
+        ip = ipaddress.ip_address(client_address())
     except ValueError:
         raise Unauthorized("source address not allowed") from None
     if not any(ip in ipaddress.ip_network(c, strict=False) for c in cidrs):
