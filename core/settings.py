@@ -86,6 +86,7 @@ class Settings(BaseSettings):
     hubspot_max_attempts: int = Field(default=5, ge=1, le=20)
     hubspot_max_retry_wait: float = Field(default=30.0, ge=0)
     hubspot_sync_budget: float = Field(default=3.0, ge=0, le=20)
+    hubspot_timeout: float = Field(default=15.0, gt=0, le=120)  # seconds per HubSpot API call
     hubspot_block_expiration: str = "P1D"
     hubspot_contact_properties: str = "firstname,lastname,email,company,jobtitle,industry," \
         "lifecyclestage,city,country,hs_language"

@@ -4,16 +4,18 @@ Tokens are Fernet-encrypted (AES-128-CBC + HMAC-SHA256) with the key in ``BATON_
 when that is empty, a key file created next to the embedded database (mode 0600): a dump of the
 database alone never holds a usable token.
 
-A refresh takes a per-account lock in this process, then the account's row lock in the database
-(an UPDATE first: a row lock on PostgreSQL, the write lock on SQLite), re-reads the row and only
-calls the platform if the token is still the stale one. Twenty jobs on an expired token in any
-number of worker processes make one refresh call; the others read what it stored.
+A refresh takes a per-account lock in this process, then the account's refresh lease in the
+database (a conditional UPDATE, committed), re-reads the row and only calls the platform if the
+token is still the stale one; no transaction is open during the call. Twenty jobs on an expired
+token in any number of worker processes make one refresh call; the others wait for the lease to
+be released and read what it stored.
 """
 
 from __future__ import annotations
 
 import os
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -22,8 +24,9 @@ from pathlib import Path
 import sqlalchemy as sa
 from cryptography.fernet import Fernet, InvalidToken
 
-from core.errors import ConfigError
-from core.store import Store, TokenRow
+from core.errors import BatonError, ConfigError
+from core.ids import new_id
+from core.store import Store, TokenRow, rows_changed
 
 
 @dataclass(frozen=True)
@@ -35,6 +38,10 @@ class Credentials:
 
 
 Refresh = Callable[[Credentials], Credentials]
+
+
+class TokenRefreshBusy(BatonError):
+    """Another process holds the account's refresh lease for longer than expected (retried)."""
 
 
 class TokenCipher:
@@ -87,8 +94,10 @@ def _key_file(path: Path) -> str:
 class TokenVault:
     def __init__(self, store: Store, cipher: TokenCipher, *,
                  clock: Callable[[], datetime] = lambda: datetime.now(UTC),
-                 margin: timedelta = timedelta(seconds=60)) -> None:
+                 margin: timedelta = timedelta(seconds=60), lease: timedelta = timedelta(seconds=30),
+                 sleep: Callable[[float], None] = time.sleep) -> None:
         self.store, self.cipher, self.clock, self.margin = store, cipher, clock, margin
+        self.lease, self.sleep = lease, sleep
         self._locks: dict[tuple[str, str], threading.Lock] = {}
         self._guard = threading.Lock()
 
@@ -113,24 +122,57 @@ class TokenVault:
     def fresh(self, platform: str, account: str, refresh: Refresh, *,
               rejected: str | None = None) -> Credentials | None:
         """Valid credentials for the account (refreshed if they expire within the margin, or if
-        ``rejected`` — an access token the platform just refused — is still the stored one)."""
+        ``rejected`` — an access token the platform just refused — is still the stored one).
+
+        One refresh per account, across threads and processes, and no database transaction open
+        during the platform's HTTP call (a slow refresh held SQLite's write lock and stalled every
+        webhook ack): a committed lease first, then the call, then the new tokens with the lease
+        released. Others wait for the lease to go and read what it stored; a lease whose holder
+        died expires after ``lease``."""
         creds = self.get(platform, account)
         if creds is None or not self._stale(creds, rejected):
             return creds
-        with self._lock(platform, account), self.store.session.begin() as s:
-            # The UPDATE takes the row lock (PostgreSQL) or the write lock (SQLite) before the read.
-            s.execute(sa.update(TokenRow).where(TokenRow.platform == platform,
-                                                TokenRow.account == account)
-                      .values(refreshed_at=TokenRow.refreshed_at))
-            row = s.get(TokenRow, (platform, account), populate_existing=True)
-            if row is None:
-                return None
-            creds = self._read(row)
-            if not self._stale(creds, rejected):
-                return creds  # another thread or process refreshed while we waited
-            new = refresh(creds)
-            self._write(row, new, self.clock(), refreshed=True)
+        with self._lock(platform, account):
+            deadline = time.monotonic() + 2 * self.lease.total_seconds()
+            while True:
+                creds = self.get(platform, account)
+                if creds is None or not self._stale(creds, rejected):
+                    return creds  # another thread or process refreshed while we waited
+                holder = self._take_lease(platform, account)
+                if holder is not None:
+                    break
+                if time.monotonic() > deadline:
+                    raise TokenRefreshBusy(f"{platform} account {account}: a token refresh is "
+                                           "still running elsewhere; try again")
+                self.sleep(0.05)
+            try:
+                new = refresh(creds)
+            except BaseException:
+                self._end_lease(platform, account, holder, None)
+                raise
+            self._end_lease(platform, account, holder, new)
             return new
+
+    def _take_lease(self, platform: str, account: str) -> str | None:
+        """Take the account's refresh lease (committed at once); None if someone holds it."""
+        holder, now = new_id(), self.clock()
+        with self.store.session.begin() as s:
+            taken = rows_changed(s, sa.update(TokenRow).where(
+                TokenRow.platform == platform, TokenRow.account == account,
+                sa.or_(TokenRow.refresh_lease_until.is_(None), TokenRow.refresh_lease_until < now))
+                .values(refresh_lease=holder, refresh_lease_until=now + self.lease))
+        return holder if taken else None
+
+    def _end_lease(self, platform: str, account: str, holder: str,
+                   new: Credentials | None) -> None:
+        """Release the lease, storing ``new`` credentials with it if the lease is still ours."""
+        with self.store.session.begin() as s:
+            row = s.get(TokenRow, (platform, account), populate_existing=True)
+            if row is None or row.refresh_lease != holder:
+                return  # our lease ran out and someone else refreshed: theirs stands
+            if new is not None:
+                self._write(row, new, self.clock(), refreshed=True)
+            row.refresh_lease, row.refresh_lease_until = None, None
 
     def _stale(self, creds: Credentials, rejected: str | None) -> bool:
         return creds.expires_at - self.margin <= self.clock() or creds.access_token == rejected

@@ -58,7 +58,7 @@ class HubSpotAuth:
         s = self.settings
         return HubSpotClient(portal, self.tokens(portal), self.limiters.get(portal),
                              base_url=s.hubspot_api_base, max_attempts=s.hubspot_max_attempts,
-                             max_wait=s.hubspot_max_retry_wait)
+                             max_wait=s.hubspot_max_retry_wait, timeout=s.hubspot_timeout)
 
     # -- the OAuth app flow ------------------------------------------------------------------------
 
@@ -120,7 +120,8 @@ class HubSpotAuth:
     def _oauth(self, api: str, method: str, *args: Any, **kwargs: Any) -> Any:
         sdk = HubSpot(host=self.settings.hubspot_api_base.rstrip("/"))
         try:
-            return getattr(getattr(sdk.oauth, api), method)(*args, **kwargs)
+            return getattr(getattr(sdk.oauth, api), method)(
+                *args, _request_timeout=self.settings.hubspot_timeout, **kwargs)
         except Exception as exc:
             status = getattr(exc, "status", None)
             if not isinstance(status, int):

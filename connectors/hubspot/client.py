@@ -188,9 +188,10 @@ def retry_after(headers: Any) -> float | None:
 
 class HubSpotClient:
     def __init__(self, portal: int, tokens: TokenSource, limiter: Limiter, *, base_url: str,
-                 max_attempts: int = 5, max_wait: float = 30.0,
+                 max_attempts: int = 5, max_wait: float = 30.0, timeout: float = 15.0,
                  sleep: Callable[[float], None] = time.sleep) -> None:
         self.portal, self.tokens, self.limiter = portal, tokens, limiter
+        self.timeout = timeout  # every call: a hung HubSpot never holds a worker thread for good
         self.max_attempts, self.max_wait, self.sleep = max_attempts, max_wait, sleep
         # urllib3 retries connection failures only; a 429 must reach _call, which pauses the
         # whole portal (urllib3 would sleep in this thread alone, or give up with status=0).
@@ -217,7 +218,7 @@ class HubSpotClient:
             configuration.access_token = self.tokens(rejected)
             self.limiter.acquire()
             try:
-                return call(*args, **kwargs)
+                return call(*args, **{**kwargs, "_request_timeout": self.timeout})
             except Urllib3Error as exc:
                 reason, wait = f"connection failed ({type(exc).__name__})", self._backoff(attempt)
             except Exception as exc:

@@ -157,6 +157,9 @@ class TokenRow(Base):
     scopes: Mapped[str] = mapped_column(sa.Text)
     installed_at: Mapped[datetime] = mapped_column(UTCDateTime())
     refreshed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # who is refreshing the token now, and until when (see core.tokens.TokenVault.fresh)
+    refresh_lease: Mapped[str | None] = mapped_column(sa.String(32))
+    refresh_lease_until: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
 
 class ReplyRow(Base):

@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
+import pytest
 import sqlalchemy as sa
 
 from connectors.hubspot.client import RateLimiter
@@ -161,3 +162,20 @@ def test_the_redis_window_holds_across_processes_and_so_does_a_pause() -> None:
     assert time.monotonic() - before >= 0.55
     client.delete(*limiters[0].keys)
     client.close()
+
+
+def test_every_hubspot_call_has_a_timeout(hub: Hub) -> None:
+    """A hung HubSpot ends in a retryable error after the timeout, not a worker held forever."""
+    from connectors.errors import PlatformUnavailable
+    from connectors.hubspot.client import HubSpotClient
+
+    auth = hub.services.hubspot.auth  # type: ignore[union-attr]
+    client = HubSpotClient(PORTAL, auth.tokens(PORTAL), auth.limiters.get(PORTAL),
+                           base_url=hub.fake.url, max_attempts=2, max_wait=0.01, timeout=0.2)
+    release = hub.fake.stall(2, path=r"/crm/v3/objects/contacts/\d+")
+    try:
+        with pytest.raises(PlatformUnavailable, match="connection failed"):
+            client.contact("101", ["firstname"])
+    finally:
+        release.set()
+    assert client.contact("101", ["firstname"])[0]["firstname"] == "Maya"  # and works after

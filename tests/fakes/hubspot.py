@@ -76,6 +76,7 @@ class FakeHubSpot(LoopbackServer):
         self.definitions: list[dict[str, Any]] = []
         self.refreshes = 0
         self.failures: list[tuple[int, float | None, str]] = []  # (status, retry-after s, path re)
+        self.stalls: list[tuple[threading.Event, str]] = []  # answer only once the event is set
         # A 429 with Retry-After blocks the portal; requests that arrive inside the block count as
         # early, except in its first IN_FLIGHT seconds (sent before the client could see the 429).
         self.blocked_from = self.blocked_until = 0.0
@@ -124,6 +125,14 @@ class FakeHubSpot(LoopbackServer):
         with self.lock:
             self.failures.extend([(status, retry_after, path)] * count)
 
+    def stall(self, count: int, path: str = ".*") -> threading.Event:
+        """The next ``count`` requests whose path matches ``path`` get no answer until the
+        returned event is set (a hung HubSpot)."""
+        release = threading.Event()
+        with self.lock:
+            self.stalls.extend([(release, path)] * count)
+        return release
+
     def notes_of(self, portal_id: int, contact_id: str) -> list[dict[str, str]]:
         p = self.portal(portal_id)
         return [p.objects["notes"][n] for n, cs in p.note_links.items() if contact_id in cs]
@@ -149,6 +158,9 @@ class FakeHubSpot(LoopbackServer):
                 self.early += 1
             portal = self._portal_of(h.headers.get("authorization", ""))
             self.requests.append(Recorded(now, method, url.path, portal, body))
+            stall = next((s for s in self.stalls if re.fullmatch(s[1], url.path)), None)
+            if stall is not None:
+                self.stalls.remove(stall)
             failure = next((f for f in self.failures if re.fullmatch(f[2], url.path)), None)
             if failure is not None:
                 self.failures.remove(failure)
@@ -166,6 +178,8 @@ class FakeHubSpot(LoopbackServer):
                                                                     "message": "internal"}
                 h.send_json(status, err, headers)
                 return
+        if stall is not None:
+            stall[0].wait(30)  # hung: the client's timeout, not this, should end the wait
         try:
             status, reply = self._route(method, url.path, query, body, portal)
         except KeyError as exc:

@@ -1,4 +1,5 @@
-"""privacy: who a job's data is about (for erasure), what a receipt masked, purge indexes
+"""privacy: who a job's data is about (for erasure), what a receipt masked, purge indexes; the
+lease of a token refresh
 
 Revision ID: 0005
 Revises: 0004
@@ -23,9 +24,15 @@ def upgrade() -> None:
     op.create_index("ix_action_replies_created_at", "action_replies", ["created_at"])
     with op.batch_alter_table("receipts") as batch:
         batch.add_column(sa.Column("masked", sa.JSON, nullable=True))
+    with op.batch_alter_table("platform_tokens") as batch:
+        batch.add_column(sa.Column("refresh_lease", sa.String(32), nullable=True))
+        batch.add_column(sa.Column("refresh_lease_until", sa.DateTime(timezone=True), nullable=True))
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("platform_tokens") as batch:
+        batch.drop_column("refresh_lease_until")
+        batch.drop_column("refresh_lease")
     with op.batch_alter_table("receipts") as batch:
         batch.drop_column("masked")
     op.drop_index("ix_action_replies_created_at", "action_replies")
