@@ -83,22 +83,58 @@ class BannedWordsGuard:
         return [f"banned_words: uses {w!r}" for w in found]
 
 
-_URL_RE = re.compile(r"(?i)\b(?:https?://|www\.)[^\s<>\"')\]]+")
+# Anything a reader or a mail client can follow: a URL with a scheme (https:, javascript:,
+# mailto:, data: ...), protocol-relative (//host), www., an email address, or a bare domain with
+# a path (evil.example/claim) or a common top-level domain (evil.com).
+_TLDS = ("com|net|org|io|co|app|dev|info|biz|me|ly|gl|xyz|shop|store|online|site|link|click|top|"
+         "live|ai|us|uk|de|fr|jp|cn|ru|in|es|it|nl|au|ca|br|ch|se|no|dk|pl|tr|kr|tk|ml|ga|cf|gq")
+_LINK_RE = re.compile(
+    r"(?i)(?<![\w@.])(?:"
+    r"(?P<scheme>https?|mailto|javascript|vbscript|data|file|ftps?|tel|sms|blob|intent|"
+    r"chrome|about|ws|wss):(?://)?[^\s<>\"')\]]+"  # scheme:...
+    r"|//[^\s<>\"')\]/]+[^\s<>\"')\]]*"  # //host/...
+    r"|[\w.+-]+@[\w-]+(?:\.[\w-]+)+"  # an email address
+    r"|(?:[a-z0-9-]+\.)+(?:[a-z]{2,24}/[^\s<>\"')\]]*|(?:" + _TLDS + r")\b)"  # bare domain
+    r")")
+_WEB = ("http", "https")
 
 
 @dataclass(frozen=True)
 class LinkGuard:
+    """Every link goes to an allowed domain: web links, protocol-relative ones, bare domains,
+    ``mailto:`` and email addresses alike; ``javascript:``, ``data:`` and other schemes never."""
+
     allowed_domains: list[str]
     name: str = "links"
 
     def check(self, output: Mapping[str, Any]) -> list[str]:
         out = []
         for text in _strings(output):
-            for url in _URL_RE.findall(text):
-                host = urlsplit(url if "://" in url else f"http://{url}").hostname or ""
-                if not any(host == d or host.endswith("." + d) for d in self.allowed_domains):
-                    out.append(f"links: {url} is not on an allowed domain")
+            for m in _LINK_RE.finditer(text):
+                link = m.group(0).rstrip(".,;:!?")
+                scheme = (m.group("scheme") or "").lower()
+                if scheme and scheme not in (*_WEB, "mailto"):
+                    out.append(f"links: {link} uses the {scheme}: scheme")
+                    continue
+                if not self._allowed(self._host(link, scheme)):
+                    out.append(f"links: {link} is not on an allowed domain")
         return out
+
+    @staticmethod
+    def _host(link: str, scheme: str) -> str:
+        if scheme == "mailto" or ("@" in link and "://" not in link):
+            return link.rsplit("@", 1)[-1].split("?")[0].lower()
+        if link.startswith("//"):
+            link = "http:" + link
+        elif "://" not in link:
+            link = "http://" + link
+        try:
+            return urlsplit(link).hostname or ""
+        except ValueError:
+            return ""
+
+    def _allowed(self, host: str) -> bool:
+        return any(host == d or host.endswith("." + d) for d in self.allowed_domains)
 
 
 @dataclass(frozen=True)

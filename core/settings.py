@@ -60,6 +60,8 @@ class Settings(BaseSettings):
     # "problems": a log line for 4xx/5xx and slow responses only (every request is counted in
     # /metrics and every delivery is in the inbox); "all": a line for every request
     access_log: Literal["problems", "all"] = "problems"
+    # Bearer token that /metrics requires (empty: open, for a scraper on a private network)
+    metrics_token: SecretStr = SecretStr("")
     web_workers: int = Field(default=2, ge=1, le=64)
     web_threads: int = Field(default=4, ge=1, le=64)
     worker_threads: int = Field(default=2, ge=1, le=64)

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import hmac
 from typing import Any
 
 import sqlalchemy as sa
-from flask import Blueprint, Response, jsonify
+from flask import Blueprint, Response, jsonify, request
 
 from core.store import JobRow, Store
 from core.task import TONES
 from webhooks.common import services
+from webhooks.errors import Unauthorized
 
 blueprint = Blueprint("ops", __name__)
 
@@ -38,7 +40,15 @@ def readyz() -> tuple[Response, int]:
 
 @blueprint.get("/metrics")
 def metrics() -> Response:
-    return Response(services().metrics.render(), mimetype="text/plain; version=0.0.4")
+    """Prometheus text; behind ``BATON_METRICS_TOKEN`` when one is set."""
+    svc = services()
+    tokens = svc.settings.secrets_of(svc.settings.metrics_token)
+    if tokens:
+        scheme, _, given = request.headers.get("Authorization", "").partition(" ")
+        if scheme.lower() != "bearer" or not any(
+                hmac.compare_digest(given.strip().encode(), t.encode()) for t in tokens):
+            raise Unauthorized("send Authorization: Bearer <BATON_METRICS_TOKEN>")
+    return Response(svc.metrics.render(), mimetype="text/plain; version=0.0.4")
 
 
 def job_counts(store: Store) -> dict[str, int]:

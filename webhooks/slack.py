@@ -9,6 +9,7 @@ Step 5 adds the listeners (mentions in threads, approvals) that process these jo
 
 from __future__ import annotations
 
+import hashlib
 import json
 from typing import Any
 from urllib.parse import parse_qs
@@ -82,9 +83,16 @@ def events() -> Response:
             raise BadRequest(f"unreadable interactivity payload: {str(exc)[:120]}") from None
         if not isinstance(payload, dict) or not isinstance(payload.get("team"), dict):
             raise BadRequest("interactivity payload needs a team")
-        key = payload.get("trigger_id") or json.dumps(payload.get("actions"), sort_keys=True)
-        record("slack", [NewJob(external_id=f"interaction:{key}", kind="slack.interaction",
-                                tenant=f"slack:{payload['team'].get('id', '')}", payload=payload)])
+        team = str(payload["team"].get("id", ""))
+        # Without a trigger_id (view_closed, some message actions) an interaction is the same
+        # one when its team, view and actions are: never one key for all of them.
+        view: dict[str, Any] = payload["view"] if isinstance(payload.get("view"), dict) else {}
+        key = payload.get("trigger_id") or hashlib.sha256(json.dumps(
+            [team, payload.get("type"), view.get("id"), view.get("hash"),
+             payload.get("actions"), payload.get("action_ts")], sort_keys=True,
+            default=str).encode()).hexdigest()
+        record("slack", [NewJob(external_id=f"interaction:{team}:{key}", kind="slack.interaction",
+                                tenant=f"slack:{team}", payload=payload)])
         return Response(status=200)
     if not form.get("command") or not form.get("team_id") or not form.get("trigger_id"):
         raise BadRequest("slash command needs command, team_id and trigger_id")

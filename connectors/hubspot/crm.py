@@ -11,6 +11,7 @@ finds its note (by the token) instead of creating a second one.
 
 from __future__ import annotations
 
+import html
 from dataclasses import dataclass
 from typing import Any
 
@@ -66,6 +67,12 @@ def _purchase(item: dict[str, str]) -> str:
     return f"{item.get('name', 'item')}{f' x{qty}' if qty and qty not in ('1', '1.0') else ''}"
 
 
+def note_html(text: str) -> str:
+    """A note body as HubSpot shows it: HTML. Model text is escaped (a ``<script>`` or a
+    ``<a href>`` in generated copy stays text) and its line breaks are kept."""
+    return "<br>".join(html.escape(line) for line in text.split("\n"))
+
+
 @dataclass(frozen=True)
 class Result:
     """What a job writes back: property values and the note's text."""
@@ -86,8 +93,8 @@ def write_back(client: HubSpotClient, outbox: Outbox, *, job_id: str, contact_id
                 find=lambda: None)  # a PATCH of the same values is harmless to repeat
 
     def create() -> dict[str, Any]:
-        body = f"{result.note}\n\nBaton receipt {result.receipt_id} ({token})"
-        return {"note_id": client.create_note(contact_id, body)}
+        text = f"{result.note}\n\nBaton receipt {result.receipt_id} ({token})"
+        return {"note_id": client.create_note(contact_id, note_html(text))}
 
     def find() -> dict[str, Any] | None:
         found = client.find_note(token)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import threading
 from typing import Any
 
@@ -115,3 +116,18 @@ def test_a_429_storm_is_ridden_out_without_early_requests_or_lost_jobs(queued_hu
     assert {j.state for j in hub.jobs("hubspot.event")} == {"done"} and len(ids) == 12
     assert hub.fake.early == 0  # nothing was sent to HubSpot before Retry-After had passed
     assert len(hub.fake.calls("POST", "/crm/v3/objects/notes")) == 12
+
+
+def test_a_note_is_html_with_the_model_text_escaped_and_its_lines_kept(queued_hub: Hub) -> None:
+    hub = queued_hub
+    seed_many(hub, 1)
+    hub.local.outputs.clear()
+    hub.local.outputs.extend([json.dumps({
+        "subject": "s", "preheader": "p",
+        "body": "Hi {first_name},\nsee <a href='x'>this</a> & <script>alert(1)</script>"})] * 4)
+    hub.webhook([event(0)])
+    hub.drain()
+    [note] = hub.fake.notes_of(PORTAL, "500")
+    body = note["hs_note_body"]
+    assert "<script>" not in body and "&lt;script&gt;" in body and "&amp;" in body
+    assert "Hi Ann0,<br>see &lt;a href=&#x27;x&#x27;&gt;" in body

@@ -1,3 +1,5 @@
+import pytest
+
 from core.guards import (
     BannedWordsGuard,
     DisclosureGuard,
@@ -79,3 +81,24 @@ def test_finish_shortens_long_subjects_at_a_word_boundary_but_never_the_body() -
     assert len(done["subject"]) <= 20
     assert done["body"] == "x" * 60
     assert shorten("short", 20) == "short"
+
+
+@pytest.mark.parametrize(("text", "complaint"), [
+    ("claim it at evil.example/claim", "evil.example/claim is not on an allowed domain"),
+    ("see //evil.com/x", "//evil.com/x is not on an allowed domain"),
+    ("mail mailto:bob@evil.com", "mailto:bob@evil.com is not on an allowed domain"),
+    ("write to bob@evil.org", "bob@evil.org is not on an allowed domain"),
+    ("visit evil.com today", "evil.com is not on an allowed domain"),
+    ("click javascript:alert(1)", "uses the javascript: scheme"),
+    ("open data:text/html;base64,PHNjcmlwdD4=", "uses the data: scheme"),
+])
+def test_links_in_every_form_are_checked(text: str, complaint: str) -> None:
+    assert any(complaint in v for v in LinkGuard(["example.com"]).check({"body": text}))
+
+
+@pytest.mark.parametrize("text", [
+    "see https://shop.example.com/boots", "mail mailto:help@example.com", "write help@example.com",
+    "Note: bring boots", "at 10:30 on Node.js, e.g. version 3.5", "Ratio 1:2",
+])
+def test_allowed_links_and_ordinary_text_pass(text: str) -> None:
+    assert LinkGuard(["example.com"]).check({"body": text}) == []

@@ -209,3 +209,17 @@ def test_the_sqlite_fast_path_stores_what_the_orm_path_stores(tmp_path: Path,
         store.close()
     assert tables["fast"] == tables["orm"]
     assert len(tables["fast"][0]) == 2 and len(tables["fast"][1]) == 1
+
+
+def test_inbox_commits_on_sqlite_are_synced_to_disk(tmp_path: Path) -> None:
+    """Acked means on disk: the inbox's connections commit with synchronous=FULL (NORMAL loses
+    the last commits of a WAL database to a power cut)."""
+    store = open_store(f"sqlite:///{tmp_path / 'baton.db'}")
+    Jobs(store).accept("hubspot", [NewJob("1", "k", "t", {})])
+    raw = store.engine.raw_connection()  # the one connection of this thread's pool, reused
+    try:
+        assert raw.info.get("baton_inbox")
+        assert raw.cursor().execute("PRAGMA synchronous").fetchone()[0] == 2  # FULL
+    finally:
+        raw.close()
+        store.close()

@@ -205,3 +205,16 @@ def test_access_log_all_gives_every_request_a_line(services: Services,
     assert post_v1(client, events(1)).status_code == 200
     assert client.get("/nope").status_code == 404
     assert _request_lines(caplog) == [(logging.INFO, 200), (logging.INFO, 404)]
+
+
+def test_metrics_can_require_a_bearer_token(services: Services) -> None:
+    import dataclasses
+
+    from pydantic import SecretStr
+
+    settings = services.settings.model_copy(update={"metrics_token": SecretStr("scrape-me")})
+    client = create_app(dataclasses.replace(services, settings=settings)).test_client()
+    assert client.get("/metrics").status_code == 401
+    assert client.get("/metrics", headers={"Authorization": "Bearer wrong"}).status_code == 401
+    r = client.get("/metrics", headers={"Authorization": "Bearer scrape-me"})
+    assert r.status_code == 200 and "baton_" in r.get_data(as_text=True)
