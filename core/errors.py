@@ -8,7 +8,8 @@ Everything the engine raises on purpose derives from :class:`BatonError`. Vendor
     ├── ConfigError            settings or policy file wrong (names the key and the expected form)
     ├── UnknownNameError       a registry lookup failed (task kind, backend, ...)
     ├── InputError             the task itself is unusable (empty contact, prompt over context)
-    │   └── ConsentError           the contact opted out of what the task would write
+    │   ├── ConsentError           the contact opted out of what the task would write
+    │   └── LanguageError          no brand voice (wording, examples) for the task's language
     ├── ModelFileError         model file missing, unreadable or with the wrong sha256
     ├── RoutingError           the policy allows no backend for this task right now
     ├── BackendError           a backend call failed
@@ -43,6 +44,10 @@ class InputError(BatonError):
 
 class ConsentError(InputError):
     """The contact opted out (of marketing email): nothing is generated or written for them."""
+
+
+class LanguageError(InputError):
+    """The task's language has no brand voice (wording and examples) in Baton."""
 
 
 class ModelFileError(BatonError):

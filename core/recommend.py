@@ -25,8 +25,16 @@ from core.guards import (
     SchemaGuard,
 )
 from core.policy import BrandVoice
-from core.task import Prompt, PromptStyle, Task, _dump, has_content, render_context
-from core.templates import LANGUAGES, WORDING, examples_for
+from core.task import (
+    Prompt,
+    PromptStyle,
+    Task,
+    _dump,
+    check_language,
+    has_content,
+    render_context,
+)
+from core.templates import WORDING, examples_for
 
 MAX_CATALOG = 50
 MAX_PICKS = 3
@@ -92,9 +100,7 @@ class RecommendationKind:
         return None
 
     def validate(self, task: Task) -> None:
-        if task.language not in LANGUAGES:
-            raise InputError(f"language {task.language!r} is not supported; use one of "
-                             f"{', '.join(LANGUAGES)}")
+        check_language(task.language)
         if not catalog_of(task.context):
             raise InputError("recommendation task: the catalog is empty (give context.catalog as "
                              "a list of {sku, name}; in HubSpot, add products to the product library)")

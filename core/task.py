@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
-from core.errors import InputError
+from core.errors import InputError, LanguageError
 from core.guards import (
     BannedWordsGuard,
     DisclosureGuard,
@@ -96,6 +96,13 @@ class TaskKind(Protocol):
         """The checks every output of this kind must pass (``lead`` as the reader will see it)."""
 
 
+def check_language(language: str) -> None:
+    """Raise :class:`LanguageError` unless Baton has a brand voice for ``language``."""
+    if language not in LANGUAGES:
+        raise LanguageError(f"language {language!r} is not supported; use one of "
+                            f"{', '.join(LANGUAGES)}")
+
+
 def _string_object(keys: list[str]) -> dict[str, Any]:
     return {
         "type": "object",
@@ -160,10 +167,7 @@ class CopyKind:
         return brand.fallback_greetings.get(task.language) or None
 
     def validate(self, task: Task) -> None:
-        if task.language not in LANGUAGES:
-            raise InputError(
-                f"language {task.language!r} is not supported; use one of {', '.join(LANGUAGES)}"
-            )
+        check_language(task.language)
         if not has_content(task.context):
             raise InputError(f"{self.name} task {task.id}: the contact is empty")
 

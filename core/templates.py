@@ -71,6 +71,11 @@ WORDING: dict[str, Wording] = {
 
 LANGUAGES = tuple(WORDING)
 
+
+def base_language(value: str) -> str:
+    """A language code reduced to its base: ``en-US``, ``EN``, ``ja_JP`` -> ``en``, ``ja``."""
+    return value.strip().replace("_", "-").split("-")[0].lower()
+
 _EMAIL_EN = [
     Example(
         kind="email",

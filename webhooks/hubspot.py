@@ -19,9 +19,15 @@ from flask import Blueprint, Response, jsonify, redirect, request
 from werkzeug.wrappers import Response as BaseResponse
 
 from connectors.errors import ConnectorError
-from connectors.hubspot.connector import HubSpotConnector, parse_action
+from connectors.hubspot.connector import (
+    ActionRefused,
+    HubSpotConnector,
+    check_content,
+    parse_action,
+)
 from core.errors import ConfigError, InputError
 from core.jobs import NewJob
+from core.templates import LANGUAGES
 from webhooks.common import json_body, original_url, raw_body, record, services
 from webhooks.errors import BadRequest, Forbidden, NotFound, ServiceUnavailable, Unauthorized
 from webhooks.signatures import SignatureError, verify_hubspot
@@ -91,6 +97,10 @@ def action(action: str) -> tuple[Response, int]:
         raise BadRequest(str(exc)) from None
     if not hubspot.auth.installed(call.portal):
         raise Forbidden(f"HubSpot portal {call.portal} is not connected to this Baton")
+    try:  # HubSpot shows no reason for a 4xx: content it sent us is answered in the workflow
+        call = check_content(spec, call, LANGUAGES)
+    except ActionRefused as refused:
+        return jsonify(outputFields=refused.outputs()), 200
     replies = hubspot.replies
     # The reply row exists before the job can run, so the worker always finds it.
     replies.open(call.reply_key, platform="hubspot", account=str(call.portal))

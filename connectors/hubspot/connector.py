@@ -16,13 +16,15 @@ reason in the ``error`` output, so the workflow goes on and shows why.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
+from connectors.errors import RecordNotFound
 from connectors.hubspot.auth import HubSpotAuth
 from connectors.hubspot.client import HubSpotClient
 from connectors.hubspot.crm import Result, fetch_context, write_back
@@ -34,6 +36,7 @@ from core.errors import (
     GenerationError,
     InputError,
     InternalError,
+    LanguageError,
     UnknownNameError,
 )
 from core.outbox import Outbox
@@ -43,6 +46,7 @@ from core.retention import forget
 from core.settings import Settings
 from core.store import JobRow
 from core.task import ACTION_KINDS, Task, with_tone
+from core.templates import base_language
 from manifests import load as load_manifest
 
 log = logging.getLogger("baton.hubspot")
@@ -102,8 +106,24 @@ class ActionCall:
         return f"hubspot:{self.portal}:{self.callback_id}"
 
 
+class ActionRefused(InputError):
+    """The action call is well formed but its content cannot be run: HubSpot gets 200 with
+    ``FAIL_CONTINUE``, this ``code`` in the ``errorCode`` output and the reason in ``error`` (a
+    4xx would fail the action with no reason shown in the workflow history)."""
+
+    def __init__(self, code: str, reason: str) -> None:
+        self.code = code
+        super().__init__(reason)
+
+    def outputs(self) -> dict[str, str]:
+        return {"hs_execution_state": "FAIL_CONTINUE", "errorCode": self.code,
+                "error": str(self)[:1000]}
+
+
 def parse_action(spec: ActionSpec, body: Any) -> ActionCall:
-    """The request HubSpot sends to ``actionUrl``, checked; :class:`InputError` names what is wrong."""
+    """The request HubSpot sends to ``actionUrl``, checked for its form: a malformed request
+    (not from HubSpot) is an :class:`InputError`, a 4xx. Its content is checked by
+    :func:`check_content`."""
     if not isinstance(body, dict):
         raise InputError("expected a JSON object")
     callback_id, origin, obj = body.get("callbackId"), body.get("origin"), body.get("object")
@@ -114,25 +134,49 @@ def parse_action(spec: ActionSpec, body: Any) -> ActionCall:
     if not isinstance(obj, dict) or not (_is_int(obj.get("objectId")) or
                                          isinstance(obj.get("objectId"), str)):
         raise InputError("object.objectId is required")
-    object_type = str(obj.get("objectType", "")).upper()
-    if object_type not in spec.object_types:
-        raise InputError(f"action {spec.name!r} works on {', '.join(sorted(spec.object_types))} "
-                         f"records, not {object_type or 'an unnamed object type'}")
     raw_inputs = body.get("inputFields") or {}
     if not isinstance(raw_inputs, dict):
         raise InputError("inputFields must be an object")
-    inputs = {str(k): "" if v is None else str(v) for k, v in raw_inputs.items()}
-    missing = sorted(f for f in spec.required if not inputs.get(f, "").strip())
+    call = ActionCall(callback_id=callback_id, portal=int(origin["portalId"]),
+                      object_type=str(obj.get("objectType", "")).upper(),
+                      object_id=str(obj["objectId"]),
+                      inputs={str(k): "" if v is None else str(v).strip()
+                              for k, v in raw_inputs.items()})
+    if len(call.object_id) > 100:
+        raise InputError("object.objectId: at most 100 characters")
+    return call
+
+
+def check_content(spec: ActionSpec, call: ActionCall, languages: Collection[str]) -> ActionCall:
+    """The call's content checked against the installed definition; returns it with its options
+    in their canonical form. Options match case-insensitively and languages by their base
+    (``en-US`` is ``en``); content Baton cannot run is an :class:`ActionRefused` with its code
+    (a language without a brand voice: ``unsupported_language``)."""
+    if call.object_type not in spec.object_types:
+        raise ActionRefused("unsupported_object", f"action {spec.name!r} works on "
+                            f"{', '.join(sorted(spec.object_types))} records, not "
+                            f"{call.object_type or 'an unnamed object type'}")
+    inputs = dict(call.inputs)
+    if inputs.get("language"):
+        inputs["language"] = base_language(inputs["language"])
+        if inputs["language"] not in languages:
+            raise ActionRefused("unsupported_language", f"no brand voice for the language "
+                                f"{call.inputs['language']!r}; Baton writes "
+                                f"{', '.join(sorted(languages))}")
+    missing = sorted(f for f in spec.required if not inputs.get(f))
     if missing:
-        raise InputError(f"missing required input field(s): {', '.join(missing)}")
+        raise ActionRefused("missing_input", f"missing required input field(s): {', '.join(missing)}")
     for name, allowed in spec.options.items():
-        if inputs.get(name) and inputs[name] not in allowed:
-            raise InputError(f"input field {name}: expected one of {', '.join(sorted(allowed))}, "
-                             f"got {inputs[name]!r}")
+        if name == "language" or not inputs.get(name):
+            continue
+        match = next((a for a in allowed if a.casefold() == inputs[name].casefold()), None)
+        if match is None:
+            raise ActionRefused("invalid_input", f"input field {name}: expected one of "
+                                f"{', '.join(sorted(allowed))}, got {inputs[name][:40]!r}")
+        inputs[name] = match
     if len(inputs.get("brief", "")) > 4000:
-        raise InputError("input field brief: at most 4000 characters")
-    return ActionCall(callback_id=callback_id, portal=int(origin["portalId"]),
-                      object_type=object_type, object_id=str(obj["objectId"]), inputs=inputs)
+        raise ActionRefused("invalid_input", "input field brief: at most 4000 characters")
+    return dataclasses.replace(call, inputs=inputs)
 
 
 def _is_int(value: Any) -> bool:
@@ -263,13 +307,13 @@ class HubSpotConnector:
                        result=written)
         except (GenerationError, InputError, UnknownNameError) as exc:
             log.info("workflow action failed", extra={"job_id": job.id, "error": type(exc).__name__})
-            return {"hs_execution_state": "FAIL_CONTINUE", "error": str(exc)[:1000]}
+            return ActionRefused(_error_code(exc), str(exc)).outputs()
         except BatonError as exc:  # transient: retried, but the last attempt answers the workflow
             if job.attempts < job.max_attempts:
                 raise
             log.info("workflow action gave up", extra={"job_id": job.id, "error": type(exc).__name__})
-            return {"hs_execution_state": "FAIL_CONTINUE",
-                    "error": f"gave up after {job.attempts} attempts: {exc}"[:1000]}
+            return ActionRefused("unavailable",
+                                 f"gave up after {job.attempts} attempts: {exc}").outputs()
         outputs = {name: "" for name in self.specs[p["action"]].outputs}
         outputs.update({"hs_execution_state": "SUCCESS", "receipt_id": result.receipt.id,
                         "route": result.receipt.role})
@@ -320,6 +364,21 @@ class HubSpotConnector:
         return Task(kind=kind, context=context, brief=brief, tenant=job.tenant,
                     tier=tier,  # type: ignore[arg-type]
                     language=inputs.get("language") or language or "en", id=job.id)
+
+
+def _error_code(exc: BatonError) -> str:
+    """The ``errorCode`` output of a failed action, for the definition's execution rules."""
+    if isinstance(exc, ActionRefused):
+        return exc.code
+    if isinstance(exc, ConsentError):
+        return "opted_out"
+    if isinstance(exc, LanguageError):
+        return "unsupported_language"
+    if isinstance(exc, GenerationError):
+        return "generation_failed"
+    if isinstance(exc, RecordNotFound):
+        return "record_not_found"
+    return "invalid_input"
 
 
 def _outputs(kind: str, result: EngineResult) -> dict[str, str]:

@@ -18,6 +18,7 @@ from typing import Any
 from connectors.hubspot.client import HubSpotClient
 from core.contacts import canonical
 from core.outbox import Outbox
+from core.templates import base_language
 
 GROUP = "baton"
 PROPERTIES = {  # name -> (label, HubSpot type, field type)
@@ -58,7 +59,7 @@ def fetch_context(client: HubSpotClient, contact_id: str, properties: list[str],
         context["purchases"] = [_purchase(b) for b in bought[:MAX_PURCHASES]]
         if bought:  # the field the prompt examples (and brands' own) use for the latest purchase
             context.setdefault("last_purchase", bought[0].get("name", ""))
-    language = props.get("hs_language", "").split("-")[0].lower() or None
+    language = base_language(props.get("hs_language") or "") or None
     return context, language
 
 

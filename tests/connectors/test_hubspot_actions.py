@@ -91,12 +91,35 @@ def test_generation_that_finally_fails_continues_the_workflow_with_the_reason(hu
     assert out["hs_execution_state"] == "FAIL_CONTINUE" and "not found" in out["error"]
 
 
+@pytest.mark.parametrize(("body", "code", "reason"), [
+    ({**call("x-2"), "inputFields": {"tier": "routine"}}, "missing_input",
+     "missing required input field(s): brief"),
+    (call("x-2b", brief="   "), "missing_input", "missing required input field(s): brief"),
+    ({**call("x-3"), "object": {"objectId": 1, "objectType": "COMPANY"}}, "unsupported_object",
+     "not COMPANY"),
+    (call("x-4", tier="urgent"), "invalid_input", "input field tier: expected one of critical, routine"),
+    (call("x-7", language="de-DE"), "unsupported_language", "no brand voice for the language 'de-DE'"),
+])
+def test_content_baton_cannot_run_is_fail_continue_with_its_code(hub: Hub, body: object, code: str,
+                                                                 reason: str) -> None:
+    """HubSpot shows no reason for a 4xx: the workflow history shows the errorCode's rule."""
+    r = hub.action("email", body)  # type: ignore[arg-type]
+    assert r.status_code == 200, r.json
+    out = r.json["outputFields"]
+    assert out["hs_execution_state"] == "FAIL_CONTINUE" and out["errorCode"] == code
+    assert reason in out["error"]
+    assert not hub.jobs("hubspot.action") and not hub.fake.requests
+
+
+def test_languages_reduce_to_their_base_and_tones_match_in_any_case(hub: Hub) -> None:
+    r = hub.action("email", call("x-8", language="EN_us", tone="FRIENDLY"))
+    assert r.json["outputFields"]["hs_execution_state"] == "SUCCESS", r.json
+    [job] = hub.jobs("hubspot.action")
+    assert job.payload["inputs"]["language"] == "en" and job.payload["inputs"]["tone"] == "friendly"
+
+
 @pytest.mark.parametrize(("action", "body", "status", "reason"), [
     ("send", call("x-1"), 404, "unknown action 'send'"),
-    ("email", {**call("x-2"), "inputFields": {"tier": "routine"}}, 400,
-     "missing required input field(s): brief"),
-    ("email", {**call("x-3"), "object": {"objectId": 1, "objectType": "COMPANY"}}, 400, "not COMPANY"),
-    ("email", call("x-4", tier="urgent"), 400, "input field tier: expected one of critical, routine"),
     ("email", call("x-5", portal=8), 403, "portal 8 is not connected"),
     ("email", {"callbackId": "x-6"}, 400, "origin.portalId must be an integer"),
     ("email", call("x-\x00"), 400, "no NUL"),  # PostgreSQL text cannot hold it

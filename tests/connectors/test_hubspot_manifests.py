@@ -32,7 +32,12 @@ def test_rendered_action_definitions_match_the_routes_and_their_answers(hub: Hub
             body = call(f"m-{args['action']}-{name}")
             del body["inputFields"][name]
             r = hub.action(args["action"], body)
-            assert r.status_code == 400 and name in r.json["reason"]
+            out = r.json["outputFields"]
+            assert r.status_code == 200 and out["errorCode"] == "missing_input" and name in out["error"]
+        fields = {f["typeDefinition"]["name"] for f in definition["outputFields"]}
+        for rule in definition["executionRules"]:  # each rule reads real outputs and has a label
+            assert set(rule["conditions"]) <= fields | {"hs_execution_state"}
+            assert rule["labelName"] in definition["labels"]["en"]["executionRules"]
     email = next(a for a in actions if a["actionUrl"].endswith("/email"))
     outputs = {f["typeDefinition"]["name"] for f in email["outputFields"]}
     answer = hub.action("email", call("m-ok"))
