@@ -70,6 +70,13 @@ class Outbox:
             session.execute(sa.update(WriteBackRow).where(WriteBackRow.key == key)
                             .values(state="done", response=response, done_at=self.clock()))
 
+    def written_since(self, target: str, since: datetime, until: datetime) -> bool:
+        """Whether a write to ``target`` was recorded between ``since`` and ``until``."""
+        with self.store.session() as session:
+            return session.execute(sa.select(WriteBackRow.key).where(
+                WriteBackRow.target == target, WriteBackRow.created_at >= since,
+                WriteBackRow.created_at <= until).limit(1)).first() is not None
+
     def get(self, key: str) -> WriteBackRow | None:
         with self.store.session() as session:
             return session.get(WriteBackRow, key)

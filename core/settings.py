@@ -93,6 +93,11 @@ class Settings(BaseSettings):
     hubspot_contact_properties: str = "firstname,lastname,email,company,jobtitle,industry," \
         "lifecyclestage,city,country,hs_language"
     hubspot_trigger_properties: str = "baton_generate"
+    # Events from these change sources start nothing (contacts created by an import)
+    hubspot_skip_change_sources: str = "IMPORT"
+    # A change by an app, workflow or sync this soon after Baton wrote to the contact is Baton's
+    # own write coming back and starts nothing (no loops through workflows or a CRM sync)
+    hubspot_loop_seconds: float = Field(default=300.0, ge=0, le=86400)
     # Read with every contact: an opted-out value in any of them means no marketing email (add
     # the hs_email_optout_<id> property of your marketing subscription type)
     hubspot_consent_properties: str = "hs_email_optout"

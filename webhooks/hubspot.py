@@ -23,6 +23,7 @@ from connectors.hubspot.connector import (
     ActionRefused,
     HubSpotConnector,
     check_content,
+    event_kind,
     parse_action,
 )
 from core.errors import ConfigError, InputError
@@ -56,7 +57,7 @@ def _event(i: int, event: Any) -> NewJob:
     if not isinstance(kind, str) or not kind:
         raise BadRequest(f"event {i}: subscriptionType (or eventType) must be a string")
     sub = event.get("subscriptionId", "")
-    subject = f"contact:{event['objectId']}" if kind.startswith("contact.") else None
+    subject = f"contact:{event['objectId']}" if event_kind(event).startswith("contact.") else None
     return NewJob(external_id=f"{event['portalId']}:{sub}:{event['eventId']}",
                   kind="hubspot.event", tenant=f"hubspot:{event['portalId']}", payload=event,
                   subject=subject)

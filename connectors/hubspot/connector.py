@@ -21,7 +21,7 @@ import logging
 import time
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from connectors.errors import RecordNotFound
@@ -53,6 +53,17 @@ log = logging.getLogger("baton.hubspot")
 
 TRIGGER_OFF = {"", "false", "0", "no", "off"}
 ERASURE = "contact.privacyDeletion"
+HUMAN_SOURCES = {"CRM_UI", "CRM_UI_BULK_ACTION", "MOBILE_IOS", "MOBILE_ANDROID"}
+CONTACT_TYPE_ID = "0-1"
+
+
+def event_kind(event: Mapping[str, Any]) -> str:
+    """The event's type, with the generic ``object.creation`` / ``object.propertyChange`` of a
+    contact (``objectTypeId`` 0-1) as ``contact.creation`` / ``contact.propertyChange``."""
+    kind = str(event.get("subscriptionType") or event.get("eventType") or "")
+    if kind.startswith("object.") and str(event.get("objectTypeId", "")) == CONTACT_TYPE_ID:
+        return "contact." + kind.split(".", 1)[1]
+    return kind
 CATALOG_TTL = 300.0
 
 
@@ -201,8 +212,13 @@ class HubSpotConnector:
     # -- webhooks ------------------------------------------------------------------------------
 
     def wants(self, event: Mapping[str, Any]) -> str | None:
-        """Why this event starts a job, or None to skip it."""
-        kind = event.get("subscriptionType") or event.get("eventType")
+        """Why this event starts a job, or None to skip it. The 2025.2 platform's generic
+        ``object.*`` events for contacts (``objectTypeId`` 0-1) count as ``contact.*``."""
+        kind = event_kind(event)
+        source = str(event.get("changeSource") or "").upper()
+        if source and source in {s.upper() for s in
+                                 Settings.list_of(self.settings.hubspot_skip_change_sources)}:
+            return None
         if kind == "contact.creation":
             return "contact created"
         if kind == "contact.propertyChange":
@@ -211,6 +227,22 @@ class HubSpotConnector:
                     str(event.get("propertyValue", "")).strip().lower() not in TRIGGER_OFF:
                 return f"{prop} set"
         return None
+
+    def echo_of_our_write(self, job: JobRow) -> bool:
+        """Whether this event is Baton's own write coming back: a change made by an app, a
+        workflow or a sync (anything but a person in HubSpot's UI) to a contact Baton wrote to
+        within ``BATON_HUBSPOT_LOOP_SECONDS`` before it. Such an event never starts Baton again,
+        so no workflow or HubSpot-Salesforce sync can loop through it."""
+        event = job.payload
+        source = str(event.get("changeSource") or "").upper()
+        if source in HUMAN_SOURCES or event_kind(event) != "contact.propertyChange":
+            return False
+        window = timedelta(seconds=self.settings.hubspot_loop_seconds)
+        occurred = event.get("occurredAt")
+        at = datetime.fromtimestamp(occurred / 1000, UTC) if isinstance(occurred, int | float) \
+            and 0 < occurred < 1e14 else job.created_at
+        return self.outbox.written_since(f"hubspot:{job.tenant.split(':', 1)[-1]}:contact:"
+                                         f"{event['objectId']}", at - window, at)
 
     def handle_event(self, job: JobRow) -> dict[str, Any]:
         prepared = self._prepare_event(job)
@@ -255,13 +287,16 @@ class HubSpotConnector:
     def _prepare_event(self, job: JobRow) -> _Event | dict[str, Any]:
         """What to generate for this event, or the reason it is skipped."""
         event = job.payload
-        kind = event.get("subscriptionType") or event.get("eventType")
+        kind = event_kind(event)
         if kind == ERASURE:
             erased = forget(self.outbox.store, job.tenant, f"contact:{event['objectId']}",
                             keep_job=job.id)
             log.info("contact erased", extra={"job_id": job.id, **erased})
             return {"erased": erased}
         why = self.wants(event)
+        if why is not None and self.echo_of_our_write(job):
+            return {"skipped": f"{kind} {event.get('propertyName', '')}: a change that followed "
+                               "Baton's own write to this contact (loop guard)"}
         if why is None:
             return {"skipped": f"{kind} {event.get('propertyName', '')}".strip()}
         client = self.auth.client(int(event["portalId"]))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from typing import Any
 
 import sqlalchemy as sa
@@ -131,3 +132,45 @@ def test_a_note_is_html_with_the_model_text_escaped_and_its_lines_kept(queued_hu
     body = note["hs_note_body"]
     assert "<script>" not in body and "&lt;script&gt;" in body and "&amp;" in body
     assert "Hi Ann0,<br>see &lt;a href=&#x27;x&#x27;&gt;" in body
+
+
+def test_generic_object_events_of_contacts_count_as_contact_events(queued_hub: Hub) -> None:
+    hub = queued_hub
+    seed_many(hub, 2)
+    hub.webhook([{**event(0, "object.creation"), "objectTypeId": "0-1"},
+                 {**event(1, "object.propertyChange"), "objectTypeId": "0-1",
+                  "propertyName": "baton_generate", "propertyValue": "true"}])
+    hub.drain()
+    results = {j.payload["objectId"]: j.result for j in hub.jobs("hubspot.event")}
+    assert results[500]["trigger"] == "contact created"
+    assert results[501]["trigger"] == "baton_generate set"
+    assert {j.subject for j in hub.jobs("hubspot.event")} == {"contact:500", "contact:501"}
+
+
+def test_contacts_created_by_an_import_are_left_alone(queued_hub: Hub) -> None:
+    hub = queued_hub
+    seed_many(hub, 1)
+    hub.webhook([event(0, changeSource="IMPORT")])
+    hub.drain()
+    [job] = hub.jobs("hubspot.event")
+    assert "skipped" in job.result and hub.local.prompts == []
+
+
+def test_batons_own_write_coming_back_never_starts_baton_again(queued_hub: Hub) -> None:
+    """A sync or a workflow that re-ticks the trigger after Baton wrote would loop forever."""
+    hub = queued_hub
+    seed_many(hub, 1)
+    hub.webhook([event(0)])
+    hub.drain()
+    echo = event(1, "contact.propertyChange", contact="500", propertyName="baton_generate",
+                 propertyValue="true", changeSource="INTEGRATION", occurredAt=int(time.time() * 1000))
+    person = {**echo, "eventId": 2002, "changeSource": "CRM_UI"}
+    hub.webhook([echo])
+    hub.drain()
+    results = {j.payload["eventId"]: j.result for j in hub.jobs("hubspot.event")}
+    assert "loop guard" in results[1001]["skipped"]
+    hub.webhook([person])  # a person ticking it again does ask again
+    hub.drain()
+    results = {j.payload["eventId"]: j.result for j in hub.jobs("hubspot.event")}
+    assert results[2002]["trigger"] == "baton_generate set"
+    assert len(hub.local.prompts) == 2
