@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from html import escape
 from typing import Any
@@ -26,6 +27,7 @@ from connectors.hubspot.connector import (
     event_kind,
     parse_action,
 )
+from connectors.hubspot.setup import create_properties
 from core.errors import ConfigError, InputError
 from core.jobs import NewJob
 from core.templates import LANGUAGES
@@ -34,6 +36,7 @@ from webhooks.errors import BadRequest, Forbidden, NotFound, ServiceUnavailable,
 from webhooks.signatures import SignatureError, verify_hubspot
 
 blueprint = Blueprint("hubspot", __name__)
+log = logging.getLogger("baton.hubspot")
 MAX_EVENTS = 1000
 
 
@@ -149,5 +152,13 @@ def oauth_callback() -> tuple[str, int]:
         raise NotFound(str(exc)) from None
     except ConnectorError as exc:
         raise BadRequest(str(exc)) from None
+    try:  # the properties Baton writes, in the portal that just installed it
+        create_properties(auth.client(portal))
+        ready = "Its Baton contact properties are in place."
+    except ConnectorError as exc:
+        log.warning("could not create the Baton properties", extra={"portal": portal,
+                                                                   "error": str(exc)[:200]})
+        ready = (f"But its Baton contact properties could not be created ({escape(str(exc))}); "
+                 "run <code>baton hubspot setup</code> for this portal.")
     return (f"<!doctype html><title>Baton connected</title><p>HubSpot portal {escape(str(portal))} "
-            "is connected to Baton. You can close this tab.</p>"), 200
+            f"is connected to Baton. {ready} You can close this tab.</p>"), 200

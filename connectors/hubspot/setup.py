@@ -3,8 +3,12 @@
 In the portal (with its private-app or OAuth token): the "Baton" contact property group and the
 properties Baton writes (and the ``baton_generate`` checkbox that triggers it). For the app (with
 the developer API key): webhook settings and subscriptions, and the workflow action definitions,
-all from ``manifests/hubspot`` rendered with the public base URL. Re-running it is safe: what
-exists is left as it is.
+all from ``manifests/hubspot`` rendered with the public base URL. Re-running it is safe: properties
+and subscriptions that exist are left as they are; action definitions that exist (same
+``actionUrl``) are updated to the manifest and published, so a new input, output or execution rule
+reaches the portals. This is for legacy apps: an app on the developer platform (projects) defines
+its features in its project files (``baton hubspot project``), and HubSpot refuses edits to them
+through these APIs.
 """
 
 from __future__ import annotations
@@ -59,13 +63,23 @@ def register_app(*, app_id: int, developer_key: str, base_url: str, api_base: st
         if (sub["eventType"], sub.get("propertyName")) not in have:
             _translated(sdk.webhooks.subscriptions_api.create, app_id, sub)
             done.append(f"subscription {sub['eventType']} {sub.get('propertyName', '')}".strip())
-    urls = {d.action_url for d in _translated(sdk.automation.actions.definitions_api.get_page,
-                                              app_id).results or []}
+    definitions = sdk.automation.actions.definitions_api
+    existing = {d.action_url: d.id for d in _translated(definitions.get_page, app_id).results or []}
     for definition in load_manifest("hubspot", "actions", base_url)["actions"]:
-        if definition["actionUrl"] not in urls:
-            _translated(sdk.automation.actions.definitions_api.create, app_id, definition)
-            done.append(f"workflow action {definition['actionUrl']}")
+        url = definition["actionUrl"]
+        if url not in existing:
+            _translated(definitions.create, app_id, {**definition, "published": True})
+            done.append(f"workflow action {url}")
+            continue
+        patch = {k: v for k, v in definition.items() if k in PATCHABLE}
+        _translated(definitions.update, existing[url], app_id, {**patch, "published": True})
+        done.append(f"workflow action {url} updated and published")
     return done
+
+
+# What a definition update (PublicActionDefinitionPatch) may carry
+PATCHABLE = frozenset({"actionUrl", "executionRules", "inputFieldDependencies", "inputFields",
+                       "labels", "objectRequestOptions", "objectTypes", "outputFields", "published"})
 
 
 def _translated(method: Any, *args: Any) -> Any:

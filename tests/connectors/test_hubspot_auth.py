@@ -41,6 +41,8 @@ def expire_tokens(hub: Hub, portal: int) -> None:
 
 def test_install_flow_connects_a_portal_and_refuses_a_forged_state(hub: Hub) -> None:
     connect(hub, 61)
+    props = hub.fake.portal(61).properties  # the callback created what Baton writes
+    assert {"baton_email_subject", "baton_email_body", "baton_generate"} <= set(props)
     code = hub.fake.authorization_code(62)
     r = hub.client.get("/hubspot/oauth/callback", query_string={"code": code, "state": "x.1.forged"})
     assert r.status_code == 400 and "stale state" in r.json["reason"]

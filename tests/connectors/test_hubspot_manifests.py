@@ -72,8 +72,14 @@ def test_setup_creates_properties_and_registers_the_app_once(tmp_path: Path) -> 
         assert {(s["eventType"], s.get("propertyName")) for s in fake.subscriptions} == {
             ("contact.creation", None), ("contact.propertyChange", "baton_generate")}
         assert len(fake.definitions) == 3
+        assert all(d["published"] for d in fake.definitions)
+        fake.definitions[0]["outputFields"] = []  # an older version of Baton's definition
         again = CliRunner().invoke(cli, args, env=env)
         assert again.exit_code == 0 and "already there" in again.output
+        assert again.output.count("updated and published") == 3  # not skipped
+        assert {d["revisionId"] for d in fake.definitions} == {"2"}
+        assert any(f["typeDefinition"]["name"] == "errorCode"
+                   for f in fake.definitions[0]["outputFields"])
         assert len(fake.subscriptions) == 2 and len(fake.definitions) == 3
         wrong = CliRunner().invoke(cli, args, env={**env, "BATON_HUBSPOT_DEVELOPER_API_KEY": "nope"})
         assert wrong.exit_code == 1 and "check the app id and the developer API key" in wrong.stderr

@@ -58,6 +58,11 @@ def _object(oid: str, props: dict[str, str], wanted: list[str] | None = None) ->
     return {"id": oid, "properties": shown, "createdAt": NOW, "updatedAt": NOW, "archived": False}
 
 
+DEFINITION_PATCH_FIELDS = {"actionUrl", "executionRules", "inputFieldDependencies", "inputFields",
+                           "labels", "objectRequestOptions", "objectTypes", "outputFields",
+                           "published"}
+
+
 class FakeHubSpot(LoopbackServer):
     def __init__(self, *, client_id: str = "client-1", client_secret: str = "app-secret",
                  developer_key: str = "dev-key", token_ttl: int = 1800) -> None:
@@ -255,6 +260,18 @@ class FakeHubSpot(LoopbackServer):
             definition = {"id": str(next(self._ids)), "revisionId": "1", **body}
             self.definitions.append(definition)
             return 200, definition
+        if m := re.fullmatch(r"/automation/v4/actions/\d+/(\d+)", path):
+            found = next((d for d in self.definitions if d["id"] == m.group(1)), None)
+            if found is None:
+                return 404, {"status": "error", "message": "definition not found"}
+            if method == "PATCH":
+                unknown = set(body) - DEFINITION_PATCH_FIELDS
+                if unknown:  # as HubSpot: a patch carries only what may change
+                    return 400, {"status": "error",
+                                 "message": f"Unrecognized field(s): {sorted(unknown)}"}
+                found.update(body)
+                found["revisionId"] = str(int(found["revisionId"]) + 1)
+            return 200, found
         raise KeyError(path)
 
     def _crm(self, method: str, path: str, query: dict[str, list[str]], body: Any,
