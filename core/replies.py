@@ -92,6 +92,15 @@ class Replies:
             s.execute(sa.update(ReplyRow).where(ReplyRow.key.in_(keys))
                       .values(state=DONE, completed_at=self.clock()))
 
+    def set_aside(self, keys: list[str], state: str) -> None:
+        """Callbacks that will never be completed (``expired``: the platform stopped waiting;
+        ``refused``: it rejected them): ended, so no sender tries them again."""
+        if not keys:
+            return
+        with self.store.session.begin() as s:
+            s.execute(sa.update(ReplyRow).where(ReplyRow.key.in_(keys))
+                      .values(state=state, completed_at=self.clock()))
+
     def release(self, keys: list[str]) -> None:
         """The send failed: make the rows ready again for the next attempt."""
         with self.store.session.begin() as s:

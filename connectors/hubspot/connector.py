@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from connectors.errors import RecordNotFound
+from connectors.errors import PlatformRejected, RecordNotFound
 from connectors.hubspot.auth import HubSpotAuth
 from connectors.hubspot.client import HubSpotClient
 from connectors.hubspot.crm import Result, fetch_context, write_back
@@ -42,7 +42,7 @@ from core.errors import (
 from core.outbox import Outbox
 from core.recommend import summary
 from core.replies import Replies
-from core.retention import forget
+from core.retention import forget, iso_duration_days
 from core.settings import Settings
 from core.store import JobRow
 from core.task import ACTION_KINDS, Task, with_tone
@@ -356,19 +356,53 @@ class HubSpotConnector:
         return outputs
 
     def flush(self, portal: int) -> int:
-        """Complete the portal's ready callbacks, up to 100 in one call; return how many."""
+        """Complete the portal's ready callbacks, up to 100 in one call; return how many were
+        completed. A callback past its ``BLOCK`` expiry is dropped with a log line (HubSpot moved
+        on without it); a batch HubSpot refuses is sent again one callback at a time, and the
+        callbacks it refuses alone are set aside, never resent."""
         rows = self.replies.claim("hubspot", str(portal), lease=self.lease)
         if not rows:
             return 0
-        keys = [r.key for r in rows]
+        horizon = datetime.now(UTC) - timedelta(
+            days=iso_duration_days(self.settings.hubspot_block_expiration))
+        expired = [r.key for r in rows if r.created_at < horizon]
+        if expired:
+            log.warning("workflow callbacks expired before they could be completed",
+                        extra={"portal": portal, "callbacks": len(expired)})
+            self.replies.set_aside(expired, "expired")
+        live = [r for r in rows if r.key not in expired]
+        if not live:
+            return 0
+        client = self.auth.client(portal)
         try:
-            self.auth.client(portal).complete({r.key.split(":", 2)[2]: dict(r.outputs or {})
-                                               for r in rows})
+            client.complete({_callback_id(r.key): dict(r.outputs or {}) for r in live})
+        except PlatformRejected:
+            return self._complete_one_by_one(portal, client, live)
         except Exception:
-            self.replies.release(keys)
+            self.replies.release([r.key for r in live])
             raise
-        self.replies.sent(keys)
-        return len(rows)
+        self.replies.sent([r.key for r in live])
+        return len(live)
+
+    def _complete_one_by_one(self, portal: int, client: HubSpotClient, rows: list[Any]) -> int:
+        sent: list[str] = []
+        refused: list[str] = []
+        try:
+            for row in rows:
+                try:
+                    client.complete({_callback_id(row.key): dict(row.outputs or {})})
+                    sent.append(row.key)
+                except PlatformRejected as exc:
+                    log.warning("HubSpot refused a workflow callback; set aside",
+                                extra={"portal": portal, "status": exc.status})
+                    refused.append(row.key)
+        except Exception:  # transient trouble midway: the rest go round again
+            self.replies.release([r.key for r in rows if r.key not in sent + refused])
+            raise
+        finally:
+            self.replies.sent(sent)
+            self.replies.set_aside(refused, "refused")
+        return len(sent)
 
     def catalog(self, client: HubSpotClient) -> list[dict[str, str]]:
         """The portal's product library as a catalog, kept for a few minutes per portal."""
@@ -399,6 +433,10 @@ class HubSpotConnector:
         return Task(kind=kind, context=context, brief=brief, tenant=job.tenant,
                     tier=tier,  # type: ignore[arg-type]
                     language=inputs.get("language") or language or "en", id=job.id)
+
+
+def _callback_id(reply_key: str) -> str:
+    return reply_key.split(":", 2)[2]  # hubspot:<portal>:<callbackId>
 
 
 def _error_code(exc: BatonError) -> str:

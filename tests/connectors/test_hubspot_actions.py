@@ -4,13 +4,16 @@ callback completion; one job and one completion per callbackId; clear 4xx for cl
 from __future__ import annotations
 
 import json
-from datetime import timedelta
+import logging
+from datetime import UTC, datetime, timedelta
 
 import pytest
+import sqlalchemy as sa
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from core.replies import Replies
+from core.store import ReplyRow
 from tests.connectors.conftest import PORTAL, Hub, call
 
 
@@ -218,3 +221,34 @@ JSONISH = st.recursive(
 def test_fuzzed_signed_action_bodies_never_cause_a_5xx(hub: Hub, body: object) -> None:
     r = hub.action("email", json.dumps(body).encode())
     assert r.status_code in (200, 400, 403), r.json
+
+
+def test_a_refused_batch_is_completed_one_by_one_and_the_refused_set_aside(queued_hub: Hub) -> None:
+    hub = queued_hub
+    for i in range(3):
+        assert hub.action("email", call(f"ap-9-{i}")).status_code == 200
+    hub.fake.inject(503, 6, path="/automation/.*")  # callbacks pile up while the API is down
+    hub.drain()
+    hub.fake.refused_callbacks.add("ap-9-1")  # HubSpot no longer knows this one
+    assert hub.services.hubspot.flush(PORTAL) == 2
+    assert set(hub.fake.completed) == {"ap-9-0", "ap-9-2"}
+    assert hub.fake.completion_calls[0] == ["ap-9-0", "ap-9-1", "ap-9-2"]  # the batch, refused
+    replies = {k: Replies(hub.services.store).get(f"hubspot:{PORTAL}:ap-9-{k}") for k in range(3)}
+    assert replies[1] is not None and replies[1].state == "refused"
+    calls = len(hub.fake.completion_calls)
+    assert hub.services.hubspot.flush(PORTAL) == 0  # never resent
+    assert len(hub.fake.completion_calls) == calls
+
+
+def test_a_callback_past_its_block_expiry_is_dropped_with_a_log_line(
+        queued_hub: Hub, caplog: pytest.LogCaptureFixture) -> None:
+    hub = queued_hub
+    assert hub.action("email", call("ap-10-1")).status_code == 200
+    with hub.services.store.session.begin() as s:  # it has waited two days (BLOCK expires: P1D)
+        s.execute(sa.update(ReplyRow).values(created_at=datetime.now(UTC) - timedelta(days=2)))
+    with caplog.at_level(logging.WARNING, logger="baton.hubspot"):
+        hub.drain()
+    assert not hub.fake.completion_calls and not hub.fake.completed
+    row = Replies(hub.services.store).get(f"hubspot:{PORTAL}:ap-10-1")
+    assert row is not None and row.state == "expired"
+    assert any("expired" in r.getMessage() for r in caplog.records)

@@ -82,6 +82,7 @@ class FakeHubSpot(LoopbackServer):
         self.refreshes = 0
         self.failures: list[tuple[int, float | None, str]] = []  # (status, retry-after s, path re)
         self.stalls: list[tuple[threading.Event, str]] = []  # answer only once the event is set
+        self.refused_callbacks: set[str] = set()  # expired or unknown to HubSpot
         # A 429 with Retry-After blocks the portal; requests that arrive inside the block count as
         # early, except in its first IN_FLIGHT seconds (sent before the client could see the 429).
         self.blocked_from = self.blocked_until = 0.0
@@ -277,11 +278,9 @@ class FakeHubSpot(LoopbackServer):
     def _crm(self, method: str, path: str, query: dict[str, list[str]], body: Any,
              p: Portal) -> tuple[int, Any]:
         if m := re.fullmatch(r"/automation/v4/actions/callbacks/([^/]+)/complete", path):
-            self._complete([(m[1], body["outputFields"])])
-            return 204, None
+            return self._complete([(m[1], body["outputFields"])])
         if path == "/automation/v4/actions/callbacks/complete":
-            self._complete([(i["callbackId"], i["outputFields"]) for i in body["inputs"]])
-            return 204, None
+            return self._complete([(i["callbackId"], i["outputFields"]) for i in body["inputs"]])
         if m := re.fullmatch(r"/crm/v3/objects/(\w+)/(\d+)", path):
             kind, oid = m[1], m[2]
             props = p.objects[kind][oid]
@@ -348,9 +347,16 @@ class FakeHubSpot(LoopbackServer):
                          "completedAt": NOW}
         raise KeyError(path)
 
-    def _complete(self, items: list[tuple[str, dict[str, str]]]) -> None:
+    def _complete(self, items: list[tuple[str, dict[str, str]]]) -> tuple[int, Any]:
+        """As HubSpot: an expired, unknown or already completed callbackId is refused, and a
+        batch holding one is refused whole."""
         with self.lock:
             self.completion_calls.append([cb for cb, _ in items])
+            bad = [cb for cb, _ in items if cb in self.refused_callbacks or self.completions[cb]]
+            if bad:
+                return 400, {"status": "error", "message": f"Invalid callbackIds: {bad}",
+                             "category": "VALIDATION_ERROR"}
             for cb, outputs in items:
                 self.completions[cb] += 1
                 self.completed[cb] = outputs
+            return 204, None
