@@ -259,7 +259,8 @@ class HubSpotClient:
         """The contact's properties and the ids of its associated companies and deals."""
         found = self.sdk.crm.contacts.basic_api.get_by_id(
             contact_id, properties=properties, associations=["companies", "deals"], archived=False)
-        links = {kind: [a.id for a in (coll.results or [])]
+        # v4 lists an associated id once per association label: each id once, in order
+        links = {kind: list(dict.fromkeys(a.id for a in (coll.results or [])))
                  for kind, coll in (found.associations or {}).items()}
         return _props(found.properties), links
 
@@ -271,6 +272,11 @@ class HubSpotClient:
                 inputs=[SimplePublicObjectId(id=x) for x in ids[i:i + 100]], properties=properties,
                 properties_with_history=[]), archived=False)
             out += [{"id": r.id, **_props(r.properties)} for r in reply.results or []]
+            errors = getattr(reply, "errors", None) or []  # a 207: some ids could not be read
+            if errors:
+                log.info("hubspot batch read partly failed", extra={
+                    "portal": self.portal, "object_type": object_type,
+                    "errors": [getattr(e, "category", "") for e in errors][:5]})
         return out
 
     def associated(self, from_type: str, to_type: str, ids: list[str]) -> dict[str, list[str]]:
@@ -281,7 +287,7 @@ class HubSpotClient:
                 from_type, to_type, BatchInputPublicFetchAssociationsBatchRequest(
                     inputs=[PublicFetchAssociationsBatchRequest(id=x) for x in ids[i:i + 100]]))
             for r in reply.results or []:
-                out[str(r._from.id)] = [str(t.to_object_id) for t in r.to or []]
+                out[str(r._from.id)] = list(dict.fromkeys(str(t.to_object_id) for t in r.to or []))
         return out
 
     def products(self, limit: int = 100) -> list[dict[str, str]]:

@@ -466,7 +466,8 @@ def _outputs(kind: str, result: EngineResult) -> dict[str, str]:
 
 def _result(kind: str, result: EngineResult) -> Result:
     outputs = _outputs(kind, result)
-    props = {"baton_last_receipt": result.receipt.id}
+    props = {"baton_last_receipt": result.receipt.id,
+             "baton_generated_at": result.receipt.created_at.strftime("%Y-%m-%dT%H:%M:%S.000Z")}
     if kind == "email":
         props |= {"baton_email_subject": outputs["subject"], "baton_email_body": outputs["body"]}
         note = f"Baton email draft\nSubject: {outputs['subject']}\n\n{outputs['body']}"

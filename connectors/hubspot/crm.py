@@ -27,6 +27,7 @@ PROPERTIES = {  # name -> (label, HubSpot type, field type)
     "baton_recommendations": ("Baton recommendations", "string", "textarea"),
     "baton_reply": ("Baton reply", "string", "textarea"),
     "baton_last_receipt": ("Baton last receipt", "string", "text"),
+    "baton_generated_at": ("Baton generated at", "datetime", "date"),
     "baton_generate": ("Generate with Baton", "bool", "booleancheckbox"),
 }
 

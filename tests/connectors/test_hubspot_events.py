@@ -174,3 +174,22 @@ def test_batons_own_write_coming_back_never_starts_baton_again(queued_hub: Hub) 
     results = {j.payload["eventId"]: j.result for j in hub.jobs("hubspot.event")}
     assert results[2002]["trigger"] == "baton_generate set"
     assert len(hub.local.prompts) == 2
+
+
+def test_associations_listed_once_per_label_are_read_once_and_a_207_is_no_failure(
+        queued_hub: Hub) -> None:
+    hub = queued_hub
+    seed_many(hub, 1)
+    p = hub.fake.portal(PORTAL)
+    p.link("deals", "301", "line_items", "499")  # a line item that no longer exists: 207
+    p.link("contacts", "500", "companies", "201")
+    p.link("contacts", "500", "deals", "301")
+    hub.webhook([event(0)])
+    hub.drain()
+    [job] = hub.jobs("hubspot.event")
+    assert job.state == "done", job.error
+    reads = [r for r in hub.fake.requests if r.path == "/crm/v3/objects/line_items/batch/read"]
+    ids = [i["id"] for i in reads[0].body["inputs"]]
+    assert len(ids) == len(set(ids)) == 3  # 401, 402 and the missing 499, each once
+    contact = p.objects["contacts"]["500"]
+    assert contact["baton_generated_at"].endswith("Z") and contact["baton_email_body"]

@@ -291,9 +291,12 @@ class FakeHubSpot(LoopbackServer):
             reply = _object(oid, props, wanted or None)
             assoc = [a for v in query.get("associations", []) for a in v.split(",")]
             if assoc:
+                # as HubSpot: an associated id once per association label (the labelled type
+                # and the "unlabeled" one)
                 reply["associations"] = {
-                    t: {"results": [{"id": i, "type": f"{kind[:-1]}_to_{t[:-1]}"}
-                                    for i in p.associations.get((kind, oid, t), [])]}
+                    t: {"results": [{"id": i, "type": f"{kind[:-1]}_to_{t[:-1]}{label}"}
+                                    for i in p.associations.get((kind, oid, t), [])
+                                    for label in ("", "_unlabeled")]}
                     for t in assoc if p.associations.get((kind, oid, t))}
             return 200, reply
         if (m := re.fullmatch(r"/crm/v3/objects/(\w+)", path)) and method == "GET":
@@ -306,8 +309,14 @@ class FakeHubSpot(LoopbackServer):
             results = [_object(i["id"], objects[i["id"]], body.get("properties") or None)
                        for i in body["inputs"]
                        if i["id"] in objects]
-            return 200, {"status": "COMPLETE", "results": results, "startedAt": NOW,
-                         "completedAt": NOW}
+            missing = [i["id"] for i in body["inputs"] if i["id"] not in objects]
+            reply = {"status": "COMPLETE", "results": results, "startedAt": NOW, "completedAt": NOW}
+            if missing:  # as HubSpot: 207 with the ids it could not read
+                return 207, {**reply, "numErrors": 1, "errors": [{
+                    "status": "error", "category": "OBJECT_NOT_FOUND",
+                    "message": "Could not get some objects, they may be deleted or not exist.",
+                    "context": {"ids": missing}}]}
+            return 200, reply
         if m := re.fullmatch(r"/crm/v4/associations/(\w+)/(\w+)/batch/read", path):
             results = [{"from": {"id": i["id"]},
                         "to": [{"toObjectId": int(t), "associationTypes": [
