@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -42,9 +44,36 @@ class Services:
     hubspot: HubSpotConnector | None = None
     dispatch_new: bool = True  # False in `baton serve`: the workers' pump dispatches
     inbox: GroupCommitInbox = field(init=False)
+    sync_waits: SyncWaits = field(init=False)
 
     def __post_init__(self) -> None:
         self.inbox = GroupCommitInbox(self.jobs, self.dispatcher, dispatch_new=self.dispatch_new)
+        self.sync_waits = SyncWaits(self.settings.web_threads - 1)
+
+
+class SyncWaits:
+    """How many of a process's web threads may wait for a job's answer at once (a HubSpot
+    workflow action waits up to 3 s, a Salesforce Flow action up to 8 s): one thread fewer than
+    the process has, so a webhook always finds a thread and keeps its ack deadline. A request
+    that finds every slot taken answers "later" at once (HubSpot ``BLOCK``, Salesforce 202)."""
+
+    def __init__(self, slots: int) -> None:
+        self.slots = max(slots, 0)
+        self.busy = 0
+        self._lock = threading.Lock()
+
+    @contextmanager
+    def slot(self) -> Iterator[bool]:
+        """Yields whether this request may wait; release on exit."""
+        with self._lock:
+            took = self.busy < self.slots
+            self.busy += took
+        try:
+            yield took
+        finally:
+            if took:
+                with self._lock:
+                    self.busy -= 1
 
 
 log = logging.getLogger("baton.web")

@@ -115,11 +115,12 @@ def action(action: str) -> tuple[Response, int]:
                  "object_type": call.object_type, "inputs": call.inputs,
                  "callback_id": call.callback_id, "reply_key": call.reply_key},
         subject=f"{call.object_type.lower()}:{call.object_id}")])
-    deadline = time.monotonic() + hubspot.settings.hubspot_sync_budget
-    row = replies.get(call.reply_key)
-    while row is not None and row.reply is None and time.monotonic() < deadline:
-        time.sleep(POLL)
+    with services().sync_waits.slot() as may_wait:
+        deadline = time.monotonic() + (hubspot.settings.hubspot_sync_budget if may_wait else 0)
         row = replies.get(call.reply_key)
+        while row is not None and row.reply is None and time.monotonic() < deadline:
+            time.sleep(POLL)
+            row = replies.get(call.reply_key)
     if row is not None and row.reply is None:
         row = replies.give_up(call.reply_key)
     if row is None:

@@ -99,11 +99,13 @@ def action(action: str) -> tuple[Response, int]:
         subject=subject_for(body.recordId))])
     job_id = accepted.job_ids[0]
     svc = services()
-    deadline = time.monotonic() + svc.settings.salesforce_sync_budget
-    job = svc.jobs.get(job_id)
-    while job is not None and job.state not in (DONE, FAILED, DEAD) and time.monotonic() < deadline:
-        time.sleep(POLL)
+    with svc.sync_waits.slot() as may_wait:  # never every web thread: see SyncWaits
+        deadline = time.monotonic() + (svc.settings.salesforce_sync_budget if may_wait else 0)
         job = svc.jobs.get(job_id)
+        while job is not None and job.state not in (DONE, FAILED, DEAD) and \
+                time.monotonic() < deadline:
+            time.sleep(POLL)
+            job = svc.jobs.get(job_id)
     if job is None or job.tenant != owner:
         raise NotFound("no such task for this key")
     if job.state == DONE and job.result:

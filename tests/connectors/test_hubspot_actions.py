@@ -5,7 +5,11 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
@@ -252,3 +256,32 @@ def test_a_callback_past_its_block_expiry_is_dropped_with_a_log_line(
     row = Replies(hub.services.store).get(f"hubspot:{PORTAL}:ap-10-1")
     assert row is not None and row.state == "expired"
     assert any("expired" in r.getMessage() for r in caplog.records)
+
+
+def test_waiting_actions_never_take_every_web_thread(tmp_path: Path, database_url: str | None) -> None:
+    """With two web threads, one action may wait for its job; a second answers BLOCK at once
+    rather than take the thread a webhook needs. The job is held (the queue is not drained) until
+    the test releases it: no clock decides the outcome."""
+    from tests.connectors.conftest import make_hub
+
+    with contextmanager(make_hub)(tmp_path, database_url, immediate=False, web_threads=2,
+                                  hubspot_sync_budget=20.0) as hub:
+        answers: dict[str, Any] = {}
+        waiter = threading.Thread(target=lambda: answers.__setitem__(
+            "first", hub.action("email", call("ap-11-1")).json))
+        waiter.start()
+        waits = hub.services.sync_waits
+        for _ in range(2000):  # until the first request holds the only slot
+            if waits.busy == 1:
+                break
+            threading.Event().wait(0.005)
+        assert waits.busy == 1 and waits.slots == 1
+        second = hub.action("email", call("ap-11-2"))
+        assert second.json["outputFields"]["hs_execution_state"] == "BLOCK"  # at once
+        webhook = hub.webhook([{"eventId": 77, "subscriptionId": 1, "portalId": PORTAL,
+                                "objectId": 101, "subscriptionType": "contact.deletion"}])
+        assert webhook.status_code == 200
+        hub.drain()  # the jobs run: the waiting request answers with its outputs
+        waiter.join(30)
+        assert answers["first"]["outputFields"]["hs_execution_state"] == "SUCCESS"
+        assert waits.busy == 0
