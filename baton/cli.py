@@ -515,6 +515,28 @@ def hubspot_setup(portal_id: int | None, app_id: int | None, developer_api_key: 
             click.echo(f"app {app_id}: {line}")
 
 
+@hubspot.command("project")
+@click.option("--base-url", required=True, help="Baton's public URL, e.g. https://baton.example.com")
+@click.option("--out", "out_dir", type=click.Path(path_type=Path), required=True,
+              help="Folder for the project (upload it with: hs project upload).")
+@click.option("--distribution", type=click.Choice(["marketplace", "private"]),
+              default="marketplace", show_default=True)
+@handle_errors
+def hubspot_project(base_url: str, out_dir: Path, distribution: str) -> None:
+    """Write Baton as a HubSpot developer-platform project (hsproject.json, the app, its webhooks
+    and workflow actions) for apps on projects, whose features setup cannot edit."""
+    from connectors.hubspot.project import render_project
+
+    try:
+        written = render_project(base_url, out_dir, distribution=distribution)
+    except ValueError as exc:
+        raise InputError(f"--base-url: {exc}") from None
+    except OSError as exc:
+        raise InputError(f"{out_dir}: cannot write the project ({exc.strerror})") from None
+    for path in written:
+        click.echo(str(path))
+
+
 @hubspot.command("install-url")
 @handle_errors
 def hubspot_install_url() -> None:

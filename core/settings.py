@@ -83,7 +83,7 @@ class Settings(BaseSettings):
     hubspot_redirect_url: str = ""
     hubspot_scopes: str = "oauth crm.objects.contacts.read crm.objects.contacts.write " \
         "crm.objects.companies.read crm.objects.deals.read crm.objects.line_items.read " \
-        "automation crm.schemas.contacts.write"
+        "e-commerce automation crm.schemas.contacts.write"
     hubspot_requests_per_10s: int = Field(default=100, ge=1, le=1000)
     hubspot_max_attempts: int = Field(default=5, ge=1, le=20)
     hubspot_max_retry_wait: float = Field(default=30.0, ge=0)

@@ -70,7 +70,8 @@ def test_setup_creates_properties_and_registers_the_app_once(tmp_path: Path) -> 
         assert {p["groupName"] for p in props.values()} == {"baton"}
         assert fake.webhook_settings["targetUrl"] == "https://baton.example.com/hubspot/webhooks"
         assert {(s["eventType"], s.get("propertyName")) for s in fake.subscriptions} == {
-            ("contact.creation", None), ("contact.propertyChange", "baton_generate")}
+            ("contact.creation", None), ("contact.propertyChange", "baton_generate"),
+            ("contact.privacyDeletion", None)}
         assert len(fake.definitions) == 3
         assert all(d["published"] for d in fake.definitions)
         fake.definitions[0]["outputFields"] = []  # an older version of Baton's definition
@@ -80,7 +81,7 @@ def test_setup_creates_properties_and_registers_the_app_once(tmp_path: Path) -> 
         assert {d["revisionId"] for d in fake.definitions} == {"2"}
         assert any(f["typeDefinition"]["name"] == "errorCode"
                    for f in fake.definitions[0]["outputFields"])
-        assert len(fake.subscriptions) == 2 and len(fake.definitions) == 3
+        assert len(fake.subscriptions) == 3 and len(fake.definitions) == 3
         wrong = CliRunner().invoke(cli, args, env={**env, "BATON_HUBSPOT_DEVELOPER_API_KEY": "nope"})
         assert wrong.exit_code == 1 and "check the app id and the developer API key" in wrong.stderr
 
