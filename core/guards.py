@@ -10,7 +10,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 import jsonschema
 
@@ -87,15 +87,23 @@ class BannedWordsGuard:
 # mailto:, data: ...), protocol-relative (//host), www., an email address, or a bare domain with
 # a path (evil.example/claim) or a common top-level domain (evil.com).
 _TLDS = ("com|net|org|io|co|app|dev|info|biz|me|ly|gl|xyz|shop|store|online|site|link|click|top|"
-         "live|ai|us|uk|de|fr|jp|cn|ru|in|es|it|nl|au|ca|br|ch|se|no|dk|pl|tr|kr|tk|ml|ga|cf|gq")
+         "live|ai|us|uk|de|fr|jp|cn|ru|in|es|it|nl|au|ca|br|ch|se|no|dk|pl|tr|kr|tk|ml|ga|cf|gq|"
+         "page|tv|eu|cc|gg|support|pro|club|vip|work|world|news|email|today|help|center|fun|zone|"
+         "space|website|tech|cloud|icu|buzz|rest|bar|mobi|name|asia|one|to|ws|su|lol|wtf|win|bid|"
+         "loan|date|review|stream|download|racing|party|trade|science|men|cam|monster|sbs|cfd")
+_SCHEMES = ("https?|mailto|javascript|vbscript|data|file|ftps?|tel|sms|blob|intent|chrome|about|"
+            "wss?|ms-[a-z-]+|search-ms|skype|facetime|bitcoin|smb|ssh|steam|jar|view-source")
 _LINK_RE = re.compile(
-    r"(?i)(?<![\w@.])(?:"
-    r"(?P<scheme>https?|mailto|javascript|vbscript|data|file|ftps?|tel|sms|blob|intent|"
-    r"chrome|about|ws|wss):(?://)?[^\s<>\"')\]]+"  # scheme:...
-    r"|//[^\s<>\"')\]/]+[^\s<>\"')\]]*"  # //host/...
-    r"|[\w.+-]+@[\w-]+(?:\.[\w-]+)+"  # an email address
-    r"|(?:[a-z0-9-]+\.)+(?:[a-z]{2,24}/[^\s<>\"')\]]*|(?:" + _TLDS + r")\b)"  # bare domain
+    r"(?i)(?:"
+    r"(?<![\w@.])(?P<scheme>" + _SCHEMES + r")(?:\s*(?=:(?:/|\S)))?:(?://)?[^\s<>\"')\]]+"
+    r"|(?<![\w@.])//[^\s<>\"')\]/]+[^\s<>\"')\]]*"  # //host/...
+    r"|(?<![\w@.])[\w.+-]+@[\w-]+(?:\.[\w-]+)+"  # an email address
+    r"|(?<![A-Za-z0-9@_-])www\.[^\s<>\"')\]]+"  # www.anything
+    r"|(?<![A-Za-z0-9@_.-])\d{1,3}(?:\.\d{1,3}){3}[:/][^\s<>\"')\]]*"  # an IP address, port or path
+    r"|(?<![A-Za-z0-9@_-])(?:[a-z0-9-]+\.)+"  # a bare domain: with a path, or a known ending
+    r"(?:[a-z]{2,24}[/\\][^\s<>\"')\]]*|(?:" + _TLDS + r")\b)"
     r")")
+_MAIL_DOMAIN = re.compile(r"[^\s@,?&=:;/]+@([^\s,?&=;/>]+)")
 _WEB = ("http", "https")
 
 
@@ -116,22 +124,24 @@ class LinkGuard:
                 if scheme and scheme not in (*_WEB, "mailto"):
                     out.append(f"links: {link} uses the {scheme}: scheme")
                     continue
-                if not self._allowed(self._host(link, scheme)):
+                if not all(self._allowed(host) for host in self._hosts(link, scheme)):
                     out.append(f"links: {link} is not on an allowed domain")
         return out
 
-    @staticmethod
-    def _host(link: str, scheme: str) -> str:
-        if scheme == "mailto" or ("@" in link and "://" not in link):
-            return link.rsplit("@", 1)[-1].split("?")[0].lower()
+    def _hosts(self, link: str, scheme: str) -> list[str]:
+        """Every host the link can reach: each recipient of a ``mailto:`` (to, cc, bcc), or the
+        host a browser opens (which reads ``\\`` as ``/``)."""
+        if scheme == "mailto" or ("@" in link and "://" not in link and not link.startswith("//")):
+            return [d.lower().rstrip(".") for d in _MAIL_DOMAIN.findall(unquote(link))] or [""]
+        link = link.replace("\\", "/")
         if link.startswith("//"):
             link = "http:" + link
         elif "://" not in link:
             link = "http://" + link
         try:
-            return urlsplit(link).hostname or ""
+            return [urlsplit(link).hostname or ""]
         except ValueError:
-            return ""
+            return [""]
 
     def _allowed(self, host: str) -> bool:
         return any(host == d or host.endswith("." + d) for d in self.allowed_domains)

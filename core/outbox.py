@@ -71,11 +71,12 @@ class Outbox:
                             .values(state="done", response=response, done_at=self.clock()))
 
     def written_since(self, target: str, since: datetime, until: datetime) -> bool:
-        """Whether a write to ``target`` was recorded between ``since`` and ``until``."""
+        """Whether a write to ``target`` landed (or was begun) between ``since`` and ``until``."""
+        when = sa.func.coalesce(WriteBackRow.done_at, WriteBackRow.created_at)
         with self.store.session() as session:
             return session.execute(sa.select(WriteBackRow.key).where(
-                WriteBackRow.target == target, WriteBackRow.created_at >= since,
-                WriteBackRow.created_at <= until).limit(1)).first() is not None
+                WriteBackRow.target == target, when >= since, when <= until).limit(1)
+            ).first() is not None
 
     def get(self, key: str) -> WriteBackRow | None:
         with self.store.session() as session:

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from flask import Flask, Response, g, jsonify, request
+from sqlalchemy.exc import OperationalError
 from werkzeug.exceptions import HTTPException
 
 from connectors.hubspot.connector import HubSpotConnector
@@ -128,6 +129,14 @@ def create_app(services: Services) -> Flask:
                    413: f"body larger than {services.settings.max_body_bytes} bytes"}
         return jsonify(error=exc.name.lower().replace(" ", "_"),
                        reason=reasons.get(status, exc.description or exc.name)), status
+
+    @app.errorhandler(OperationalError)
+    def _database_down(exc: OperationalError) -> tuple[Response, int]:
+        # the database is unreachable or locked: transient, the platform retries
+        log.warning("database unavailable", extra={"request_id": g.get("request_id"),
+                                                   "error": type(exc.orig).__name__})
+        return jsonify(error="unavailable", reason="the database is unavailable; retry later",
+                       request_id=g.get("request_id")), 503
 
     @app.errorhandler(Exception)
     def _unexpected(exc: Exception) -> tuple[Response, int]:

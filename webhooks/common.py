@@ -71,7 +71,7 @@ def json_body() -> Any:
     if mimetype != "application/json" and not mimetype.endswith("+json"):
         raise UnsupportedMediaType(f"expected application/json, got {mimetype or 'no content type'}")
     try:
-        return json.loads(raw_body().decode("utf-8"))
+        return json.loads(raw_body().decode("utf-8"), parse_constant=_no_constant)
     except UnicodeDecodeError:
         raise BadRequest("body is not UTF-8") from None
     except json.JSONDecodeError as exc:
@@ -83,13 +83,19 @@ def json_body() -> Any:
         raise BadRequest(f"unreadable JSON: {str(exc)[:120]}") from None
 
 
+def _no_constant(name: str) -> Any:
+    """NaN and Infinity are not JSON (and PostgreSQL refuses them)."""
+    raise ValueError(f"{name} is not a JSON value")
+
+
 def record(source: str, items: list[NewJob]) -> Accepted:
     """Commit the delivery to the inbox (group commit, see :mod:`webhooks.inbox`) and dispatch
     its new jobs; a failed dispatch is left to the reconciler, the jobs being safe already. A
     database that cannot commit makes this a 503, so the platform retries."""
     svc = services()
     for item in items:  # refused here, not as a failed commit that fails its neighbours too
-        if item.external_id is not None and "\x00" in item.external_id:  # PostgreSQL text
+        if any(v is not None and "\x00" in v for v in (item.external_id, item.tenant,
+                                                       item.subject)):  # PostgreSQL text
             raise BadRequest("identifiers must not contain NUL characters")
         for what, value, limit in (("identifier", item.external_id, _ID_CHARS),
                                    ("account", item.tenant, _TENANT_CHARS),

@@ -32,7 +32,7 @@ from core.errors import ConfigError, InputError
 from core.jobs import NewJob
 from core.templates import LANGUAGES
 from webhooks.common import json_body, original_url, raw_body, record, services
-from webhooks.errors import BadRequest, Forbidden, NotFound, ServiceUnavailable, Unauthorized
+from webhooks.errors import BadRequest, NotFound, ServiceUnavailable, Unauthorized
 from webhooks.signatures import SignatureError, verify_hubspot
 
 blueprint = Blueprint("hubspot", __name__)
@@ -99,8 +99,10 @@ def action(action: str) -> tuple[Response, int]:
         call = parse_action(spec, json_body())
     except InputError as exc:
         raise BadRequest(str(exc)) from None
-    if not hubspot.auth.installed(call.portal):
-        raise Forbidden(f"HubSpot portal {call.portal} is not connected to this Baton")
+    if not hubspot.auth.installed(call.portal):  # signed by HubSpot: say why in the workflow
+        return jsonify(outputFields=ActionRefused(
+            "not_connected", f"HubSpot portal {call.portal} is not connected to this Baton; "
+            "reinstall the app (or set BATON_HUBSPOT_PORTAL_ID and its token)").outputs()), 200
     try:  # HubSpot shows no reason for a 4xx: content it sent us is answered in the workflow
         call = check_content(spec, call, LANGUAGES)
     except ActionRefused as refused:

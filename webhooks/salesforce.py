@@ -55,11 +55,20 @@ def _check_source() -> None:
     if not cidrs:
         return
     try:
-        ip = ipaddress.ip_address(client_address())
+        ip = ipaddress.ip_address(_without_port(client_address()))
     except ValueError:
         raise Unauthorized("source address not allowed") from None
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped  # ::ffff:10.0.0.5 is 10.0.0.5
     if not any(ip in ipaddress.ip_network(c, strict=False) for c in cidrs):
         raise Unauthorized("source address not allowed")
+
+
+def _without_port(addr: str) -> str:
+    """``10.0.0.5:1234`` -> ``10.0.0.5``; ``[2001:db8::1]:443`` -> ``2001:db8::1``."""
+    if addr.startswith("["):
+        return addr[1:].split("]", 1)[0]
+    return addr.split(":", 1)[0] if addr.count(":") == 1 else addr
 
 
 def _text(element: Any, tag: str) -> str:

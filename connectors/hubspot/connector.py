@@ -53,7 +53,11 @@ log = logging.getLogger("baton.hubspot")
 
 TRIGGER_OFF = {"", "false", "0", "no", "off"}
 ERASURE = "contact.privacyDeletion"
-HUMAN_SOURCES = {"CRM_UI", "CRM_UI_BULK_ACTION", "MOBILE_IOS", "MOBILE_ANDROID"}
+# Where a person's own edits come from (HubSpot's UI, apps, extensions, inbox); a sourceId of
+# "userId:..." says the same
+HUMAN_SOURCES = {"CRM", "CRM_UI", "CRM_UI_BULK_ACTION", "MOBILE_IOS", "MOBILE_ANDROID",
+                 "EXTENSION", "GMAIL_INTEGRATION", "HELP_DESK", "CONVERSATIONS", "SALES"}
+CLOCK_SKEW = timedelta(seconds=60)  # HubSpot's clock and ours may disagree this much
 CONTACT_TYPE_ID = "0-1"
 
 
@@ -235,14 +239,15 @@ class HubSpotConnector:
         so no workflow or HubSpot-Salesforce sync can loop through it."""
         event = job.payload
         source = str(event.get("changeSource") or "").upper()
-        if source in HUMAN_SOURCES or event_kind(event) != "contact.propertyChange":
+        by_a_person = source in HUMAN_SOURCES or str(event.get("sourceId") or "").startswith("userId:")
+        if by_a_person or event_kind(event) != "contact.propertyChange":
             return False
         window = timedelta(seconds=self.settings.hubspot_loop_seconds)
         occurred = event.get("occurredAt")
         at = datetime.fromtimestamp(occurred / 1000, UTC) if isinstance(occurred, int | float) \
             and 0 < occurred < 1e14 else job.created_at
         return self.outbox.written_since(f"hubspot:{job.tenant.split(':', 1)[-1]}:contact:"
-                                         f"{event['objectId']}", at - window, at)
+                                         f"{event['objectId']}", at - window, at + CLOCK_SKEW)
 
     def handle_event(self, job: JobRow) -> dict[str, Any]:
         prepared = self._prepare_event(job)
@@ -376,7 +381,10 @@ class HubSpotConnector:
         client = self.auth.client(portal)
         try:
             client.complete({_callback_id(r.key): dict(r.outputs or {}) for r in live})
-        except PlatformRejected:
+        except (PlatformRejected, RecordNotFound) as exc:
+            if not _refuses_callbacks(exc):  # a 401/403: nothing wrong with the callbacks
+                self.replies.release([r.key for r in live])
+                raise
             return self._complete_one_by_one(portal, client, live)
         except Exception:
             self.replies.release([r.key for r in live])
@@ -392,9 +400,11 @@ class HubSpotConnector:
                 try:
                     client.complete({_callback_id(row.key): dict(row.outputs or {})})
                     sent.append(row.key)
-                except PlatformRejected as exc:
+                except (PlatformRejected, RecordNotFound) as exc:
+                    if not _refuses_callbacks(exc):
+                        raise
                     log.warning("HubSpot refused a workflow callback; set aside",
-                                extra={"portal": portal, "status": exc.status})
+                                extra={"portal": portal, "error": type(exc).__name__})
                     refused.append(row.key)
         except Exception:  # transient trouble midway: the rest go round again
             self.replies.release([r.key for r in rows if r.key not in sent + refused])
@@ -435,6 +445,12 @@ class HubSpotConnector:
                     language=inputs.get("language") or language or "en", id=job.id)
 
 
+def _refuses_callbacks(exc: BatonError) -> bool:
+    """A 400 or 404 names the callbacks (expired, unknown, completed); a 401 or 403 is about the
+    app's access, and the callbacks wait for it to be mended."""
+    return isinstance(exc, RecordNotFound) or getattr(exc, "status", None) == 400
+
+
 def _callback_id(reply_key: str) -> str:
     return reply_key.split(":", 2)[2]  # hubspot:<portal>:<callbackId>
 
@@ -451,6 +467,8 @@ def _error_code(exc: BatonError) -> str:
         return "generation_failed"
     if isinstance(exc, RecordNotFound):
         return "record_not_found"
+    if isinstance(exc, PlatformRejected):
+        return "crm_refused"
     return "invalid_input"
 
 

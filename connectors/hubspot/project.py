@@ -32,7 +32,8 @@ def project_files(base_url: str, *, distribution: str = "marketplace") -> dict[s
         "src/app/app-hsmeta.json": {"uid": "baton_app", "type": "app", "config": {
             "name": app["name"], "description": app["description"], "distribution": distribution,
             "auth": {"type": "oauth", "redirectUrls": app["auth"]["redirectUrls"],
-                     "requiredScopes": [s for s in app["auth"]["requiredScopes"] if s != "oauth"],
+                     # the same scopes the install URL asks for (BATON_HUBSPOT_SCOPES)
+                     "requiredScopes": app["auth"]["requiredScopes"],
                      "optionalScopes": [], "conditionallyRequiredScopes": []},
             "permittedUrls": {"fetch": [base_url], "iframe": [], "img": []},
         }},

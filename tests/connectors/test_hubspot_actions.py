@@ -106,6 +106,7 @@ def test_generation_that_finally_fails_continues_the_workflow_with_the_reason(hu
      "not COMPANY"),
     (call("x-4", tier="urgent"), "invalid_input", "input field tier: expected one of critical, routine"),
     (call("x-7", language="de-DE"), "unsupported_language", "no brand voice for the language 'de-DE'"),
+    (call("x-5", portal=8), "not_connected", "portal 8 is not connected"),
 ])
 def test_content_baton_cannot_run_is_fail_continue_with_its_code(hub: Hub, body: object, code: str,
                                                                  reason: str) -> None:
@@ -127,7 +128,6 @@ def test_languages_reduce_to_their_base_and_tones_match_in_any_case(hub: Hub) ->
 
 @pytest.mark.parametrize(("action", "body", "status", "reason"), [
     ("send", call("x-1"), 404, "unknown action 'send'"),
-    ("email", call("x-5", portal=8), 403, "portal 8 is not connected"),
     ("email", {"callbackId": "x-6"}, 400, "origin.portalId must be an integer"),
     ("email", call("x-\x00"), 400, "no NUL"),  # PostgreSQL text cannot hold it
     ("email", b"{not json", 400, "malformed JSON"),
@@ -227,13 +227,16 @@ def test_fuzzed_signed_action_bodies_never_cause_a_5xx(hub: Hub, body: object) -
     assert r.status_code in (200, 400, 403), r.json
 
 
-def test_a_refused_batch_is_completed_one_by_one_and_the_refused_set_aside(queued_hub: Hub) -> None:
+@pytest.mark.parametrize("refusal", [400, 404])
+def test_a_refused_batch_is_completed_one_by_one_and_the_refused_set_aside(queued_hub: Hub,
+                                                                          refusal: int) -> None:
     hub = queued_hub
     for i in range(3):
         assert hub.action("email", call(f"ap-9-{i}")).status_code == 200
     hub.fake.inject(503, 6, path="/automation/.*")  # callbacks pile up while the API is down
     hub.drain()
     hub.fake.refused_callbacks.add("ap-9-1")  # HubSpot no longer knows this one
+    hub.fake.refusal_status = refusal  # 400, or 404 for an id it does not know
     assert hub.services.hubspot.flush(PORTAL) == 2
     assert set(hub.fake.completed) == {"ap-9-0", "ap-9-2"}
     assert hub.fake.completion_calls[0] == ["ap-9-0", "ap-9-1", "ap-9-2"]  # the batch, refused
@@ -285,3 +288,19 @@ def test_waiting_actions_never_take_every_web_thread(tmp_path: Path, database_ur
         waiter.join(30)
         assert answers["first"]["outputFields"]["hs_execution_state"] == "SUCCESS"
         assert waits.busy == 0
+
+
+def test_a_403_on_completion_keeps_the_callbacks_for_later(queued_hub: Hub) -> None:
+    """A 401/403 is about the app's access, not the callbacks: they are never set aside for it."""
+    hub = queued_hub
+    for i in range(2):
+        assert hub.action("email", call(f"ap-12-{i}")).status_code == 200
+    hub.fake.inject(503, 4, path="/automation/.*")
+    hub.drain()
+    hub.fake.inject(403, 1, path="/automation/.*")
+    with pytest.raises(Exception, match="403"):
+        hub.services.hubspot.flush(PORTAL)
+    states = {Replies(hub.services.store).get(f"hubspot:{PORTAL}:ap-12-{i}").state  # type: ignore[union-attr]
+              for i in range(2)}
+    assert states == {"ready"}
+    assert hub.services.hubspot.flush(PORTAL) == 2  # access mended: both completed

@@ -165,15 +165,19 @@ def test_batons_own_write_coming_back_never_starts_baton_again(queued_hub: Hub) 
     echo = event(1, "contact.propertyChange", contact="500", propertyName="baton_generate",
                  propertyValue="true", changeSource="INTEGRATION", occurredAt=int(time.time() * 1000))
     person = {**echo, "eventId": 2002, "changeSource": "CRM_UI"}
+    by_user = {**echo, "eventId": 2003, "changeSource": "SOMETHING_NEW", "sourceId": "userId:98"}
     hub.webhook([echo])
     hub.drain()
     results = {j.payload["eventId"]: j.result for j in hub.jobs("hubspot.event")}
     assert "loop guard" in results[1001]["skipped"]
     hub.webhook([person])  # a person ticking it again does ask again
     hub.drain()
+    hub.webhook([by_user])  # known as a person by the sourceId, whatever the source
+    hub.drain()
     results = {j.payload["eventId"]: j.result for j in hub.jobs("hubspot.event")}
     assert results[2002]["trigger"] == "baton_generate set"
-    assert len(hub.local.prompts) == 2
+    assert results[2003]["trigger"] == "baton_generate set"
+    assert len(hub.local.prompts) == 3
 
 
 def test_associations_listed_once_per_label_are_read_once_and_a_207_is_no_failure(

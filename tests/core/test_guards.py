@@ -102,3 +102,22 @@ def test_links_in_every_form_are_checked(text: str, complaint: str) -> None:
 ])
 def test_allowed_links_and_ordinary_text_pass(text: str) -> None:
     assert LinkGuard(["example.com"]).check({"body": text}) == []
+
+
+@pytest.mark.parametrize("text", [
+    "https://evil.com\\@example.com", "//evil.com\\@example.com", "https://evil.com\\.example.com/x",
+    "mailto:spy@evil.com?cc=@example.com", "mailto:spy@evil.com,hi@example.com",
+    "mailto:?to=spy@evil.com&cc=hi@example.com", "www.evil.page", "evil.tv", "example.com.evil.page",
+    "Read more...evil.com", "1.2.3.4/x", "ms-msdt:/id", "skype:bob", "javascript :alert(1)",
+])
+def test_links_found_by_an_adversarial_read_are_refused(text: str) -> None:
+    """Browsers read a backslash as a slash; a mailto reaches every recipient; www. is a link
+    whatever its ending."""
+    assert LinkGuard(["example.com"]).check({"body": text})
+
+
+@pytest.mark.parametrize("text", ["Data: 5 items", "Prices from $3.50 to $12.99.",
+                                  "mailto:help@example.com?cc=sales@example.com",
+                                  "www.example.com/boots", "Version 1.2.3.4 is out"])
+def test_ordinary_copy_and_the_brands_own_links_still_pass(text: str) -> None:
+    assert LinkGuard(["example.com"]).check({"body": text}) == []

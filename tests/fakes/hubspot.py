@@ -83,6 +83,7 @@ class FakeHubSpot(LoopbackServer):
         self.failures: list[tuple[int, float | None, str]] = []  # (status, retry-after s, path re)
         self.stalls: list[tuple[threading.Event, str]] = []  # answer only once the event is set
         self.refused_callbacks: set[str] = set()  # expired or unknown to HubSpot
+        self.refusal_status = 400  # what a refused completion answers
         # A 429 with Retry-After blocks the portal; requests that arrive inside the block count as
         # early, except in its first IN_FLIGHT seconds (sent before the client could see the 429).
         self.blocked_from = self.blocked_until = 0.0
@@ -363,8 +364,8 @@ class FakeHubSpot(LoopbackServer):
             self.completion_calls.append([cb for cb, _ in items])
             bad = [cb for cb, _ in items if cb in self.refused_callbacks or self.completions[cb]]
             if bad:
-                return 400, {"status": "error", "message": f"Invalid callbackIds: {bad}",
-                             "category": "VALIDATION_ERROR"}
+                return self.refusal_status, {"status": "error", "category": "VALIDATION_ERROR",
+                                             "message": f"Invalid callbackIds: {bad}"}
             for cb, outputs in items:
                 self.completions[cb] += 1
                 self.completed[cb] = outputs

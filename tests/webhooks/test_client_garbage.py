@@ -111,3 +111,41 @@ def test_slack_interactions_without_a_trigger_id_are_deduped_per_team_and_view(
         found = s.query(JobRow).filter(JobRow.kind == "slack.interaction").all()
     assert sorted((j.tenant, j.payload["view"]["id"]) for j in found) == [
         ("slack:T1", "V1"), ("slack:T1", "V2"), ("slack:T2", "V1")]
+
+
+def test_nan_and_infinity_are_not_json(client: FlaskClient, services: Services) -> None:
+    key = ApiKeys(services.store).create("t", "acme")[1]
+    for constant in ("NaN", "-Infinity"):
+        r = client.post("/v1/tasks", data='{"kind": "email", "context": {"n": ' + constant + "}}",
+                        content_type="application/json", headers={"Authorization": f"Bearer {key}"})
+        assert r.status_code == 400 and "not a JSON value" in r.json["reason"]
+
+
+def test_nul_in_any_identifier_is_400(client: FlaskClient, services: Services) -> None:
+    key = ApiKeys(services.store).create("t", "acme")[1]
+    body = {"kind": "email", "context": {"record_id": "a\u0000b", "first_name": "Ann"}}
+    r = client.post("/v1/tasks", data=json.dumps(body), content_type="application/json",
+                    headers={"Authorization": f"Bearer {key}"})
+    assert r.status_code == 400 and "NUL" in r.json["reason"]
+
+
+def test_a_salesforce_proxy_that_appends_ports_or_mapped_addresses(services: Services) -> None:
+    from tests.webhooks.test_platform_routes import outbound
+
+    settings = services.settings.model_copy(update={"trusted_proxy": 1,
+                                                    "salesforce_source_cidrs": "10.0.0.0/8"})
+    client = create_app(dataclasses.replace(services, settings=settings)).test_client()
+    for seen in ("10.0.0.5:1234", "::ffff:10.0.0.5", "[::ffff:10.0.0.5]:443"):
+        r = client.post("/salesforce/outbound", data=outbound(), content_type="text/xml",
+                        headers={"X-Forwarded-For": seen})
+        assert r.status_code == 200, (seen, r.data)
+
+
+def test_a_source_network_that_is_not_one_is_a_setting_error() -> None:
+    import pytest
+
+    from core.errors import ConfigError
+    from core.settings import load_settings
+
+    with pytest.raises(ConfigError, match="BATON_SALESFORCE_SOURCE_CIDRS"):
+        load_settings(salesforce_source_cidrs="10.0.0.0/33")
