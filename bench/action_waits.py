@@ -87,6 +87,7 @@ def p99(values: list[float]) -> float:
 def main() -> None:
     with FakeHubSpot(client_secret=SECRET) as fake:
         fake.private_app(PORTAL, TOKEN)
+        fake.create_baton_properties(PORTAL)
         fake.portal(PORTAL).add("contacts", "101", firstname="Maya")
         results: dict[str, Any] = {}
         for bounded in (True, False, True, False):  # alternating, the last of each kept

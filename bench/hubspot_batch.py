@@ -54,6 +54,7 @@ def _attempt(handle: Callable[[JobRow], dict[str, Any]], row: JobRow) -> dict[st
 def main() -> None:
     with FakeHubSpot() as fake:
         fake.private_app(PORTAL, TOKEN)
+        fake.create_baton_properties(PORTAL)
         settings = bench_settings(hubspot_api_base=fake.url, hubspot_portal_id=PORTAL,
                                   hubspot_access_token=TOKEN, hubspot_requests_per_10s=1000)
         policy = parse_policy('[[routes]]\nname = "local"\naction = "local"\n'

@@ -7,14 +7,19 @@ that finds ``done`` skips the call and returns the recorded response. A retried 
 so it first asks the platform through the connector's ``find`` (e.g. search for the note carrying
 this key) and only calls again if the write is not there.
 
+A platform's search can be eventually consistent (HubSpot finds a new note seconds after it was
+created): ``settle`` is how long after the previous attempt a write may still be invisible, so a
+retry keeps asking ``find`` until then before it writes again.
+
 A write is made only while its job runs: a job that ended meanwhile (its contact erased, see
 :func:`core.retention.forget`) writes nothing more.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
@@ -27,17 +32,23 @@ Response = dict[str, Any]
 
 
 class Outbox:
-    def __init__(self, store: Store, clock: Callable[[], datetime] = lambda: datetime.now(UTC)):
-        self.store, self.clock = store, clock
+    def __init__(self, store: Store, clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+                 sleep: Callable[[float], None] = time.sleep, poll: float = 0.5):
+        self.store, self.clock, self.sleep, self.poll = store, clock, sleep, poll
 
     def once(self, key: str, *, job_id: str, target: str, perform: Callable[[], Response],
-             find: Callable[[], Response | None]) -> Response:
+             find: Callable[[], Response | None],
+             settle: timedelta = timedelta(0)) -> Response:
         """Perform the write for ``key`` unless it already happened; return its response."""
         previous = self._reserve(key, job_id, target)
         if previous is not None and previous.state == "done":
             return previous.response or {}
         if previous is not None:  # pending: an earlier attempt may have written already
             found = find()
+            visible_by = (previous.tried_at or previous.created_at) + settle
+            while found is None and self.clock() < visible_by:
+                self.sleep(self.poll)  # the earlier write may not be searchable yet
+                found = find()
             if found is not None:
                 self._done(key, found)
                 return found
@@ -47,8 +58,10 @@ class Outbox:
 
     def _reserve(self, key: str, job_id: str, target: str) -> WriteBackRow | None:
         """Insert the pending row; return the row that was already there, if any."""
+        now = self.clock()
         values = {"key": key, "job_id": job_id, "target": target, "state": "pending",
-                  "attempts": 1, "response": None, "created_at": self.clock(), "done_at": None}
+                  "attempts": 1, "response": None, "created_at": now, "tried_at": now,
+                  "done_at": None}
         dialect = self.store.engine.dialect.name
         insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
         with self.store.session.begin() as session:
@@ -62,7 +75,12 @@ class Outbox:
                 return None
             row = session.get(WriteBackRow, key)
             if row is not None and row.state != "done":
+                previous = WriteBackRow(**{c: getattr(row, c) for c in
+                                           ("key", "job_id", "target", "state", "attempts",
+                                            "response", "created_at", "tried_at", "done_at")})
                 row.attempts += 1
+                row.tried_at = now
+                return previous
             return row
 
     def _done(self, key: str, response: Response) -> None:

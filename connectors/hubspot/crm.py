@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import html
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 from connectors.hubspot.client import HubSpotClient
@@ -32,6 +33,9 @@ PROPERTIES = {  # name -> (label, HubSpot type, field type)
 }
 
 MAX_PURCHASES = 10
+# HubSpot's search finds a new note only after a while: a retry looks this long after the
+# previous attempt before it writes the note again
+SEARCH_SETTLE = timedelta(seconds=30)
 
 
 def fetch_context(client: HubSpotClient, contact_id: str, properties: list[str],
@@ -103,5 +107,6 @@ def write_back(client: HubSpotClient, outbox: Outbox, *, job_id: str, contact_id
         return {"note_id": found} if found else None
 
     note = outbox.once(f"hubspot:{portal}:{job_id}:note", job_id=job_id,
-                       target=f"hubspot:{portal}:note:{contact_id}", perform=create, find=find)
+                       target=f"hubspot:{portal}:note:{contact_id}", perform=create, find=find,
+                       settle=SEARCH_SETTLE)
     return {"contact_id": contact_id, "note_id": note.get("note_id")}

@@ -128,6 +128,7 @@ class WriteBackRow(Base):
     attempts: Mapped[int] = mapped_column(sa.Integer)
     response: Mapped[dict[str, Any] | None] = mapped_column(sa.JSON)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
+    tried_at: Mapped[datetime | None] = mapped_column(UTCDateTime())  # the latest attempt
     done_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
 

@@ -111,6 +111,7 @@ def call(callback: str, contact: str = "101", portal: int = PORTAL, **inputs: st
 def make_hub(tmp_path: Path, database_url: str | None, *, immediate: bool, **overrides: Any) -> Iterator[Hub]:
     with FakeHubSpot(client_secret=SECRET) as fake:
         fake.private_app(PORTAL, TOKEN)
+        fake.create_baton_properties(PORTAL)  # as `baton hubspot setup` leaves the portal
         seed(fake)
         cfg = Settings(data_dir=tmp_path, database_url=database_url,
                        hubspot_client_secret=SECRET, hubspot_api_base=fake.url,  # type: ignore[arg-type]

@@ -304,3 +304,26 @@ def test_a_403_on_completion_keeps_the_callbacks_for_later(queued_hub: Hub) -> N
               for i in range(2)}
     assert states == {"ready"}
     assert hub.services.hubspot.flush(PORTAL) == 2  # access mended: both completed
+
+
+def test_a_portal_without_batons_properties_gets_crm_refused(hub: Hub) -> None:
+    """HubSpot refuses a PATCH of properties that do not exist (setup was never run)."""
+    hub.fake.portal(PORTAL).properties.clear()
+    r = hub.action("email", call("ap-13-1"))
+    out = r.json["outputFields"]
+    assert out["hs_execution_state"] == "FAIL_CONTINUE" and out["errorCode"] == "crm_refused"
+    assert "PROPERTY_DOESNT_EXIST" in out["error"] or "400" in out["error"]
+    assert "baton_email_body" not in hub.fake.portal(PORTAL).objects["contacts"]["101"]
+
+
+def test_a_token_without_a_scope_is_refused_as_hubspot_refuses_it(hub: Hub) -> None:
+    from tests.connectors.conftest import TOKEN
+    from tests.fakes.hubspot import ALL_SCOPES
+
+    hub.fake.scopes[TOKEN] = ALL_SCOPES - {"e-commerce"}  # no product library
+    r = hub.action("recommend", call("ap-14-1"))
+    out = r.json["outputFields"]
+    assert out["hs_execution_state"] == "FAIL_CONTINUE" and "403" in out["error"]
+    hub.fake.scopes[TOKEN] = ALL_SCOPES - {"crm.objects.contacts.write"}
+    out = hub.action("email", call("ap-14-2")).json["outputFields"]
+    assert out["errorCode"] == "crm_refused" and "403" in out["error"]

@@ -181,3 +181,14 @@ def test_every_hubspot_call_has_a_timeout(hub: Hub) -> None:
     finally:
         release.set()
     assert client.contact("101", ["firstname"])[0]["firstname"] == "Maya"  # and works after
+
+
+def test_a_redirect_url_that_is_not_the_apps_is_refused_at_the_code_exchange(hub: Hub) -> None:
+    """HubSpot refuses a code exchange whose redirect_uri differs from the one in the install."""
+    hub.fake.redirect_uri = "https://elsewhere.example/cb"
+    auth = hub.services.hubspot.auth  # type: ignore[union-attr]
+    r = hub.client.get("/hubspot/install")
+    state = parse_qs(urlsplit(r.headers["Location"]).query)["state"][0]
+    code = hub.fake.authorization_code(63)
+    r = hub.client.get("/hubspot/oauth/callback", query_string={"code": code, "state": state})
+    assert r.status_code == 400 and not auth.installed(63)

@@ -34,6 +34,7 @@ def test_a_portal_gets_personalized_emails_from_baton_up(tmp_path: Path, model_p
                                                          greedy_policy: Path) -> None:
     with FakeHubSpot(client_secret=SECRET) as fake:
         fake.private_app(PORTAL, TOKEN)
+        fake.create_baton_properties(PORTAL)
         seed(fake)
         seed(fake, contact="102", name="Tomas")
         port = _port()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import threading
 import time
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
@@ -49,6 +50,7 @@ def test_a_batch_of_100_events_makes_100_write_backs_exactly_once(queued_hub: Hu
 
 def test_a_job_rerun_after_a_crash_finds_its_note_instead_of_writing_another(queued_hub: Hub) -> None:
     hub = queued_hub
+    hub.fake.search_lag = 0.6  # as HubSpot: a new note is found by search only after a while
     seed_many(hub, 1)
     hub.webhook([event(0)])
     hub.drain()
@@ -59,9 +61,33 @@ def test_a_job_rerun_after_a_crash_finds_its_note_instead_of_writing_another(que
         s.execute(sa.update(WriteBackRow).where(WriteBackRow.job_id == job.id)
                   .values(state="pending", response=None))
         s.execute(sa.update(JobRow).where(JobRow.id == job.id).values(state="queued"))
+    hub.retry_now()  # at once: the note is not searchable yet, the retry keeps looking
+    assert len(hub.fake.notes_of(PORTAL, "500")) == 1
+    assert len(hub.fake.calls("POST", "/crm/v3/objects/notes/search")) >= 2
+
+
+def test_a_note_that_never_landed_is_written_once_the_search_has_settled(queued_hub: Hub) -> None:
+    """The worker died before HubSpot created the note: after the settle time the retry writes
+    it (time is the outbox's clock, advanced by its own waits: no test waits for real)."""
+    hub = queued_hub
+    seed_many(hub, 1)
+    outbox = hub.services.hubspot.outbox  # type: ignore[union-attr]
+    now = [datetime.now(UTC)]
+    outbox.clock = lambda: now[0]
+    outbox.sleep = lambda seconds: now.__setitem__(0, now[0] + timedelta(seconds=seconds))
+    hub.webhook([event(0)])
+    hub.drain()
+    [job] = hub.jobs("hubspot.event")
+    hub.fake.portal(PORTAL).objects["notes"].clear()  # the create never reached HubSpot
+    hub.fake.portal(PORTAL).note_links.clear()
+    with hub.services.store.session.begin() as s:
+        s.execute(sa.update(WriteBackRow).where(WriteBackRow.job_id == job.id)
+                  .values(state="pending", response=None, tried_at=now[0]))
+        s.execute(sa.update(JobRow).where(JobRow.id == job.id).values(state="queued"))
     hub.retry_now()
     assert len(hub.fake.notes_of(PORTAL, "500")) == 1
-    assert hub.fake.calls("POST", "/crm/v3/objects/notes/search")  # it looked before writing
+    searches = hub.fake.calls("POST", "/crm/v3/objects/notes/search")
+    assert len(searches) >= 60  # it looked for 30 s of its clock, every 0.5 s, before writing
 
 
 def test_only_creations_and_trigger_properties_start_work(queued_hub: Hub) -> None:

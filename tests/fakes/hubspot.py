@@ -58,6 +58,39 @@ def _object(oid: str, props: dict[str, str], wanted: list[str] | None = None) ->
     return {"id": oid, "properties": shown, "createdAt": NOW, "updatedAt": NOW, "archived": False}
 
 
+# A portal's built-in contact properties (the ones Baton reads or a test seeds); Baton's own exist
+# only once created (``baton hubspot setup`` or the OAuth callback)
+CONTACT_PROPERTIES = {"firstname", "lastname", "email", "phone", "mobilephone", "company",
+                      "jobtitle", "industry", "city", "state", "zip", "country", "address",
+                      "lifecyclestage", "hs_language", "hs_email_optout", "website", "salutation",
+                      "hs_object_id", "createdate", "lastmodifieddate"}
+ALL_SCOPES = frozenset({"oauth", "crm.objects.contacts.read", "crm.objects.contacts.write",
+                        "crm.objects.companies.read", "crm.objects.deals.read",
+                        "crm.objects.line_items.read", "e-commerce", "crm.schemas.contacts.read",
+                        "crm.schemas.contacts.write", "automation"})
+NOTE_TO_CONTACT = 202
+REDIRECT_URI = "https://b.example/hubspot/oauth/callback"
+
+
+def required_scope(method: str, path: str) -> str | None:
+    """The scope HubSpot requires for a call (None: no scope needed)."""
+    if path.startswith("/automation/v4/actions/callbacks"):
+        return "automation"
+    if path.startswith("/crm/v3/properties/"):
+        return "crm.schemas.contacts.write" if method != "GET" else "crm.schemas.contacts.read"
+    if path.startswith("/crm/v3/objects/notes"):
+        return "crm.objects.contacts.write" if not path.endswith("/search") \
+            else "crm.objects.contacts.read"
+    for kind, scope in (("contacts", "crm.objects.contacts"), ("companies", "crm.objects.companies"),
+                        ("deals", "crm.objects.deals"), ("line_items", "crm.objects.line_items")):
+        if path.startswith((f"/crm/v3/objects/{kind}", f"/crm/v4/associations/{kind}")):
+            write = method in ("PATCH", "POST") and not path.endswith(("/batch/read", "/search"))
+            return f"{scope}.{'write' if write else 'read'}"
+    if path.startswith("/crm/v3/objects/products"):
+        return "e-commerce"
+    return None
+
+
 DEFINITION_PATCH_FIELDS = {"actionUrl", "executionRules", "inputFieldDependencies", "inputFields",
                            "labels", "objectRequestOptions", "objectTypes", "outputFields",
                            "published"}
@@ -68,6 +101,11 @@ class FakeHubSpot(LoopbackServer):
                  developer_key: str = "dev-key", token_ttl: int = 1800) -> None:
         self.portals: dict[int, Portal] = {}
         self.tokens: dict[str, tuple[int, float]] = {}  # access token -> (portal, expires at)
+        self.scopes: dict[str, frozenset[str]] = {}  # access token -> its scopes
+        self.code_scopes: dict[str, frozenset[str]] = {}
+        self.redirect_uri = REDIRECT_URI  # the app's registered redirect URL
+        self.search_lag = 0.0  # seconds before a new note is found by search (eventual consistency)
+        self.indexed_at: dict[str, float] = {}  # note id -> when search finds it
         self.refresh_tokens: dict[str, int] = {}
         self.codes: dict[str, int] = {}  # authorization code -> portal
         self.client_id, self.client_secret, self.developer_key = client_id, client_secret, developer_key
@@ -112,15 +150,27 @@ class FakeHubSpot(LoopbackServer):
     def portal(self, portal_id: int) -> Portal:
         return self.portals.setdefault(portal_id, Portal())
 
-    def private_app(self, portal_id: int, token: str) -> None:
+    def private_app(self, portal_id: int, token: str,
+                    scopes: frozenset[str] = ALL_SCOPES) -> None:
         self.portal(portal_id)
         self.tokens[token] = (portal_id, float("inf"))
+        self.scopes[token] = scopes
 
-    def authorization_code(self, portal_id: int) -> str:
+    def authorization_code(self, portal_id: int, scopes: frozenset[str] = ALL_SCOPES) -> str:
         code = f"code-{next(self._ids)}"
         self.portal(portal_id)
         self.codes[code] = portal_id
+        self.code_scopes[code] = scopes
         return code
+
+    def create_baton_properties(self, portal_id: int) -> None:
+        """What ``baton hubspot setup`` leaves in a portal: the Baton contact properties."""
+        from connectors.hubspot.crm import PROPERTIES
+
+        for name, (label, type_, field_type) in PROPERTIES.items():
+            self.portal(portal_id).properties[name] = {
+                "name": name, "label": label, "type": type_, "fieldType": field_type,
+                "groupName": "baton"}
 
     def expire(self, token: str) -> None:
         portal, _ = self.tokens[token]
@@ -188,7 +238,8 @@ class FakeHubSpot(LoopbackServer):
         if stall is not None:
             stall[0].wait(30)  # hung: the client's timeout, not this, should end the wait
         try:
-            status, reply = self._route(method, url.path, query, body, portal)
+            status, reply = self._route(method, url.path, query, body, portal,
+                                        h.headers.get("authorization", ""))
         except KeyError as exc:
             status, reply = 404, {"status": "error", "message": f"not found: {exc}",
                                   "category": "OBJECT_NOT_FOUND"}
@@ -206,8 +257,12 @@ class FakeHubSpot(LoopbackServer):
             return None
         return found[0]
 
+    @staticmethod
+    def _token_of(authorization: str) -> str:
+        return authorization.partition(" ")[2].strip()
+
     def _route(self, method: str, path: str, query: dict[str, list[str]], body: Any,
-               portal: int | None) -> tuple[int, Any]:
+               portal: int | None, token_header: str = "") -> tuple[int, Any]:
         if path == "/oauth/v1/token" and method == "POST":
             return self._token(body)
         if m := re.fullmatch(r"/oauth/v1/access-tokens/([^/]+)", path):
@@ -225,6 +280,11 @@ class FakeHubSpot(LoopbackServer):
         if portal is None:
             return 401, {"status": "error", "message": "Authentication credentials not found.",
                          "category": "INVALID_AUTHENTICATION"}
+        scope = required_scope(method, path)
+        if scope is not None and scope not in self.scopes.get(self._token_of(token_header), ALL_SCOPES):
+            return 403, {"status": "error", "category": "MISSING_SCOPES",
+                         "message": "This app hasn't been granted all required scopes to make "
+                                    "this call.", "errors": [{"context": {"requiredScopes": [scope]}}]}
         return self._crm(method, path, query, body, self.portal(portal))
 
     def _token(self, form: dict[str, str]) -> tuple[int, Any]:
@@ -232,9 +292,15 @@ class FakeHubSpot(LoopbackServer):
             return 400, {"status": "BAD_CLIENT_ID", "message": "missing or unknown client id"}
         with self.lock:
             if form.get("grant_type") == "authorization_code":
-                portal = self.codes.pop(form.get("code", ""), None)
+                if form.get("redirect_uri") != self.redirect_uri:  # as HubSpot: must match
+                    return 400, {"status": "BAD_REDIRECT_URI",
+                                 "message": "redirect_uri does not match the app's"}
+                code = form.get("code", "")
+                portal = self.codes.pop(code, None)
+                granted = self.code_scopes.pop(code, ALL_SCOPES)
             elif form.get("grant_type") == "refresh_token":
                 portal = self.refresh_tokens.get(form.get("refresh_token", ""))
+                granted = ALL_SCOPES
                 self.refreshes += 1
             else:
                 return 400, {"status": "BAD_GRANT_TYPE", "message": "unknown grant type"}
@@ -242,6 +308,7 @@ class FakeHubSpot(LoopbackServer):
                 return 400, {"status": "BAD_AUTH_CODE", "message": "code or token not valid"}
             access, refresh = f"at-{next(self._ids)}", form.get("refresh_token") or f"rt-{next(self._ids)}"
             self.tokens[access] = (portal, time.time() + self.token_ttl)
+            self.scopes[access] = granted
             self.refresh_tokens[refresh] = portal
         return 200, {"access_token": access, "refresh_token": refresh, "expires_in": self.token_ttl,
                      "token_type": "bearer"}
@@ -286,6 +353,14 @@ class FakeHubSpot(LoopbackServer):
             kind, oid = m[1], m[2]
             props = p.objects[kind][oid]
             if method == "PATCH":
+                known = CONTACT_PROPERTIES | set(p.properties) | set(props) if kind == "contacts" \
+                    else set(body["properties"])
+                unknown = sorted(set(body["properties"]) - known)
+                if unknown:  # as HubSpot: the whole update is refused
+                    return 400, {"status": "error", "category": "VALIDATION_ERROR",
+                                 "message": "Property values were not valid: " + json.dumps([
+                                     {"isValid": False, "name": n, "error": "PROPERTY_DOESNT_EXIST",
+                                      "message": f'Property "{n}" does not exist'} for n in unknown])}
                 props.update(body["properties"])
                 return 200, _object(oid, props)
             wanted = [w for v in query.get("properties", []) for w in v.split(",")]
@@ -327,14 +402,27 @@ class FakeHubSpot(LoopbackServer):
             return 200, {"status": "COMPLETE", "results": results, "startedAt": NOW,
                          "completedAt": NOW}
         if path == "/crm/v3/objects/notes" and method == "POST":
+            if not body["properties"].get("hs_timestamp"):
+                return 400, {"status": "error", "category": "VALIDATION_ERROR",
+                             "message": "hs_timestamp is required"}
+            for assoc in body.get("associations") or []:
+                types = [(t.get("associationCategory"), t.get("associationTypeId"))
+                         for t in assoc.get("types", [])]
+                if ("HUBSPOT_DEFINED", NOTE_TO_CONTACT) not in types or \
+                        assoc["to"]["id"] not in p.objects["contacts"]:
+                    return 400, {"status": "error", "category": "VALIDATION_ERROR",
+                                 "message": f"invalid association {types} to {assoc['to']['id']}"}
             oid = str(next(self._ids))
             p.objects["notes"][oid] = dict(body["properties"])
             p.note_links[oid] = [a["to"]["id"] for a in body.get("associations") or []]
+            self.indexed_at[oid] = time.time() + self.search_lag
             return 201, _object(oid, p.objects["notes"][oid])
         if path == "/crm/v3/objects/notes/search":
             [flt] = body["filterGroups"][0]["filters"]
+            now = time.time()  # search is eventually consistent: new notes show up later
             hits = [_object(i, n) for i, n in p.objects["notes"].items()
-                    if flt["value"] in n.get(flt["propertyName"], "")]
+                    if flt["value"] in n.get(flt["propertyName"], "")
+                    and self.indexed_at.get(i, 0.0) <= now]
             return 200, {"total": len(hits), "results": hits}
         if re.fullmatch(r"/crm/v3/properties/(\w+)", path) and method == "GET":
             return 200, {"results": list(p.properties.values())}

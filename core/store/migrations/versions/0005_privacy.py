@@ -21,6 +21,8 @@ def upgrade() -> None:
     op.create_index("ix_jobs_tenant_subject", "jobs", ["tenant", "subject"])
     op.create_index("ix_jobs_updated_at", "jobs", ["updated_at"])
     op.create_index("ix_writebacks_created_at", "writebacks", ["created_at"])
+    with op.batch_alter_table("writebacks") as batch:
+        batch.add_column(sa.Column("tried_at", sa.DateTime(timezone=True), nullable=True))
     op.create_index("ix_action_replies_created_at", "action_replies", ["created_at"])
     with op.batch_alter_table("receipts") as batch:
         batch.add_column(sa.Column("masked", sa.JSON, nullable=True))
@@ -36,6 +38,8 @@ def downgrade() -> None:
     with op.batch_alter_table("receipts") as batch:
         batch.drop_column("masked")
     op.drop_index("ix_action_replies_created_at", "action_replies")
+    with op.batch_alter_table("writebacks") as batch:
+        batch.drop_column("tried_at")
     op.drop_index("ix_writebacks_created_at", "writebacks")
     op.drop_index("ix_jobs_updated_at", "jobs")
     op.drop_index("ix_jobs_tenant_subject", "jobs")
