@@ -344,7 +344,14 @@ class Engine:
                 elapsed = cost_seconds = self.clock() - started
             self.breakers[step.role].record_success()
             raw = gen.text
-            output, violations = self._check(prep, raw, plan.masking, plan.guards)
+            output: dict[str, Any]
+            if gen.refusal:  # strict structured outputs: the model declined, with its reason
+                output, violations = {}, [f"refusal: the model declined ({gen.refusal[:200]})"]
+            elif gen.finish_reason == "length":  # cut off: what there is cannot be trusted
+                output, violations = {}, [f"length: the answer was cut off at "
+                                          f"{limits.max_tokens} tokens"]
+            else:
+                output, violations = self._check(prep, raw, plan.masking, plan.guards)
             # Guards quote the restored output: the violations that go into the repair prompt,
             # the receipt and the error name placeholders, never the contact's values.
             violations = [prep.masking.redact(v) for v in violations]

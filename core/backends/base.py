@@ -20,6 +20,8 @@ class Generation:
     completion_tokens: int
     cached_tokens: int
     model: str
+    finish_reason: str = "stop"  # "length": cut off at max_tokens
+    refusal: str | None = None  # the model declined (OpenAI structured outputs)
 
 
 @dataclass(frozen=True)

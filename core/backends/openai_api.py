@@ -172,6 +172,8 @@ class OpenAIBackend:
             completion_tokens=int(usage.completion_tokens) if usage else 0,
             cached_tokens=int(cached),
             model=self.model,
+            finish_reason=str(choice.finish_reason or "stop"),
+            refusal=getattr(choice.message, "refusal", None) or None,
         )
 
     def health(self) -> tuple[bool, str]:

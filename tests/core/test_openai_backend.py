@@ -169,3 +169,41 @@ def test_unmasked_cloud_records_what_left(api: FakeOpenAI, store: Store) -> None
     assert "Maya" in api.bodies_text()
     assert set(result.receipt.egress_entities) == {"first_name", "last_name", "email", "phone"}
     assert "Start the body with: Hi Maya," in api.bodies_text()
+
+
+def test_the_fake_refuses_a_schema_strict_mode_cannot_hold_and_baton_sends_none() -> None:
+    """As OpenAI's strict mode: closed objects, every property required, no length keywords.
+    Every kind's schema, as the backend sends it, passes; as the guards hold it, it would not."""
+    from core.backends.openai_api import api_schema
+    from core.policy import BrandVoice
+    from tests.fakes.openai_server import strict_schema_problems
+
+    catalog = {"catalog": [{"sku": "A", "name": "Tent"}]}
+    for kind in default_task_kinds().names():
+        schema = default_task_kinds().get(kind).schema(BrandVoice(), "Hi {first_name},", catalog)
+        assert strict_schema_problems(api_schema(schema)) == [], kind
+    assert strict_schema_problems({"type": "object", "properties": {"a": {"type": "string",
+                                                                          "maxLength": 5}}})
+    with pytest.raises(BackendError, match="Invalid schema"), FakeOpenAI() as api:
+        backend(api).generate(PROMPT, {"type": "object", "properties": {"a": {"type": "string"}}},
+                              LIMITS)
+
+
+def test_an_answer_cut_off_at_max_tokens_or_a_refusal_is_not_taken(api: FakeOpenAI,
+                                                                   store: Store) -> None:
+    from core.errors import GenerationError
+    from tests.fakes.openai_server import cut_off, refused
+
+    policy = parse_policy('[[routes]]\nname = "all"\naction = "cloud-masked"\n')
+    settings = Settings(openai_api_key="sk-test", openai_base_url=api.base_url)  # type: ignore[arg-type]
+    engine = Engine(policy, {"local": ScriptedBackend("llama", local=True, model="g"),
+                             "cloud": OpenAIBackend(settings, policy.cloud)},
+                    default_task_kinds(), Ledger(store))
+    good = json.dumps({"subject": "s", "preheader": "p", "body": "Hi {first_name}, hello."})
+    api.queue(cut_off(good[:20]), completion(good))
+    result = engine.run(Task(kind="email", context={"first_name": "Ann"}))
+    assert [r.status for r in result.receipts] == ["guard_failed", "ok"]
+    assert "cut off at 320 tokens" in (result.receipts[0].error or "")  # the policy's max_tokens
+    api.queue(refused("I can't write that."), refused("I can't write that."))
+    with pytest.raises(GenerationError, match="refusal: the model declined"):
+        engine.run(Task(kind="email", context={"first_name": "Ann"}))

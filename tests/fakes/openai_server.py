@@ -24,12 +24,57 @@ class Reply:
     prompt_tokens: int = 100
     completion_tokens: int = 20
     cached_tokens: int | None = None
+    finish_reason: str = "stop"
+    refusal: str | None = None
 
 
 def completion(content: str, prompt_tokens: int = 100, completion_tokens: int = 20,
                cached_tokens: int | None = None) -> Reply:
     return Reply(content=content, prompt_tokens=prompt_tokens,
                  completion_tokens=completion_tokens, cached_tokens=cached_tokens)
+
+
+def cut_off(content: str) -> Reply:
+    """An answer that ran into max_tokens (``finish_reason: "length"``)."""
+    return Reply(content=content, finish_reason="length")
+
+
+def refused(reason: str = "I'm sorry, I can't help with that.") -> Reply:
+    """A structured-outputs refusal: no content, the reason in ``message.refusal``."""
+    return Reply(content="", refusal=reason)
+
+
+# What OpenAI's strict structured outputs refuse in a schema (as 400 invalid_request_error)
+UNSUPPORTED_IN_STRICT = {"minLength", "maxLength", "patternProperties", "unevaluatedProperties",
+                         "propertyNames", "minProperties", "maxProperties", "uniqueItems",
+                         "contains", "if", "then", "else", "not", "dependentRequired",
+                         "dependentSchemas"}
+
+
+def strict_schema_problems(schema: Any, where: str = "") -> list[str]:
+    """Why OpenAI's strict mode would refuse ``schema``: every object closed
+    (``additionalProperties: false``) with every property required, no unsupported keyword."""
+    problems: list[str] = []
+    if isinstance(schema, dict):
+        for key in schema:
+            if key in UNSUPPORTED_IN_STRICT or key.startswith("x-"):
+                problems.append(f"{where or 'schema'}: '{key}' is not permitted")
+        if schema.get("type") == "object" or "properties" in schema:
+            props = schema.get("properties") or {}
+            if schema.get("additionalProperties") is not False:
+                problems.append(f"{where or 'schema'}: 'additionalProperties' is required to be "
+                                "supplied and to be false")
+            missing = sorted(set(props) - set(schema.get("required") or []))
+            if missing:
+                problems.append(f"{where or 'schema'}: 'required' is required to include every "
+                                f"key in properties (missing {missing})")
+        for key, value in schema.items():
+            if isinstance(value, dict | list):
+                problems += strict_schema_problems(value, f"{where}/{key}")
+    elif isinstance(schema, list):
+        for i, value in enumerate(schema):
+            problems += strict_schema_problems(value, f"{where}/{i}")
+    return problems
 
 
 def rate_limited(retry_after: str | None = "1", code: str = "rate_limit_exceeded") -> Reply:
@@ -73,9 +118,21 @@ class FakeOpenAI(LoopbackServer):
 
             def do_POST(self) -> None:
                 raw = self.rfile.read(int(self.headers.get("content-length", 0)))
+                body = json.loads(raw or b"{}")
                 with fake._lock:
-                    fake.seen.append(Seen(self.path, dict(self.headers.items()),
-                                          json.loads(raw or b"{}"), raw, time.monotonic()))
+                    fake.seen.append(Seen(self.path, dict(self.headers.items()), body, raw,
+                                          time.monotonic()))
+                    fmt = body.get("response_format") or {}
+                    spec = fmt.get("json_schema") or {}
+                    problems = strict_schema_problems(spec.get("schema")) \
+                        if fmt.get("type") == "json_schema" and spec.get("strict") else []
+                    if problems:  # as OpenAI: a schema strict mode cannot hold is refused
+                        self.send_json(400, {"error": {
+                            "message": f"Invalid schema for response_format "
+                                       f"'{spec.get('name')}': {problems[0]}",
+                            "type": "invalid_request_error", "param": "response_format",
+                            "code": "invalid_json_schema"}})
+                        return
                     reply = fake.replies.popleft() if fake.replies else fake.default
                 if reply.delay:
                     time.sleep(reply.delay)
@@ -92,8 +149,9 @@ class FakeOpenAI(LoopbackServer):
                 self.send_json(reply.status, {
                     "id": "chatcmpl-test", "object": "chat.completion", "created": 0,
                     "model": "gpt-4o-mini",
-                    "choices": [{"index": 0, "finish_reason": "stop",
-                                 "message": {"role": "assistant", "content": reply.content}}],
+                    "choices": [{"index": 0, "finish_reason": reply.finish_reason,
+                                 "message": {"role": "assistant", "content": reply.content or None,
+                                             "refusal": reply.refusal}}],
                     "usage": usage,
                 }, reply.headers)
 
