@@ -223,3 +223,21 @@ def test_associations_listed_once_per_label_are_read_once_and_a_207_is_no_failur
     assert len(ids) == len(set(ids)) == 3  # 401, 402 and the missing 499, each once
     contact = p.objects["contacts"]["500"]
     assert contact["baton_generated_at"].endswith("Z") and contact["baton_email_body"]
+
+
+def test_a_rerun_of_a_job_whose_writes_are_all_done_writes_nothing_again(queued_hub: Hub) -> None:
+    hub = queued_hub
+    seed_many(hub, 1)
+    hub.webhook([event(0)])
+    hub.drain()
+    [job] = hub.jobs("hubspot.event")
+    patches = len(hub.fake.calls("PATCH", r"/crm/v3/objects/contacts/\d+"))
+    notes = len(hub.fake.calls("POST", "/crm/v3/objects/notes"))
+    # The worker died after both writes were recorded done, before the job was: it runs again.
+    with hub.services.store.session.begin() as s:
+        s.execute(sa.update(JobRow).where(JobRow.id == job.id).values(state="queued"))
+    hub.retry_now()
+    assert len(hub.fake.calls("PATCH", r"/crm/v3/objects/contacts/\d+")) == patches == 1
+    assert len(hub.fake.calls("POST", "/crm/v3/objects/notes")) == notes == 1
+    assert hub.fake.calls("POST", "/crm/v3/objects/notes/search") == []  # nothing to look for
+    assert hub.jobs("hubspot.event")[0].state == "done"

@@ -119,6 +119,30 @@ def test_spent_budget_routes_locally(store: Store) -> None:
                for r in result.decision.reasons)
 
 
+def test_a_spent_budget_stops_cascade_from_escalating_to_the_cloud(store: Store) -> None:
+    local, cloud = backends([BANNED, BANNED], [GOOD])
+    engine = make_engine(store, CASCADE + "[budget]\nmonthly_usd = 0.01\n", local, cloud)
+    engine.ledger.record(_receipt(tenant="default", cost=0.02))
+    with pytest.raises(GenerationError, match="from local failed its checks"):
+        engine.run(Task(kind="email", context=CONTACT))
+    assert cloud.prompts == [] and len(local.prompts) == 2
+
+
+def test_a_spent_budget_stops_a_fallback_to_the_cloud(store: Store) -> None:
+    local, cloud = backends([TransientBackendError("llama crashed", backend="llama")], [GOOD])
+    engine = make_engine(store, CASCADE.replace('"cascade"\n', '"local"\n')
+                         + "[budget]\nmonthly_usd = 0.01\n", local, cloud)
+    engine.ledger.record(_receipt(tenant="default", cost=0.02))
+    with pytest.raises(TransientBackendError, match="llama crashed"):
+        engine.run(Task(kind="email", context=CONTACT))
+    assert cloud.prompts == []
+    # with budget left, the same failure falls back to the (masked) cloud
+    local.outputs.append(TransientBackendError("llama crashed", backend="llama"))
+    engine.ledger.record(_receipt(tenant="other", cost=0.0))
+    result = engine.run(Task(kind="email", context=CONTACT, tenant="other"))
+    assert result.receipt.role == "cloud" and len(cloud.prompts) == 1
+
+
 def test_receipts_carry_tokens_and_costs(store: Store) -> None:
     local, cloud = backends([GOOD], [GOOD])
     engine = make_engine(store, CASCADE.replace('"cascade"\n', '"cloud-masked"\n'), local, cloud,
