@@ -327,3 +327,30 @@ def test_a_token_without_a_scope_is_refused_as_hubspot_refuses_it(hub: Hub) -> N
     hub.fake.scopes[TOKEN] = ALL_SCOPES - {"crm.objects.contacts.write"}
     out = hub.action("email", call("ap-14-2")).json["outputFields"]
     assert out["errorCode"] == "crm_refused" and "403" in out["error"]
+
+
+def test_concurrent_flushes_complete_each_callback_once(queued_hub: Hub) -> None:
+    """Several worker threads flush the same portal at once: each ready callback is claimed by
+    one of them and completed exactly once (the fake refuses a second completion)."""
+    hub = queued_hub
+    for i in range(12):
+        assert hub.action("email", call(f"ap-15-{i}")).status_code == 200
+    hub.fake.inject(503, 24, path="/automation/.*")  # they pile up ready while the API is down
+    hub.drain()
+    hub.fake.failures.clear()
+    barrier = threading.Barrier(4)
+    sent: list[int] = []
+
+    def flush() -> None:
+        barrier.wait()
+        for _ in range(3):
+            sent.append(hub.services.hubspot.flush(PORTAL))  # type: ignore[union-attr]
+
+    threads = [threading.Thread(target=flush) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    assert sum(sent) == 12
+    assert sorted(hub.fake.completions) == sorted(f"ap-15-{i}" for i in range(12))
+    assert set(hub.fake.completions.values()) == {1}
