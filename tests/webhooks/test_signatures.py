@@ -160,3 +160,53 @@ def test_any_tampering_with_a_slack_request_is_rejected(body: bytes, index: int,
         headers["X-Slack-Signature"] = sig[:i] + ("0" if sig[i] != "0" else "1") + sig[i + 1:]
     with pytest.raises(SignatureError):
         verify_slack(secrets=["s3"], body=body, headers=headers, now=ts)
+
+
+# -- found by mutation testing: boundaries and the reasons a caller reads ----------------------
+
+
+def test_the_window_is_inclusive_and_a_16_digit_timestamp_is_a_time_not_garbage() -> None:
+    body, now = b"{}", 1_700_000_000.0
+    at_edge = int((now - 300) * 1000)
+    assert verify_hubspot(secrets=[HS_SECRET], method="POST", uri=URI, body=body,
+                          headers=_v3_headers(body, at_edge), now=now) == "v3"
+    far = 9_999_999_999_999_999  # 16 digits: a time (in the year 2286), outside the window
+    with pytest.raises(SignatureError, match="timestamp outside the 5-minute window"):
+        verify_hubspot(secrets=[HS_SECRET], method="POST", uri=URI, body=body,
+                       headers=_v3_headers(body, far), now=now)
+    with pytest.raises(SignatureError, match="malformed"):
+        verify_hubspot(secrets=[HS_SECRET], method="POST", uri=URI, body=body,
+                       headers=_v3_headers(body, far * 10), now=now)
+
+
+def test_each_failure_says_what_is_wrong() -> None:
+    with pytest.raises(SignatureError, match="no HubSpot client secret is configured"):
+        verify_hubspot(secrets=[], method="POST", uri=URI, body=b"", headers={}, now=0)
+    ts = "1531420618"
+    for headers in ({"X-Slack-Request-Timestamp": ts}, {"X-Slack-Signature": "v0=x"}):
+        with pytest.raises(SignatureError,
+                           match="missing X-Slack-Signature or X-Slack-Request-Timestamp"):
+            verify_slack(secrets=[SLACK_SECRET], body=SLACK_BODY, headers=headers,
+                         now=1531420618.0)
+    with pytest.raises(SignatureError, match="Slack signature does not match"):
+        verify_slack(secrets=[SLACK_SECRET], body=SLACK_BODY + b"x", now=1531420618.0,
+                     headers={"X-Slack-Request-Timestamp": ts,
+                              "X-Slack-Signature": slack_v0(SLACK_SECRET, ts, SLACK_BODY)})
+
+
+def test_each_hubspot_and_slack_refusal_names_its_header() -> None:
+    body, now = b"{}", 1_700_000_000.0
+    ts = int(now * 1000)
+    headers = _v3_headers(body, ts)
+    with pytest.raises(SignatureError, match="^HubSpot v3 signature does not match$"):
+        verify_hubspot(secrets=[HS_SECRET], method="POST", uri=URI, body=body + b" ",
+                       headers=headers, now=now)
+    with pytest.raises(SignatureError, match="^missing or malformed X-HubSpot-Request-Timestamp$"):
+        verify_hubspot(secrets=[HS_SECRET], method="POST", uri=URI, body=body,
+                       headers={"X-HubSpot-Signature-v3": headers["X-HubSpot-Signature-v3"]}, now=now)
+    with pytest.raises(SignatureError, match="^malformed X-Slack-Request-Timestamp$"):
+        verify_slack(secrets=[SLACK_SECRET], body=SLACK_BODY, now=1531420618.0,
+                     headers={"X-Slack-Request-Timestamp": "-1", "X-Slack-Signature": "v0=x"})
+    with pytest.raises(SignatureError, match="^Slack signature does not match$"):
+        verify_slack(secrets=[SLACK_SECRET], body=SLACK_BODY, now=1531420618.0,
+                     headers={"X-Slack-Request-Timestamp": "1531420618", "X-Slack-Signature": "v0=x"})
