@@ -269,7 +269,8 @@ class Engine:
                     usable = inp.healthy.get(other) and (other == "local" or inp.budget_left_usd > 0)
                     if usable:
                         steps.append(Step(other, masked=True))
-                        reasons.append(f"{step.role} failed ({exc}) -> fallback to {other}")
+                        why = prep.masking.redact(str(exc))  # a backend may quote its input
+                        reasons.append(f"{step.role} failed ({why}) -> fallback to {other}")
                 continue
             decision = Decision(prep.decision.action, tuple(steps), tuple(reasons),
                                 prep.decision.rule, prep.decision.fallback)
@@ -339,7 +340,8 @@ class Engine:
                 except BackendError as exc:
                     self.breakers[step.role].record_failure()
                     self._record(prep, step, backend, attempt, None, self.clock() - started,
-                                 "error", str(exc), reasons, plan.egress_entities)
+                                 "error", prep.masking.redact(str(exc)), reasons,
+                                 plan.egress_entities)
                     raise
                 elapsed = cost_seconds = self.clock() - started
             self.breakers[step.role].record_success()
@@ -419,8 +421,7 @@ class Engine:
             egress=not backend.keeps_data_local, egress_entities=tuple(egress_entities),
             masked_entities=tuple(sorted(prep.masking.entities)) if step.masked else (),
             masked=dict(prep.masking.counts) if step.masked else {},
-            error=prep.masking.redact(error) if error else None,
-            reasons=tuple(prep.masking.redact(r) for r in reasons),
+            error=error, reasons=tuple(reasons),  # both redacted where they were written
         )
         self.ledger.record(receipt)
         prep.receipts.append(receipt)
