@@ -18,6 +18,7 @@ from __future__ import annotations
 import re
 import unicodedata
 from collections.abc import Mapping
+from functools import lru_cache
 from typing import Any
 
 # canonical name -> the keys of the other names it arrives under (see :func:`field_key`)
@@ -140,6 +141,7 @@ def field_key(name: str) -> str:
     return "".join(ch for ch in folded if ch.isalnum())
 
 
+@lru_cache(maxsize=4096)  # field names repeat across every task: fold each once
 def canonical_name(name: str) -> str | None:
     """The canonical name a field name stands for, or None for a field Baton does not know. A
     report's qualified header (``Contact: First Name``) is read by its last part; HubSpot's
