@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import logging
+import multiprocessing
 import threading
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
@@ -353,4 +354,43 @@ def test_concurrent_flushes_complete_each_callback_once(queued_hub: Hub) -> None
         t.join(30)
     assert sum(sent) == 12
     assert sorted(hub.fake.completions) == sorted(f"ap-15-{i}" for i in range(12))
+    assert set(hub.fake.completions.values()) == {1}
+
+
+def _flush_elsewhere(settings: Any, ready: Any, go: Any, sent: Any) -> None:
+    """A second worker process: its own interpreter, engine, connections and HTTP pool."""
+    from baton.wiring import build_services
+
+    services = build_services(settings, immediate=True)
+    assert services.hubspot is not None
+    ready.set()
+    go.wait(30)
+    sent.put(sum(services.hubspot.flush(PORTAL) for _ in range(3)))
+    services.store.close()
+
+
+def test_two_processes_flushing_at_once_complete_each_callback_once(queued_hub: Hub) -> None:
+    """Two worker processes flush the same portal at the same moment (SQLite and PostgreSQL):
+    the claim is in the database, so each callback is completed once, by one of them."""
+    hub = queued_hub
+    for i in range(16):
+        assert hub.action("email", call(f"ap-16-{i}")).status_code == 200
+    hub.fake.inject(503, 32, path="/automation/.*")
+    hub.drain()
+    hub.fake.failures.clear()
+    assert not hub.fake.completions  # all sixteen wait, ready, for a flush
+    ctx = multiprocessing.get_context("spawn")
+    ready, go, out = ctx.Event(), ctx.Event(), ctx.Queue()
+    other = ctx.Process(target=_flush_elsewhere, args=(hub.services.settings, ready, go, out))
+    other.start()
+    try:
+        assert ready.wait(60)
+        go.set()
+        here = sum(hub.services.hubspot.flush(PORTAL) for _ in range(3))  # type: ignore[union-attr]
+        there = out.get(timeout=60)
+    finally:
+        other.join(60)
+    assert other.exitcode == 0
+    assert here + there == 16
+    assert sorted(hub.fake.completions) == sorted(f"ap-16-{i}" for i in range(16))
     assert set(hub.fake.completions.values()) == {1}
