@@ -470,8 +470,10 @@ def _phone_cores(value: str) -> list[str]:
         return national.lstrip("0") if len(national.lstrip("0")) >= 7 else national
 
     cores = {core(digits)}
-    if value.lstrip().startswith(("+", "00")):
-        cores |= {core(digits[cc:]) for cc in (1, 2, 3)}
+    written = value.lstrip()
+    if written.startswith(("+", "00")):  # an international prefix, then 1 to 3 digits of country
+        international = digits[2:] if written.startswith("00") else digits
+        cores |= {core(international[cc:]) for cc in (1, 2, 3)}
     return sorted((c for c in cores if len(c) >= 7), key=len, reverse=True)
 
 

@@ -223,3 +223,51 @@ def test_inbox_commits_on_sqlite_are_synced_to_disk(tmp_path: Path) -> None:
     finally:
         raw.close()
         store.close()
+
+
+def test_a_retried_job_is_due_now_undispatched_and_alone(store: Store) -> None:
+    clock = Clock()
+    jobs = Jobs(store, clock=clock)
+    failed, other, done = jobs.accept("s", items(["f", "o", "d"])).job_ids
+    for job_id in (failed, other, done):
+        jobs.claim(job_id, timedelta(minutes=5))
+    jobs.fail(failed, "broken", permanent=True)
+    jobs.fail(other, "broken", permanent=True)
+    jobs.succeed(done, {})
+    with store.session.begin() as s:  # a stale dispatch, lease and due time from earlier runs
+        s.execute(sa.update(JobRow).where(JobRow.id == failed).values(
+            run_after=clock.now + timedelta(hours=1), dispatched_at=clock.now,
+            lease_until=clock.now + timedelta(minutes=5)))
+    clock.advance(minutes=10)
+    assert jobs.retry(failed) and not jobs.retry(done)
+    row = jobs.get(failed)
+    assert row is not None
+    assert (row.state, row.attempts, row.run_after, row.dispatched_at, row.lease_until,
+            row.updated_at) == (QUEUED, 0, clock.now, None, None, clock.now)
+    assert jobs.get(other).state == FAILED  # type: ignore[union-attr]  # only the one asked for
+    assert jobs.get(done).state == DONE  # type: ignore[union-attr]
+
+
+def test_an_ended_job_holds_no_lease_and_says_when_it_ended(store: Store) -> None:
+    clock = Clock()
+    jobs = Jobs(store, clock=clock)
+    job_id = jobs.accept("s", items(["a"])).job_ids[0]
+    jobs.claim(job_id, timedelta(minutes=5))
+    clock.advance(seconds=7)
+    assert jobs.succeed(job_id, {"ok": True})
+    row = jobs.get(job_id)
+    assert row is not None and (row.lease_until, row.updated_at) == (None, clock.now)
+
+
+def test_list_is_newest_first_filtered_and_limited(store: Store) -> None:
+    clock = Clock()
+    jobs = Jobs(store, clock=clock)
+    ids = []
+    for name in "abcd":
+        ids += jobs.accept("s", items([name])).job_ids
+        clock.advance(seconds=1)
+    jobs.claim(ids[1], timedelta(minutes=5))
+    jobs.succeed(ids[1], {})
+    assert [j.id for j in jobs.list(limit=2)] == [ids[3], ids[2]]
+    assert [j.id for j in jobs.list(state=DONE)] == [ids[1]]
+    assert [j.id for j in jobs.list(state=QUEUED)] == [ids[3], ids[2], ids[0]]

@@ -19,6 +19,8 @@ from core.privacy import (
 )
 from core.store import Store
 
+BRIEF = "Thank them for their order"
+
 MASKER = Masker(Privacy())
 
 
@@ -383,7 +385,7 @@ def test_a_context_nested_too_deep_is_refused_not_a_crash(sqlite_store: Store) -
                                        "cloud": ScriptedBackend("openai", local=False, model="m")},
                     default_task_kinds(), Ledger(sqlite_store))
     with pytest.raises(InputError, match="nests deeper than 32 levels"):
-        engine.run(Task(kind="email", context=deep))
+        engine.run(Task(kind="email", brief=BRIEF, context=deep))
 
 
 
@@ -393,3 +395,49 @@ def test_a_value_that_is_also_a_part_of_another_is_its_own_field_first() -> None
     masked, _, _ = MASKER.mask({"email": "maya@example.net", "firstname": "Maya",
                                 "notes": "Maya wrote"})
     assert masked["notes"] == "{first_name} wrote"
+
+
+def test_check_digit_validators_at_their_edges() -> None:
+    from core.privacy import iban_ok, luhn_ok
+
+    assert luhn_ok("5555555555554444") and not luhn_ok("5555555555554443")  # 5s doubled
+    assert luhn_ok("4111111111111111") and not luhn_ok("4111111111111112")
+    assert iban_ok("NO2812345678901")  # 15 characters: the shortest IBAN (Norway)
+    assert iban_ok("NO64123456789012345678901234567890")  # 34: the longest allowed
+    assert not iban_ok("NO561234567890")  # valid check digits, 14 characters
+    assert not iban_ok("NO111234567890123456789012345678901")  # valid check digits, 35
+    assert not iban_ok("NO２８12345678901")  # other digits are folded to ASCII before this
+
+
+@pytest.mark.parametrize(("value", "cores"), [
+    ("123456", []),  # too short to be a phone number
+    ("1234567", ["1234567"]),
+    ("01234567", ["1234567"]),  # trunk 0 dropped when 7 digits remain
+    ("0123456", ["0123456"]),  # ... kept when they would not
+    ("+1 415 555 0142", ["14155550142", "4155550142", "155550142", "55550142"]),
+    ("  +1 415 555 0142", ["14155550142", "4155550142", "155550142", "55550142"]),
+    ("0044 20 7946 0958", ["442079460958", "42079460958", "2079460958", "79460958"]),
+])
+def test_phone_cores_are_every_national_form_longest_first(value: str, cores: list[str]) -> None:
+    from core.privacy import _phone_cores
+
+    assert _phone_cores(value) == cores
+
+
+@pytest.mark.parametrize(("ch", "continues"), [
+    ("\u0301", True), ("\u0e31", True),  # a combining accent; a Thai vowel (Mn, class 0)
+    ("\u1160", True), ("\u11ff", True), ("\u115f", False), ("\u1200", False),  # Hangul jamo
+    ("\u200d", True), ("\u200e", False),  # zero-width joiner; a direction mark
+    ("\ufe00", True), ("\ufe0f", True), ("\ufdff", False), ("\ufe10", False),  # selectors
+    ("a", False), ("\u3099", True),
+])
+def test_what_continues_the_character_before_it(ch: str, continues: bool) -> None:
+    from core.privacy import _continues
+
+    assert _continues(ch) is continues
+
+
+def test_scan_reports_what_the_recognizers_still_find() -> None:
+    masker = Masker(Privacy())
+    assert masker.scan("write to ann@example.com") == {"email"}
+    assert masker.scan("nothing personal here") == set()

@@ -14,7 +14,14 @@ from core.jobs import DONE, FAILED, Jobs, NewJob
 from core.ledger import Ledger, Receipt
 from core.outbox import Outbox
 from core.replies import Replies
-from core.retention import forget, iso_duration_days, purge, retention_floor_days, subject_for
+from core.retention import (
+    ERASED,
+    forget,
+    iso_duration_days,
+    purge,
+    retention_floor_days,
+    subject_for,
+)
 from core.settings import load_settings
 from core.store import InboxKey, JobRow, ReplyRow, Store, WriteBackRow
 
@@ -167,3 +174,64 @@ def test_sql_parameters_stay_out_of_errors_and_logs(store: Store,
     text = str(caught.value) + "\n".join(r.getMessage() for r in caplog.records)
     assert "INSERT INTO jobs" in text
     assert "maya@example.net" not in text and "Lindqvist" not in text
+
+
+def test_forget_spares_the_erasing_job_finds_results_and_ends_claims(store: Store) -> None:
+    """The job doing the erasing is not erased though it mentions the address; a job whose
+    only mention is in its result is found; an erased queued job holds no lease and says why;
+    a reply whose request never answered is answered ``later``, one answered keeps ``sync``."""
+    jobs, replies = Jobs(store), Replies(store)
+    eraser, by_result, queued, answered = jobs.accept("s", [
+        NewJob("0", "hubspot.event", "acme", {"email": "ann@x.com"}),
+        NewJob("1", "task", "acme", {"reply_key": "r1"}),
+        NewJob("2", "task", "acme", {"reply_key": "r2", "note": "ann@x.com"}),
+        NewJob("3", "task", "acme", {"reply_key": "r3", "note": "ANN@x.com"}),
+    ]).job_ids
+    jobs.claim(by_result, timedelta(seconds=30))
+    jobs.succeed(by_result, {"output": {"body": "sent to ann@x.com"}})
+    jobs.claim(answered, timedelta(seconds=30))
+    jobs.succeed(answered, {"output": {}})
+    for key in ("r1", "r2", "r3"):
+        replies.open(key, platform="hubspot", account="1")
+    replies.answer("r3", {"x": 1})
+    done = forget(store, "acme", "contact:99", mentions=["ann@x.com"], keep_job=eraser)
+    assert done == {"jobs": 3, "writebacks": 0, "replies": 3, "receipts": 0}
+    assert jobs.get(eraser).payload == {"email": "ann@x.com"}  # type: ignore[union-attr]
+    assert jobs.get(by_result).payload == {"erased": True}  # type: ignore[union-attr]
+    q = jobs.get(queued)
+    assert q is not None and q.state == FAILED and q.lease_until is None and q.error == ERASED
+    assert jobs.get(by_result).error is None  # type: ignore[union-attr]  # done: no failure
+    assert [replies.get(k).reply for k in ("r1", "r2", "r3")] == [  # type: ignore[union-attr]
+        "later", "later", "sync"]
+
+
+def test_forget_with_nothing_to_erase_changes_nothing(store: Store) -> None:
+    jobs = Jobs(store)
+    kept = jobs.accept("s", [NewJob("1", "k", "acme", {"reply_key": "r"}, subject="contact:1")]
+                       ).job_ids[0]
+    assert forget(store, "acme", "contact:2") == {"jobs": 0, "writebacks": 0, "replies": 0,
+                                                  "receipts": 0}
+    assert forget(store, "acme", "contact:1") == {"jobs": 1, "writebacks": 0, "replies": 0,
+                                                  "receipts": 0}  # no reply row was opened
+    assert jobs.get(kept).payload == {"erased": True}  # type: ignore[union-attr]
+
+
+def test_purge_keeps_what_is_exactly_as_old_as_the_cutoff(store: Store) -> None:
+    now = [T0]
+    jobs = Jobs(store, clock=lambda: now[0])
+    job = jobs.accept("s", [NewJob("1", "k", "t", {})]).job_ids[0]
+    jobs.claim(job, timedelta(seconds=30))
+    Outbox(store, clock=lambda: now[0]).once("w", job_id=job, target="t", perform=lambda: {},
+                                             find=lambda: None)
+    jobs.succeed(job, {})
+    Replies(store, clock=lambda: now[0]).open("r", platform="hubspot", account="1")
+    assert purge(store, T0) == {"inbox_keys": 0, "jobs": 0, "writebacks": 0, "replies": 0}
+    assert purge(store, T0 + timedelta(microseconds=1)) == {"inbox_keys": 1, "jobs": 1,
+                                                            "writebacks": 1, "replies": 1}
+
+
+def test_subjects_of_prefixed_and_unusual_forms() -> None:
+    assert subject_for("email:a:b@x.com") == subject_for("a:b@x.com")  # only the first prefix
+    assert subject_for("contact:ann@x.com") == "contact:ann@x.com"  # prefixed: passes through
+    assert subject_for("note:ann@x.com") != subject_for("ann@x.com")  # not an email prefix
+    assert len(subject_for("ann@x.com")) == len("email:") + 40

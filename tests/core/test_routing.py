@@ -137,3 +137,14 @@ def test_circuit_breaker_opens_cools_down_and_half_opens() -> None:
     now[0] = 61.0
     breaker.record_success()
     assert breaker.available() and breaker.failures == 0
+
+
+def test_circuit_breaker_counts_its_cooldown_down_to_zero() -> None:
+    now = [100.0]
+    breaker = CircuitBreaker(Breaker(failures=1, cooldown_seconds=30), clock=lambda: now[0])
+    assert breaker.remaining() == 0.0  # closed
+    breaker.record_failure()
+    now[0] = 110.0
+    assert breaker.remaining() == 20.0
+    now[0] = 200.0
+    assert breaker.remaining() == 0.0
