@@ -96,6 +96,9 @@ class _Prepared:
     receipts: list[Receipt] = field(default_factory=list)
 
 
+_UNROUTED = Decision("local", (), ("not routed: reviewed only",), None, False)
+
+
 class Engine:
     """Runs tasks under a policy with one backend per role (``local``, ``cloud``)."""
 
@@ -143,9 +146,10 @@ class Engine:
             healthy=healthy, unhealthy_why=why,
         )
 
-    def prepare(self, task: Task) -> _Prepared:
-        """Check the task, read its contact in the canonical vocabulary, mask it and route it.
-        Malformed input and opted-out contacts end here, before any model runs."""
+    def prepare(self, task: Task, route: bool = True) -> _Prepared:
+        """Check the task, read its contact in the canonical vocabulary, mask it and route it
+        (unless ``route`` is false). Malformed input and opted-out contacts end here, before
+        any model runs."""
         kind = self.kinds.get(task.kind)
         if too_deep(task.context):
             raise InputError(f"{task.kind} task {task.id}: the context nests deeper than "
@@ -160,9 +164,20 @@ class Engine:
             raise ConsentError(f"consent: the contact opted out of marketing email; no {task.kind} "
                                "was generated or written")
         plain = for_model(task.context)
+        if not route:
+            return _Prepared(task, kind, plain, plain, task.brief, Masking(), _UNROUTED)
         masked, brief, masking = self.masker.mask(plain, task.brief)
         decision = decide(self.policy, self.route_input(task, masking))
         return _Prepared(task, kind, plain, masked, brief, masking, decision)
+
+    def review(self, task: Task, output: Mapping[str, Any]) -> list[str]:
+        """The violations of a finished ``output`` for ``task`` under every guard its kind
+        runs (empty: Baton would write it back). For reviewing copy written elsewhere, and for
+        measuring the guards (``bench.quality``)."""
+        prep = self.prepare(task, route=False)
+        brand = self.policy.brand_for(prep.task.tenant, prep.task.language)
+        lead = prep.kind.lead(prep.task, prep.plain, brand)
+        return run_guards(prep.kind.guards(brand, lead, prep.task.context, prep.task), output)
 
     def explain(self, task: Task) -> Decision:
         """The routing decision for ``task`` without running it."""
@@ -282,7 +297,7 @@ class Engine:
         backend = self._backend(step.role)
         context = prep.context if step.masked else prep.plain
         brief = prep.brief if step.masked else prep.task.brief
-        brand = self.policy.brand_for(prep.task.tenant)
+        brand = self.policy.brand_for(prep.task.tenant, prep.task.language)
         return prep.kind.render(prep.task, context, brief, brand, backend.prompt_style, lead)
 
     def _backend(self, role: Role) -> Backend:
@@ -302,7 +317,7 @@ class Engine:
     def _plan(self, prep: _Prepared, step: Step) -> _Plan:
         backend = self._backend(step.role)
         masking = prep.masking if step.masked else Masking()
-        brand = self.policy.brand_for(prep.task.tenant)
+        brand = self.policy.brand_for(prep.task.tenant, prep.task.language)
         lead = prep.kind.lead(prep.task, prep.context if step.masked else prep.plain, brand)
         prompt = self._render(prep, step, lead)
         # Leave room for placeholders that grow when restored, so that a length the model's
@@ -312,7 +327,7 @@ class Engine:
             lead=lead,
             schema=_tighten(prep.kind.schema(brand, lead, prep.task.context), grow),
             guards=prep.kind.guards(brand, unmask(lead, masking) if lead else None,
-                                    prep.task.context),
+                                    prep.task.context, prep.task),
             prompt=prompt,
             masking=masking,
             egress_entities=self._egress(backend, step, prompt, prep.masking),
@@ -382,7 +397,7 @@ class Engine:
         violations = run_guards(schema_guards, parsed)
         if violations:
             return parsed, violations
-        brand = self.policy.brand_for(prep.task.tenant)
+        brand = self.policy.brand_for(prep.task.tenant, prep.task.language)
         fields = merge_fields(prep.task.context)
         output = prep.kind.finish(unmask(parsed, masking, fields, self.merge_fields), brand,
                                   prep.task.language)

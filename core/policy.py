@@ -39,6 +39,18 @@ class Example(_Strict):
     output: dict[str, Any]
 
 
+class LanguageVoice(_Strict):
+    """What changes in the brand's voice for one language (unset fields are inherited)."""
+
+    tone: str | None = None
+    audience: str | None = None
+    description: str | None = None
+    banned_words: list[str] | None = None
+    sign_off: str | None = None
+    ai_disclosure: str | None = None
+    catalog: list[str] | None = None
+
+
 class BrandVoice(_Strict):
     """How every output must sound and what it must (not) contain."""
 
@@ -57,9 +69,26 @@ class BrandVoice(_Strict):
     # lacks one of them, the fallback is used. Local models are held to it by their grammar.
     greetings: dict[str, str] = Field(
         default_factory=lambda: {"en": "Hi {first_name},", "ja": "{last_name}様"})
-    fallback_greetings: dict[str, str] = Field(
-        default_factory=lambda: {"en": "Hi there,", "ja": "お客様へ"})
+    # How to greet a contact whose record lacks the greeting's fields, per language (e.g.
+    # {en = "Hi there,"}). None by default: such a task fails with the reason, never a guess.
+    fallback_greetings: dict[str, str] = Field(default_factory=dict)
     examples: list[Example] = Field(default_factory=list)
+    # Product names the brand sells: copy may name these, the brief's products and the
+    # contact's purchases, and no other product (a tenant's catalog in the task's context adds
+    # to them). ``product_terms``: kind-of-product words per language that mark a product
+    # mention (``boots``), added to Baton's built-in lists.
+    catalog: list[str] = Field(default_factory=list)
+    product_terms: dict[str, list[str]] = Field(default_factory=dict)
+    # Per-language voice: [brand.languages.ja] tone, sign_off ... override the fields above for
+    # copy in that language (a Japanese email never ends with an English sign-off).
+    languages: dict[str, LanguageVoice] = Field(default_factory=dict)
+
+    def in_language(self, language: str) -> BrandVoice:
+        """This voice with its overrides for ``language`` applied."""
+        over = self.languages.get(language)
+        if over is None:
+            return self
+        return self.model_copy(update=over.model_dump(exclude_none=True))
 
 
 def _default_sensitive() -> list[str]:
@@ -188,9 +217,10 @@ class Policy(_Strict):
     local: ModelRole = Field(default_factory=lambda: ModelRole(backend="llama", model="gemma-3-270m"))
     cloud: ModelRole = Field(default_factory=lambda: ModelRole(backend="openai", model="gpt-4o-mini"))
 
-    def brand_for(self, tenant: str) -> BrandVoice:
-        """The tenant's own brand voice, else the default one."""
-        return self.brands.get(tenant, self.brand)
+    def brand_for(self, tenant: str, language: str | None = None) -> BrandVoice:
+        """The tenant's own brand voice, else the default one; in ``language`` when given."""
+        brand = self.brands.get(tenant, self.brand)
+        return brand.in_language(language) if language else brand
 
     @model_validator(mode="after")
     def _cloud_is_priced(self) -> Policy:

@@ -141,7 +141,8 @@ class RecommendationKind:
         return output  # picks carry product labels; :func:`named` resolves them against the catalog
 
     def guards(self, brand: BrandVoice, lead: str | None = None,
-               context: Mapping[str, Any] | None = None) -> list[Guard]:
+               context: Mapping[str, Any] | None = None,
+               task: Task | None = None) -> list[Guard]:
         return [SchemaGuard(self.schema(brand, context=context)), PlaceholderGuard(),
                 LengthGuard({"message": min(brand.max_body_chars, 300)}),
                 BannedWordsGuard(brand.banned_words), LinkGuard(brand.allowed_link_domains),

@@ -14,6 +14,17 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
+from core.copycheck import (
+    PRODUCT_TERMS,
+    BriefGuard,
+    ClaimGuard,
+    ExampleGuard,
+    IdentifierGuard,
+    ProductGuard,
+    brief_topics,
+    context_products,
+    identifiers,
+)
 from core.errors import InputError, LanguageError
 from core.guards import (
     BannedWordsGuard,
@@ -92,8 +103,10 @@ class TaskKind(Protocol):
         """Deterministic completion of a valid output (e.g. the required sign-off)."""
 
     def guards(self, brand: BrandVoice, lead: str | None = None,
-               context: Mapping[str, Any] | None = None) -> list[Guard]:
-        """The checks every output of this kind must pass (``lead`` as the reader will see it)."""
+               context: Mapping[str, Any] | None = None,
+               task: Task | None = None) -> list[Guard]:
+        """The checks every output of this kind must pass (``lead`` as the reader will see it;
+        ``context`` and ``task`` as given, unmasked: what the copy is checked against)."""
 
 
 def check_language(language: str) -> None:
@@ -101,6 +114,20 @@ def check_language(language: str) -> None:
     if language not in LANGUAGES:
         raise LanguageError(f"language {language!r} is not supported; use one of "
                             f"{', '.join(LANGUAGES)}")
+
+
+MAX_BRIEF_CHARS = 4000  # a brief is an instruction, not a document
+
+
+def check_brief(task: Task) -> None:
+    """Raise :class:`InputError` for a brief that is empty or too long to be one."""
+    if not task.brief.strip():
+        raise InputError(f"{task.kind} task {task.id}: the brief is empty; say what the "
+                         f"{task.kind} is about (e.g. \"Introduce our new rain jacket\")")
+    if len(task.brief) > MAX_BRIEF_CHARS:
+        raise InputError(f"{task.kind} task {task.id}: the brief has {len(task.brief):,} "
+                         f"characters, more than {MAX_BRIEF_CHARS:,}; shorten it to the "
+                         "instruction (what to write about, for whom)")
 
 
 def _string_object(keys: list[str]) -> dict[str, Any]:
@@ -164,12 +191,19 @@ class CopyKind:
         if all(isinstance(context.get(f), str | int | float) and str(context[f]).strip()
                for f in fields):
             return PLACEHOLDER_RE.sub(lambda m: str(context[m.group(1)]).strip(), template)
-        return brand.fallback_greetings.get(task.language) or None
+        fallback = brand.fallback_greetings.get(task.language)
+        if not fallback:
+            raise InputError(
+                f"{self.name} task {task.id}: the contact has no {' or '.join(fields)} to greet "
+                f"({template!r}); add it to the record, or set [brand] fallback_greetings "
+                f"{{{task.language} = \"...\"}} in baton.toml to greet such contacts")
+        return fallback
 
     def validate(self, task: Task) -> None:
         check_language(task.language)
         if not has_content(task.context):
             raise InputError(f"{self.name} task {task.id}: the contact is empty")
+        check_brief(task)
 
     def render(self, task: Task, context: Mapping[str, Any], brief: str, brand: BrandVoice,
                style: PromptStyle, lead: str | None = None) -> Prompt:
@@ -212,7 +246,8 @@ class CopyKind:
         return done
 
     def guards(self, brand: BrandVoice, lead: str | None = None,
-               context: Mapping[str, Any] | None = None) -> list[Guard]:
+               context: Mapping[str, Any] | None = None,
+               task: Task | None = None) -> list[Guard]:
         limits = {f: int(getattr(brand, attr)) for f, attr in self.limits}
         required = [t for t in (brand.sign_off, brand.ai_disclosure) if t]
         lead_guard: list[Guard] = [LeadGuard(self.body_field, lead)] if lead else []
@@ -224,7 +259,27 @@ class CopyKind:
             LinkGuard(brand.allowed_link_domains),
             DisclosureGuard(self.body_field, required),
             *lead_guard,
+            *(self._content_guards(brand, context or {}, task) if task is not None else []),
         ]
+
+    def _content_guards(self, brand: BrandVoice, context: Mapping[str, Any],
+                        task: Task) -> list[Guard]:
+        """What the copy says, checked against the brief, the catalog, the contact's purchases
+        and the few-shot examples it was shown (see core/copycheck.py)."""
+        examples = examples_for(self.name, task.language, brand.examples)
+        shown = tuple(json.dumps(ex.output, ensure_ascii=False) for ex in examples)
+        values = " ".join(str(v) for v in context.values() if isinstance(v, str | int | float))
+        guards: list[Guard] = [ExampleGuard(shown, f"{task.brief}\n{values}")]
+        if not self.marketing:
+            return guards
+        terms = (*PRODUCT_TERMS.get(task.language, ()), *brand.product_terms.get(task.language, []))
+        catalog = (*brand.catalog, *context_products({"catalog": context.get("catalog")}))
+        bought = tuple(p for p in context_products(context) if p not in catalog)
+        emails, phones = identifiers(context)
+        topics = brief_topics(task.brief, task.language, catalog + bought, terms)
+        return [*guards, BriefGuard(tuple(topics)),
+                ProductGuard(tuple(catalog), bought, tuple(terms), task.brief),
+                ClaimGuard(task.language, task.brief), IdentifierGuard(emails, phones)]
 
     def _header(self, brand: BrandVoice, w: Wording) -> str:
         lines = [w.intro.format(brand=brand.name), w.voice.format(tone=brand.tone),

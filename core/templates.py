@@ -84,12 +84,12 @@ _EMAIL_EN = [
         contact={"first_name": "{first_name}", "company": "Northwind Trails",
                  "last_purchase": "Trail Runner 2 shoes"},
         output={
-            "subject": "{first_name}, your Trail Runner 2 is on its way",
-            "preheader": "A small tip to keep them like new",
+            "subject": "{first_name}, thank you for your first order",
+            "preheader": "A small tip to keep your Trail Runner 2 like new",
             "body": (
-                "Hi {first_name},\n\nThank you for your first order! Your Trail Runner 2 shoes "
-                "ship today. To keep them grippy on wet rock, our Shoe Care Kit cleans and "
-                "re-proofs them in five minutes.\n\nHappy trails,"
+                "Hi {first_name},\n\nThank you for your first order! To keep your Trail Runner 2 "
+                "shoes grippy on wet rock, our Shoe Care Kit cleans and re-proofs them in five "
+                "minutes.\n\nHappy trails,"
             ),
         },
     ),
@@ -119,11 +119,11 @@ _EMAIL_JA = [
         contact={"last_name": "{last_name}", "company": "北風トレイル",
                  "last_purchase": "トレイルランナー2"},
         output={
-            "subject": "{last_name}様、トレイルランナー2を発送しました",
-            "preheader": "長く使うためのひと工夫",
+            "subject": "{last_name}様、初めてのご注文ありがとうございます",
+            "preheader": "トレイルランナー2を長く使うためのひと工夫",
             "body": (
-                "{last_name}様\n\n初めてのご注文ありがとうございます。トレイルランナー2は本日"
-                "発送しました。シューケアキットを使えば、5分で汚れを落とし防水性を保てます。"
+                "{last_name}様\n\n初めてのご注文ありがとうございます。シューケアキットを使えば、"
+                "トレイルランナー2の汚れを5分で落とし、防水性を保てます。"
             ),
         },
     ),

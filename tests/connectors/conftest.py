@@ -30,7 +30,7 @@ SECRET = "app-secret"
 PORTAL = 7
 TOKEN = "pat-na1-private"
 EMAIL = json.dumps({"subject": "Your next trail", "preheader": "Picked for you",
-                    "body": "Hi {first_name}, the Ridge poles pair well with your Summit pack."})
+                    "body": "Hi {first_name}, your Summit pack is ready for the next trail."})
 
 
 def seed(fake: FakeHubSpot, portal: int = PORTAL, contact: str = "101", name: str = "Maya") -> None:
@@ -114,7 +114,7 @@ def call(callback: str, contact: str = "101", portal: int = PORTAL, **inputs: st
             "origin": {"portalId": portal, "actionDefinitionId": 10646377, "actionDefinitionVersion": 1},
             "context": {"source": "WORKFLOWS", "workflowId": 192814114},
             "object": {"objectId": int(contact), "properties": {"email": "x"}, "objectType": "CONTACT"},
-            "inputFields": {"brief": "Suggest trekking poles", "tier": "routine", **inputs}}
+            "inputFields": {"brief": "Suggest what to take on the next trail", "tier": "routine", **inputs}}
 
 
 def make_hub(tmp_path: Path, database_url: str | None, *, immediate: bool, **overrides: Any) -> Iterator[Hub]:

@@ -17,7 +17,9 @@ from core.store import Store
 from core.task import Task, default_task_kinds
 from tests.fakes.backends import ScriptedBackend
 
-GOOD = json.dumps({"subject": "Hi {first_name}", "preheader": "Your boots",
+BRIEF = "Thank them for their order"
+
+GOOD = json.dumps({"subject": "Hi {first_name}", "preheader": "Your order",
                    "body": "Hi {first_name}, thanks for your order."})
 BANNED = json.dumps({"subject": "Elevate", "preheader": "p", "body": "Elevate your hikes"})
 CONTACT = {"first_name": "Maya", "email": "maya@example.net", "company": "Fjord & Field"}
@@ -74,7 +76,7 @@ def test_cascade_escalates_to_masked_cloud_after_failed_repair(store: Store) -> 
 def test_repair_tells_a_chat_model_what_failed(store: Store) -> None:
     local, cloud = backends([], [BANNED, GOOD])
     engine = make_engine(store, CASCADE.replace('"cascade"\n', '"cloud-masked"\n'), local, cloud)
-    result = engine.run(Task(kind="email", context=CONTACT))
+    result = engine.run(Task(kind="email", brief=BRIEF, context=CONTACT))
     assert result.receipt.attempt == 2
     feedback = cloud.prompts[1].messages[-1]["content"]
     assert "banned_words: uses 'elevate'" in feedback
@@ -85,7 +87,7 @@ def test_failure_after_repair_is_clear_and_recorded(store: Store) -> None:
     cloud.healthy = (False, "not configured")
     engine = make_engine(store, CASCADE, local, cloud)
     with pytest.raises(GenerationError, match="failed its checks after one repair: banned_words"):
-        engine.run(Task(kind="email", context=CONTACT))
+        engine.run(Task(kind="email", brief=BRIEF, context=CONTACT))
     rows = Ledger(store).receipts()
     assert sorted(r.error or "" for r in rows)[0].startswith("banned_words")
     assert any("not valid JSON" in (r.error or "") for r in rows)
@@ -97,12 +99,12 @@ def test_cloud_failure_falls_back_to_local_and_opens_the_breaker(store: Store) -
     text = CASCADE.replace('"cascade"\n', '"cloud-masked"\n') + "[breaker]\nfailures = 3\n"
     engine = make_engine(store, text, local, cloud)
     for _ in range(3):
-        result = engine.run(Task(kind="email", context=CONTACT))
+        result = engine.run(Task(kind="email", brief=BRIEF, context=CONTACT))
         assert result.receipt.role == "local"
         assert any("cloud failed (server error 500) -> fallback to local" in r
                    for r in result.decision.reasons)
     # The breaker is open now: routing skips the cloud without calling it.
-    result = engine.run(Task(kind="email", context=CONTACT))
+    result = engine.run(Task(kind="email", brief=BRIEF, context=CONTACT))
     assert [r.role for r in result.receipts] == ["local"]
     assert any("circuit open" in r for r in result.decision.reasons)
     assert len(cloud.prompts) == 3
@@ -113,7 +115,7 @@ def test_spent_budget_routes_locally(store: Store) -> None:
     engine = make_engine(store, CASCADE.replace('"cascade"\n', '"cloud-masked"\n')
                          + "[budget]\nmonthly_usd = 0.01\n", local, cloud)
     engine.ledger.record(_receipt(tenant="default", cost=0.02))
-    result = engine.run(Task(kind="email", context=CONTACT))
+    result = engine.run(Task(kind="email", brief=BRIEF, context=CONTACT))
     assert result.receipt.role == "local"
     assert any("budget spent ($0.0200 of $0.01 this month) -> fallback to local" in r
                for r in result.decision.reasons)
@@ -124,7 +126,7 @@ def test_a_spent_budget_stops_cascade_from_escalating_to_the_cloud(store: Store)
     engine = make_engine(store, CASCADE + "[budget]\nmonthly_usd = 0.01\n", local, cloud)
     engine.ledger.record(_receipt(tenant="default", cost=0.02))
     with pytest.raises(GenerationError, match="from local failed its checks"):
-        engine.run(Task(kind="email", context=CONTACT))
+        engine.run(Task(kind="email", brief=BRIEF, context=CONTACT))
     assert cloud.prompts == [] and len(local.prompts) == 2
 
 
@@ -134,12 +136,12 @@ def test_a_spent_budget_stops_a_fallback_to_the_cloud(store: Store) -> None:
                          + "[budget]\nmonthly_usd = 0.01\n", local, cloud)
     engine.ledger.record(_receipt(tenant="default", cost=0.02))
     with pytest.raises(TransientBackendError, match="llama crashed"):
-        engine.run(Task(kind="email", context=CONTACT))
+        engine.run(Task(kind="email", brief=BRIEF, context=CONTACT))
     assert cloud.prompts == []
     # with budget left, the same failure falls back to the (masked) cloud
     local.outputs.append(TransientBackendError("llama crashed", backend="llama"))
     engine.ledger.record(_receipt(tenant="other", cost=0.0))
-    result = engine.run(Task(kind="email", context=CONTACT, tenant="other"))
+    result = engine.run(Task(kind="email", brief=BRIEF, context=CONTACT, tenant="other"))
     assert result.receipt.role == "cloud" and len(cloud.prompts) == 1
 
 
@@ -147,7 +149,7 @@ def test_receipts_carry_tokens_and_costs(store: Store) -> None:
     local, cloud = backends([GOOD], [GOOD])
     engine = make_engine(store, CASCADE.replace('"cascade"\n', '"cloud-masked"\n'), local, cloud,
                          clock=Clock(0.25))
-    cloud_receipt = engine.run(Task(kind="email", context=CONTACT)).receipt
+    cloud_receipt = engine.run(Task(kind="email", brief=BRIEF, context=CONTACT)).receipt
     assert (cloud_receipt.prompt_tokens, cloud_receipt.cached_tokens,
             cloud_receipt.completion_tokens) == (1000, 200, 100)
     # gpt-4o-mini: 800 x 0.15 + 200 x 0.075 + 100 x 0.60 per 1M tokens
@@ -158,7 +160,7 @@ def test_receipts_carry_tokens_and_costs(store: Store) -> None:
 
     local_engine = make_engine(store, CASCADE.replace('"cascade"\n', '"local"\n'), local, cloud,
                                clock=Clock(0.25))
-    local_receipt = local_engine.run(Task(kind="email", context=CONTACT)).receipt
+    local_receipt = local_engine.run(Task(kind="email", brief=BRIEF, context=CONTACT)).receipt
     assert local_receipt.cost_usd == pytest.approx(0.25 * 0.10 / 3600)
     assert not local_receipt.egress
     report = Ledger(store).report()
@@ -181,8 +183,8 @@ def test_run_many_groups_shared_prefixes_and_keeps_order(store: Store) -> None:
 def test_run_many_reports_bad_rows_without_stopping(store: Store) -> None:
     local, cloud = backends([GOOD], [])
     engine = make_engine(store, CASCADE.replace('"cascade"\n', '"local"\n'), local, cloud)
-    results = engine.run_many([Task(kind="email", context={"first_name": ""}),
-                               Task(kind="email", context=CONTACT)])
+    results = engine.run_many([Task(kind="email", brief=BRIEF, context={"first_name": ""}),
+                               Task(kind="email", brief=BRIEF, context=CONTACT)])
     assert isinstance(results[0], InputError) and "contact is empty" in str(results[0])
     assert not isinstance(results[1], BatonError)
 
@@ -194,7 +196,7 @@ def test_unknown_kind_and_language(store: Store) -> None:
                        match="unknown task kind 'poem'; known: email, recommendation, reply, text"):
         engine.run(Task(kind="poem", context=CONTACT))
     with pytest.raises(InputError, match="language 'fr' is not supported"):
-        engine.run(Task(kind="email", context=CONTACT, language="fr"))
+        engine.run(Task(kind="email", brief=BRIEF, context=CONTACT, language="fr"))
 
 
 def _receipt(tenant: str, cost: float) -> Receipt:
@@ -221,12 +223,18 @@ def test_greeting_is_required_and_falls_back_without_a_first_name(store: Store) 
     no_name = json.dumps({"subject": "s", "preheader": "p", "body": "Hi there, welcome."})
     wrong = json.dumps({"subject": "s", "preheader": "p", "body": "Dear friend, welcome."})
     local, cloud = backends([no_name, wrong, wrong], [])
-    engine = make_engine(store, CASCADE.replace('"cascade"\n', '"local"\n'), local, cloud)
-    result = engine.run(Task(kind="email", context={"company": "Acme"}))
+    policy = CASCADE.replace('"cascade"\n', '"local"\n')
+    strict = make_engine(store, policy, local, cloud)
+    with pytest.raises(InputError, match="no first_name to greet.*fallback_greetings"):
+        strict.run(Task(kind="email", brief="Thank them", context={"company": "Acme"}))
+    assert not local.prompts  # refused before any model ran: no made-up greeting
+    policy = policy.replace("[brand]\n", '[brand]\nfallback_greetings = { en = "Hi there," }\n')
+    engine = make_engine(store, policy, local, cloud)
+    result = engine.run(Task(kind="email", brief=BRIEF, context={"company": "Acme"}))
     assert local.schemas[0]["properties"]["body"]["x-lead"] == "Hi there,"
     assert result.output["body"].startswith("Hi there,")
     with pytest.raises(GenerationError, match="lead: body must start with 'Hi {first_name},'"):
-        engine.run(Task(kind="email", context=CONTACT))
+        engine.run(Task(kind="email", brief=BRIEF, context=CONTACT))
     assert local.schemas[1]["properties"]["body"]["x-lead"] == "Hi {first_name},"
 
 
@@ -235,8 +243,8 @@ def test_each_tenant_gets_its_own_brand_voice(store: Store) -> None:
         '[brands.acme]\nname = "Acme Outdoor"\nsign_off = "— Acme"\n')
     local, cloud = backends([GOOD, GOOD], [])
     engine = make_engine(store, text, local, cloud)
-    acme = engine.run(Task(kind="email", context=CONTACT, tenant="acme"))
-    other = engine.run(Task(kind="email", context=CONTACT, tenant="other"))
+    acme = engine.run(Task(kind="email", brief=BRIEF, context=CONTACT, tenant="acme"))
+    other = engine.run(Task(kind="email", brief=BRIEF, context=CONTACT, tenant="other"))
     assert acme.output["body"].endswith("— Acme") and other.output["body"].endswith("— Team")
     assert "Acme Outdoor" in local.prompts[0].prefix
     assert "Acme Outdoor" not in local.prompts[1].prefix
@@ -247,7 +255,7 @@ def test_merge_tags_and_room_for_restored_values(store: Store) -> None:
                          "body": "Hi {first_name}, all of {company} is invited."})
     local, cloud = backends([tagged], [])
     engine = make_engine(store, CASCADE.replace('"cascade"\n', '"local"\n'), local, cloud)
-    result = engine.run(Task(kind="email", context=CONTACT))
+    result = engine.run(Task(kind="email", brief=BRIEF, context=CONTACT))
     assert result.output["subject"] == "News for Fjord & Field"
     grow = len("maya@example.net") - len("{email}")
     assert local.schemas[0]["properties"]["subject"]["maxLength"] == 90 - grow
@@ -257,5 +265,5 @@ def test_raw_newlines_inside_json_strings_are_accepted(store: Store) -> None:
     raw = '{"subject": "s", "preheader": "p", "body": "Hi {first_name},\n\nSee you."}'
     local, cloud = backends([raw], [])
     engine = make_engine(store, CASCADE.replace('"cascade"\n', '"local"\n'), local, cloud)
-    assert engine.run(Task(kind="email", context=CONTACT)).output["body"].startswith(
+    assert engine.run(Task(kind="email", brief=BRIEF, context=CONTACT)).output["body"].startswith(
         "Hi Maya,\n\nSee you.")

@@ -23,6 +23,8 @@ from core.task import EMAIL, CopyKind, Prompt, PromptStyle, Task, TaskKind, defa
 from core.worker import JobRunner
 from tests.fakes.backends import ScriptedBackend
 
+BRIEF = "Thank them for their order"
+
 SECRET = "İstanbul Outdoor AŞ"
 GOOD = json.dumps({"subject": "For {first_name}", "preheader": "p",
                    "body": "Hi {first_name}, thanks from all of us."})
@@ -55,7 +57,7 @@ def test_one_tasks_unexpected_failure_ends_that_task_alone(sqlite_store: Store) 
                                        for f in dataclasses.fields(EMAIL)}))
     engine, _, _ = engine_with(sqlite_store, '[routing]\ndefault_action = "local"\n',
                                [GOOD] * 2, [], kinds)
-    tasks = [Task(kind="email", context={"first_name": "Ann", "company": c})
+    tasks = [Task(kind="email", brief=BRIEF, context={"first_name": "Ann", "company": c})
              for c in ("Acme", SECRET, "Globex")]
     outcomes = engine.run_many(tasks)
     assert isinstance(outcomes[0], Result) and isinstance(outcomes[2], Result)
@@ -89,7 +91,7 @@ def test_errors_and_receipts_name_placeholders_not_values(sqlite_store: Store) -
                                [wrong, wrong], [])
     contact = {"first_name": "Maya", "last_name": "Lindqvist", "email": "maya@example.net"}
     with pytest.raises(GenerationError) as caught:
-        engine.run(Task(kind="email", context=contact))
+        engine.run(Task(kind="email", brief=BRIEF, context=contact))
     assert "{first_name}" in str(caught.value)
     receipts = engine.ledger.receipts()
     text = str(caught.value) + json.dumps([[r.error, r.reasons] for r in receipts])
@@ -103,14 +105,14 @@ def test_opted_out_contacts_get_no_marketing_copy_and_no_model_call(sqlite_store
                  {"Unsubscribed from all email": "Yes"}):
         for kind in ("email", "recommendation"):
             with pytest.raises(ConsentError, match="opted out of marketing email"):
-                engine.run(Task(kind=kind, context={"first_name": "Ann", **flag,
+                engine.run(Task(kind=kind, brief="Thank them", context={"first_name": "Ann", **flag,
                                                     "catalog": [{"sku": "A", "name": "Tent"}]}))
     assert local.prompts == [] and cloud.prompts == []
     assert engine.ledger.receipts() == []
     # a support reply is not marketing; a contact who did not opt out gets the email
     assert engine.run(Task(kind="reply", context={"first_name": "Ann", "hs_email_optout": "true"},
                            brief="My buckle broke")).output["body"].startswith("Hi Ann,")
-    assert engine.run(Task(kind="email", context={"first_name": "Ann",
+    assert engine.run(Task(kind="email", brief=BRIEF, context={"first_name": "Ann",
                                                   "hs_email_optout": "false"})).output
 
 
@@ -120,7 +122,7 @@ def test_a_placeholder_is_filled_in_only_for_a_merge_field(sqlite_store: Store) 
     engine, _, _ = engine_with(sqlite_store, MASKED, [], [leaky, leaky])
     contact = {"first_name": "Ann", "email": "ann@x.com", "phone": "+1 415 555 0142"}
     with pytest.raises(GenerationError, match="unresolved {email}") as caught:
-        engine.run(Task(kind="email", context=contact))
+        engine.run(Task(kind="email", brief=BRIEF, context=contact))
     assert "ann@x.com" not in str(caught.value)
 
 
@@ -131,7 +133,8 @@ def test_a_confidential_field_is_never_filled_in_even_if_listed_as_a_merge_field
     out = json.dumps({"subject": "s", "preheader": "p", "body": "Hi {first_name}, {deal_notes}"})
     engine, _, _ = engine_with(sqlite_store, policy, [], [out, out])
     with pytest.raises(GenerationError, match="unresolved {deal_notes}"):
-        engine.run(Task(kind="email", context={"first_name": "Ann", "deal_notes": "walk-away 40k"}))
+        engine.run(Task(kind="email", brief=BRIEF,
+                        context={"first_name": "Ann", "deal_notes": "walk-away 40k"}))
 
 
 def test_braces_in_crm_data_never_become_placeholders(sqlite_store: Store) -> None:
@@ -139,7 +142,7 @@ def test_braces_in_crm_data_never_become_placeholders(sqlite_store: Store) -> No
     engine, _, cloud = engine_with(sqlite_store, MASKED, [], [
         json.dumps({"subject": "s", "preheader": "p",
                     "body": "Hi {first_name}, greetings to everyone at ⦃email⦄ Corp."})])
-    result = engine.run(Task(kind="email", context={"first_name": "Ann", "email": "ann@x.com",
+    result = engine.run(Task(kind="email", brief=BRIEF, context={"first_name": "Ann", "email": "ann@x.com",
                                                     "company": "{email} Corp"}))
     sent = json.dumps([dict(m) for m in cloud.prompts[0].messages], ensure_ascii=False)
     assert "{email} Corp" not in sent and "⦃email⦄ Corp" in sent
@@ -162,7 +165,7 @@ def test_the_repair_prompt_names_placeholders_not_values(sqlite_store: Store) ->
     wrong = json.dumps({"subject": "s", "preheader": "p",
                         "body": "Dear {first_name}, see https://evil.test/{last_name}"})
     engine, _, cloud = engine_with(sqlite_store, MASKED, [], [wrong, GOOD])
-    result = engine.run(Task(kind="email", context={"first_name": "Zorbath",
+    result = engine.run(Task(kind="email", brief=BRIEF, context={"first_name": "Zorbath",
                                                     "last_name": "Quillfeather"}))
     assert result.output["body"].startswith("Hi Zorbath,")
     repair = json.dumps([dict(m) for m in cloud.prompts[1].messages])

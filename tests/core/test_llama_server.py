@@ -24,6 +24,8 @@ from core.store import Store
 from core.task import EMAIL, Task, default_task_kinds
 from tests.fakes.backends import ScriptedBackend
 
+BRIEF = "Thank them for their order"
+
 pytestmark = pytest.mark.model
 
 
@@ -76,7 +78,7 @@ def test_structured_output_from_a_real_server(llama_server: str) -> None:
     settings = Settings(openai_base_url=llama_server)
     backend = OpenAIBackend(settings, policy.cloud)
     assert "reachable, 1 model(s)" in backend.verify()
-    prompt = EMAIL.render(Task(kind="email", context={}), {"first_name": "{first_name}",
+    prompt = EMAIL.render(Task(kind="email", brief=BRIEF, context={}), {"first_name": "{first_name}",
                                                            "company": "Acme"},
                           "Announce the winter sale.", BrandVoice(), "chat")
     schema = EMAIL.schema(BrandVoice())

@@ -19,6 +19,8 @@ from core.store import Store
 from core.task import EMAIL, Task, default_task_kinds
 from tests.fakes.backends import ScriptedBackend
 
+BRIEF = "Thank them for their order"
+
 pytestmark = pytest.mark.model
 
 LOCAL = """
@@ -100,7 +102,7 @@ def test_prompt_over_the_context_is_refused_before_generation(
     engine, _ = local_engine(settings, llama_pool, sqlite_store)
     huge = {"first_name": "Ann", "notes": "boots and tents " * 3000}
     with pytest.raises(InputError, match=r"exceeds the local context of 4096 tokens"):
-        engine.run(Task(kind="email", context=huge))
+        engine.run(Task(kind="email", brief=BRIEF, context=huge))
 
 
 def test_grammar_limits_lengths_and_compiles() -> None:
@@ -152,5 +154,5 @@ def test_missing_lora_adapter_is_a_clear_error(tmp_path: Path, model_path: Path)
                         llama_lora_path=tmp_path / "adapter.gguf")
     backend = LlamaBackend(settings, parse_policy("").local, LlamaPool())
     with pytest.raises(ModelFileError, match="LoRA adapter not found: .*adapter.gguf"):
-        backend.generate(EMAIL.render(Task(kind="email", context={"a": "b"}), {"a": "b"}, "x",
+        backend.generate(EMAIL.render(Task(kind="email", brief=BRIEF, context={"a": "b"}), {"a": "b"}, "x",
                                       BrandVoice(), "completion"), {}, Limits(16, 0.0))

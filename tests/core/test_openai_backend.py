@@ -25,6 +25,8 @@ from tests.fakes.openai_server import (
     server_error,
 )
 
+BRIEF = "Thank them for their order"
+
 PROMPT = Prompt(style="chat", prefix="", suffix="", messages=({"role": "user", "content": "hi"},))
 SCHEMA = {"type": "object", "properties": {"text": {"type": "string", "maxLength": 50}},
           "required": ["text"], "additionalProperties": False}
@@ -165,7 +167,7 @@ def test_unmasked_cloud_records_what_left(api: FakeOpenAI, store: Store) -> None
                              "cloud": OpenAIBackend(settings, policy.cloud)},
                     default_task_kinds(), Ledger(store))
     api.queue(completion(json.dumps({"subject": "s", "preheader": "p", "body": "Hi Maya, hello"})))
-    result = engine.run(Task(kind="email", context=SEEDED[0]))
+    result = engine.run(Task(kind="email", brief=BRIEF, context=SEEDED[0]))
     assert "Maya" in api.bodies_text()
     assert set(result.receipt.egress_entities) == {"first_name", "last_name", "email", "phone"}
     assert "Start the body with: Hi Maya," in api.bodies_text()
@@ -201,9 +203,9 @@ def test_an_answer_cut_off_at_max_tokens_or_a_refusal_is_not_taken(api: FakeOpen
                     default_task_kinds(), Ledger(store))
     good = json.dumps({"subject": "s", "preheader": "p", "body": "Hi {first_name}, hello."})
     api.queue(cut_off(good[:20]), completion(good))
-    result = engine.run(Task(kind="email", context={"first_name": "Ann"}))
+    result = engine.run(Task(kind="email", brief=BRIEF, context={"first_name": "Ann"}))
     assert [r.status for r in result.receipts] == ["guard_failed", "ok"]
     assert "cut off at 320 tokens" in (result.receipts[0].error or "")  # the policy's max_tokens
     api.queue(refused("I can't write that."), refused("I can't write that."))
     with pytest.raises(GenerationError, match="refusal: the model declined"):
-        engine.run(Task(kind="email", context={"first_name": "Ann"}))
+        engine.run(Task(kind="email", brief=BRIEF, context={"first_name": "Ann"}))

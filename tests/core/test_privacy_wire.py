@@ -27,7 +27,7 @@ from tests.fakes.backends import ScriptedBackend
 from tests.fakes.openai_server import FakeOpenAI, completion
 
 RECORDS = 1000
-REPLY = json.dumps({"subject": "For {first_name}", "preheader": "New boots are in",
+REPLY = json.dumps({"subject": "For {first_name}", "preheader": "New gear is in",
                     "body": "Hi {first_name}, thank you for your order, {last_name}."})
 
 # Letters of each script; those used by Baton's own prompt text are removed below, so a seeded

@@ -1,0 +1,338 @@
+"""Guards for what copy *says*: that it is about its brief, names only products the brand sells
+or the contact bought, makes no claim the brief did not make, quotes no few-shot example and
+shows no contact identifier.
+
+A small base model writes fluent copy about the wrong thing ("The Kumo trail running shoes have
+arrived! We've got the perfect pair of hiking boots" for a jacket launch), copies its examples
+word for word, and tells a customer her order "was shipped". These guards catch that before any
+write-back; what fails is regenerated, escalated by the policy or refused, never written.
+
+Text is compared folded (NFKC, case-folded), whole words for scripts with spaces and substrings
+for Japanese, Chinese and Korean.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from core.privacy import PLACEHOLDER_RE
+
+# Words that name a kind of product, per language. A brand adds its own in ``baton.toml``
+# (``[brand] product_terms``); its catalog names count as products too.
+PRODUCT_TERMS: dict[str, tuple[str, ...]] = {
+    "en": ("jacket", "shoe", "shoes", "sneakers", "boots", "boot", "sandals", "backpack", "pack",
+           "poles", "fleece", "midlayer", "sleeping bag", "bottle", "socks", "headlamp", "tent",
+           "stove", "vest", "gloves", "hat", "beanie", "shirt", "t-shirt", "pants", "shorts",
+           "leggings", "hoodie", "sweater", "coat", "parka", "kayak", "bike", "helmet", "watch",
+           "sunglasses", "hammock", "mug", "cooler", "lantern", "raincoat", "umbrella", "scarf",
+           "mat", "bag", "kit", "trainers", "jeans", "dress", "skirt"),
+    "ja": ("ジャケット", "シューズ", "スニーカー", "ブーツ", "サンダル", "バックパック", "リュック",
+           "ポール", "フリース", "寝袋", "ボトル", "ソックス", "靴下", "ヘッドランプ", "テント",
+           "ストーブ", "ベスト", "手袋", "グローブ", "帽子", "シャツ", "パンツ", "パーカー", "コート",
+           "ヘルメット", "時計", "サングラス", "マット", "ランタン", "傘", "靴", "バッグ", "キット"),
+}
+
+# Claims copy may make only when its brief makes them: (claim, patterns) per language. A brief
+# authorizes a claim when one of its patterns occurs in the brief, not negated ("no discount").
+CLAIMS: dict[str, tuple[tuple[str, str], ...]] = {
+    "en": (
+        ("shipping", r"\b(?:shipped|ships|shipping|dispatched|on (?:its|their|the) way|"
+                     r"delivered|out for delivery|tracking number)\b"),
+        ("discount", r"\d+ ?%|\bpercent off\b|\bdiscount\w*|\b(?:on )?sale\b|\bsave\b|\bsaving\w*|"
+                     r"\bcoupon\b|\bpromo(?:tion)? code\b|\bhalf price\b|\boff (?:the|your) "
+                     r"(?:price|order)\b|\bcheaper\b|\bdeal\b"),
+        ("free", r"\bfree (?:of charge|shipping|delivery|gift|trial|returns?)\b|\bfor free\b|"
+                 r"\bis free\b|\bare free\b|\bcomplimentary\b|\bat no (?:extra )?cost\b"),
+        ("scarcity", r"\b(?:last chance|limited stock|selling out|sold out|only \d+ left|"
+                     r"while (?:stocks|supplies) last|ends (?:today|tonight))\b"),
+    ),
+    "ja": (
+        ("shipping", r"発送|出荷|配送|お届けしました|お届けします"),
+        ("discount", r"\d+ ?[%％]|割引|オフ|セール|クーポン|値下げ|お得|半額"),
+        ("free", r"無料|タダ"),
+        ("scarcity", r"在庫限り|残りわずか|本日限り|売り切れ"),
+    ),
+}
+_NEGATED = {"en": re.compile(r"\b(?:no|not|without|never|don't|do not)\b(?:\W+\w+){0,2}\W*$"),
+            "ja": re.compile(r"^[^。、]{0,3}(?:なし|無し|ではない|しない|ありません)")}
+
+_SPACED = re.compile(r"[\w'’-]+")
+_SENTENCE = re.compile(r"[^.!?。！？\n]+")
+
+
+def fold(text: str) -> str:
+    """NFKC, case-folded, curly apostrophes straight, runs of white space as one space."""
+    text = unicodedata.normalize("NFKC", text).casefold().replace("’", "'")
+    return " ".join(text.split())
+
+
+def _cjk(text: str) -> bool:
+    return any(unicodedata.category(ch) == "Lo" for ch in text)
+
+
+def _pattern(term: str) -> re.Pattern[str]:
+    """A folded term as a pattern: whole words (an English plural allowed) unless the term is
+    written in a script without spaces."""
+    t = re.escape(fold(term))
+    if _cjk(term):
+        return re.compile(t)
+    return re.compile(rf"(?<![\w-]){t}(?:e?s)?(?![\w-])")
+
+
+def spans(text: str, term: str) -> list[tuple[int, int]]:
+    """Where ``term`` occurs in the folded ``text``."""
+    return [m.span() for m in _pattern(term).finditer(text)]
+
+
+def mentions(text: str, term: str) -> bool:
+    return bool(term.strip()) and bool(_pattern(term).search(fold(text)))
+
+
+def _strings(output: Mapping[str, Any]) -> str:
+    out: list[str] = []
+    stack: list[Any] = [output]
+    while stack:
+        v = stack.pop()
+        if isinstance(v, str):
+            out.append(v)
+        elif isinstance(v, Mapping):
+            stack.extend(v.values())
+        elif isinstance(v, list | tuple):
+            stack.extend(v)
+    return "\n".join(reversed(out))
+
+
+def context_products(context: Mapping[str, Any] | None) -> list[str]:
+    """The product names a contact's context holds: purchases, last purchase, line items,
+    catalog entries."""
+    out: list[str] = []
+    for key in ("purchases", "last_purchase", "products", "line_items", "catalog"):
+        value = (context or {}).get(key)
+        items = value if isinstance(value, list) else [value]
+        for item in items:
+            if isinstance(item, Mapping):
+                item = item.get("name") or item.get("product") or item.get("sku")
+            if isinstance(item, str):
+                out += [p.strip() for p in re.split(r"[;\n|]", item) if p.strip()]
+    return out
+
+
+def brief_topics(brief: str, language: str, catalog: Iterable[str],
+                 terms: Iterable[str]) -> list[str]:
+    """What a brief is about, as words the copy should repeat: the catalog products it names,
+    else the kinds of product it names, else its proper names (``Trail Day``) or, in Japanese,
+    its katakana words. Empty when none can be told (then coverage is not checked)."""
+    named = [n for n in catalog if mentions(brief, n)]
+    if named:
+        # a product may be named by its distinctive word alone ("the Kumo")
+        return named + [w for n in named for w in _distinctive(n, terms)]
+    kinds = [t for t in terms if mentions(brief, t)]
+    if kinds:
+        return kinds
+    if language == "ja" or _cjk(brief):
+        # katakana words (and their parts: ロイヤルティクラブ, クラブ) and kanji compounds
+        kana = [k for run in re.findall(r"[ァ-ヺー・]{3,}", brief)
+                for k in (run, *run.split("・")) if len(k) >= 2]
+        kanji = [k for k in re.findall(r"[0-9０-９]*[一-龯々]+", brief)
+                 if len(k) >= 2 and k not in _JA_GENERIC]
+        return list(dict.fromkeys(kana + kanji))
+    words = brief.split()
+    topics = []
+    for i, w in enumerate(words):
+        core = w.strip(".,;:!?\"'()")
+        starts = i == 0 or words[i - 1].endswith((".", "!", "?", ":"))  # a sentence's first word
+        if not starts and core[:1].isupper() and core.lower() not in _CAPITAL_STOP:
+            topics.append(core)  # a proper name: Trail Day, Portland
+        elif len(core) >= 5 and core.isalpha() and core.lower() not in _BRIEF_WORDS:
+            topics.append(core.lower())  # a content word: workshop, review, spring
+    return topics
+
+
+# The words of an instruction rather than of its subject.
+_BRIEF_WORDS = {"invite", "thank", "thanks", "remind", "offer", "introduce", "announce",
+                "present", "suggest", "welcome", "their", "there", "about", "while", "would",
+                "could", "should", "which", "these", "those", "other", "every", "customer",
+                "customers", "order", "orders", "recent", "short", "friendly", "email", "message",
+                "write", "based", "purchase", "purchases", "something", "within", "after",
+                "before", "tell", "whether", "still", "since", "again", "always", "never",
+                "please", "include", "mention", "explain", "really", "great", "first", "next",
+                "someone", "anything", "nothing", "ask", "asking", "share", "sharing"}
+_JA_GENERIC = {"お礼", "案内", "紹介", "提案", "最近", "注文", "顧客", "今週", "来週", "今月",
+               "本日", "以上", "伝", "知"}
+
+
+_CAPITAL_STOP = {"i", "we", "our", "you", "tone", "monday", "tuesday", "wednesday", "thursday", "friday",
+                 "saturday", "sunday", "january", "february", "march", "april", "may", "june",
+                 "july", "august", "september", "october", "november", "december"}
+
+
+def _distinctive(name: str, terms: Iterable[str]) -> list[str]:
+    common = {fold(t) for t in terms}
+    return [w for w in _SPACED.findall(name)
+            if len(w) >= 4 and fold(w) not in common and not w.isdigit()]
+
+
+@dataclass(frozen=True)
+class BriefGuard:
+    """The copy names what the brief is about (one of its topics)."""
+
+    topics: tuple[str, ...]
+    name: str = "brief"
+
+    def check(self, output: Mapping[str, Any]) -> list[str]:
+        if not self.topics:
+            return []
+        text = _strings(output)
+        if any(mentions(text, t) for t in self.topics):
+            return []
+        # a Japanese compound is also named by its parts (ロイヤルティクラブ: クラブ; 5年間: 5年)
+        folded = fold(text)
+        for t in (fold(t) for t in self.topics if _cjk(t)):
+            size = 3 if re.fullmatch(r"[ァ-ヺー・]+", t) else 2
+            if any(t[i:i + size] in folded for i in range(len(t) - size + 1)):
+                return []
+        return [f"brief: the copy does not mention what the brief is about "
+                f"({', '.join(self.topics[:3])})"]
+
+
+@dataclass(frozen=True)
+class ProductGuard:
+    """Every product the copy names is the brand's (its catalog), in the brief, or one the
+    contact bought: a kind-of-product word (``boots``) counts only inside such a name, or when
+    the brief or a purchase uses it too ("your shoes" after "Trail Runner 2 shoes")."""
+
+    catalog: tuple[str, ...]
+    bought: tuple[str, ...]
+    terms: tuple[str, ...]  # kind-of-product words of the language
+    brief: str
+    name: str = "products"
+
+    def check(self, output: Mapping[str, Any]) -> list[str]:
+        text = fold(_strings(output))
+        covered = [s for n in (*self.catalog, *self.bought) for s in spans(text, n)]
+        licensed = fold("\n".join((self.brief, *self.bought)))
+        named = set()
+        for term in self.terms:
+            if spans(licensed, term):
+                continue
+            for start, end in spans(text, term):
+                if not any(a <= start and end <= b for a, b in covered) \
+                        and not self._short_name(text[:start], term):
+                    named.add(text[start:end])
+        return [f"products: names {t!r}, which is not in the catalog, the brief or the "
+                f"contact's purchases" for t in sorted(named)]
+
+    def _short_name(self, before: str, term: str) -> bool:
+        """A known product by a short name: one of its distinctive words, then up to two more
+        words, then a word its name contains ("your Summit pack" for "Summit 40L backpack";
+        not "Kumo trail running shoes" for "Kumo Rain Jacket")."""
+        near = _SPACED.findall(before)[-3:]
+        for known in (*self.catalog, *self.bought):
+            if fold(term) in fold(known) and any(
+                    fold(w) in {fold(x) for x in near} for w in _distinctive(known, self.terms)):
+                return True
+        return False
+
+
+@dataclass(frozen=True)
+class ClaimGuard:
+    """No shipping, discount, free-of-charge or scarcity claim unless the brief makes it."""
+
+    language: str
+    brief: str
+    name: str = "claims"
+
+    def allowed(self) -> set[str]:
+        brief = fold(self.brief)
+        negated = _NEGATED.get(self.language)
+        out = set()
+        for claim, pattern in CLAIMS.get(self.language, ()):
+            for m in re.finditer(pattern, brief):
+                # English negates before the word ("no discount"), Japanese after (割引なし)
+                near = brief[m.end():] if self.language == "ja" else brief[:m.start()]
+                if negated is None or not negated.search(near):
+                    out.add(claim)
+        return out
+
+    def check(self, output: Mapping[str, Any]) -> list[str]:
+        text = fold(_strings(output))
+        allowed = self.allowed()
+        out = []
+        for claim, pattern in CLAIMS.get(self.language, ()):
+            m = re.search(pattern, text)
+            if m and claim not in allowed:
+                out.append(f"claims: says {m.group(0)!r} ({claim}), which the brief does not")
+        return out
+
+
+@dataclass(frozen=True)
+class IdentifierGuard:
+    """The contact's email address and phone numbers never appear in the copy (a greeting
+    uses the name; an identifier in a subject line is a leak and a tell of a broken merge)."""
+
+    emails: tuple[str, ...]
+    phones: tuple[str, ...]  # digits only
+    name: str = "identifiers"
+
+    def check(self, output: Mapping[str, Any]) -> list[str]:
+        text = fold(_strings(output))
+        digits = re.sub(r"\D", "", unicodedata.normalize("NFKC", text))
+        out = []
+        if any(e and fold(e) in text for e in self.emails):
+            out.append("identifiers: the copy shows the contact's email address")
+        if any(len(p) >= 6 and p[-7:] in digits for p in self.phones):
+            out.append("identifiers: the copy shows the contact's phone number")
+        return out
+
+
+def identifiers(context: Mapping[str, Any] | None) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """The contact's email addresses and phone numbers (digits) in a canonical context."""
+    emails, phones = [], []
+    for key, value in (context or {}).items():
+        if not isinstance(value, str | int):
+            continue
+        text = str(value)
+        if "@" in text and re.fullmatch(r"\S+@\S+", text.strip()):
+            emails.append(text.strip())
+        elif key in ("phone", "mobile", "home_phone", "other_phone", "fax"):
+            d = re.sub(r"\D", "", unicodedata.normalize("NFKC", text))
+            if len(d) >= 6:
+                phones.append(d)
+    return tuple(emails), tuple(phones)
+
+
+@dataclass(frozen=True)
+class ExampleGuard:
+    """The copy repeats no run of a few-shot example's words (eight words; fourteen characters
+    in Japanese) that the brief and the contact's data do not also contain."""
+
+    example_text: tuple[str, ...]
+    allowed_text: str  # the brief and the contact's values
+    name: str = "examples"
+
+    def check(self, output: Mapping[str, Any]) -> list[str]:
+        text = _strings(output)
+        mine = _shingles(text)
+        allowed = _shingles(self.allowed_text)
+        for example in self.example_text:
+            shared = (_shingles(example) & mine) - allowed
+            if shared:
+                return [f"examples: copies a few-shot example ('{sorted(shared)[0]}')"]
+        return []
+
+
+def _shingles(text: str) -> set[str]:
+    text = PLACEHOLDER_RE.sub(" ", text)
+    out: set[str] = set()
+    for sentence in _SENTENCE.findall(fold(text)):
+        if _cjk(sentence):
+            s = re.sub(r"[\s、,]", "", sentence)
+            out.update(s[i:i + 14] for i in range(len(s) - 13))
+        else:
+            words = _SPACED.findall(sentence)
+            out.update(" ".join(words[i:i + 8]) for i in range(len(words) - 7))
+    return out
