@@ -95,7 +95,7 @@ BRIEFS: dict[str, list[Brief]] = {
         _b("re-engagement", "We have not seen them in a while; show them the Ridge trekking poles.",
            ("Ridge", "poles"), ("Ridge trekking poles",)),
         _b("re-engagement", "Invite them back to see what is new for spring hiking.",
-           ("spring",),),
+           ("spring hiking", "hiking"),),
         _b("re-engagement", "Remind them the Canyon water bottle keeps drinks cold for 24 hours.",
            ("Canyon", "bottle"), ("Canyon water bottle",)),
         _b("re-engagement", "Ask whether the Alpine sleeping bag is still on their list for winter.",
@@ -132,8 +132,8 @@ BRIEFS: dict[str, list[Brief]] = {
         _b("re-engagement", "春の山歩きに向けた新商品を見に来てもらう。", ("新商品", "春", "山歩き")),
         _b("thank-you", "最近のご注文へのお礼と、シューケアキットの提案。",
            ("シューケアキット", "ケアキット"), ("シューケアキット",)),
-        _b("thank-you", "5年間のご愛顧へのお礼。", ("5年",)),
-        _b("thank-you", "ロイヤルティクラブへのご入会のお礼。", ("クラブ",)),
+        _b("thank-you", "5年間のご愛顧へのお礼。", ("5年", "愛顧")),
+        _b("thank-you", "ロイヤルティクラブへのご入会のお礼。", ("クラブ", "入会")),
     ],
 }
 

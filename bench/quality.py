@@ -52,7 +52,7 @@ CLAIM_WORDS: dict[str, dict[str, tuple[str, ...]]] = {
            "scarcity": ("last chance", "limited stock", "selling out", "while supplies last")},
     "ja": {"shipping": ("発送", "出荷", "お届けしました"),
            "discount": ("%オフ", "％オフ", "割引", "セール", "クーポン", "半額"),
-           "free": ("無料",),
+           "free": ("無料", "プレゼント"),
            "scarcity": ("在庫限り", "残りわずか", "本日限り")},
 }
 
@@ -122,13 +122,26 @@ def check(case: Case, output: Mapping[str, Any] | None, rules: Rules) -> list[st
         said = [w for w in words if w in norm(everything)]
         if said and claim not in case.brief.claims:
             out.append(f"claim: says {said[0]!r} ({claim}), which the brief does not")
+    percents = set(re.findall(r"(\d+) ?[%％]", unicodedata.normalize("NFKC", everything)))
+    if percents - set(re.findall(r"(\d+) ?[%％]", case.brief.text)):
+        out.append(f"claim: a percentage the brief does not give ({sorted(percents)})")
+    sources = " ".join((case.brief.text, json.dumps(case.contact, ensure_ascii=False),
+                        *rules.catalog[lang]))
+    numbers = set(re.findall(r"\d+", unicodedata.normalize("NFKC", everything)))
+    if numbers - set(re.findall(r"\d+", unicodedata.normalize("NFKC", sources))):
+        out.append(f"claim: a number the brief does not give "
+                   f"({sorted(numbers - set(re.findall(r'[0-9]+', sources)))})")
     if not subject.strip() or len(subject) > rules.max_subject:
         out.append(f"length: subject of {len(subject)} characters")
     if len(pre) > rules.max_preheader:
         out.append(f"length: preheader of {len(pre)} characters")
-    after_greeting = body.strip()[len(first_line):].strip()
-    if len(after_greeting) < (30 if lang == "ja" else 60) or len(body) > rules.max_body:
-        out.append(f"length: body of {len(body)} characters")
+    greeting = f"{case.last_name}様" if lang == "ja" else f"Hi {case.first_name},"
+    said = body.replace(greeting, "", 1)
+    for text in rules.sign_offs.values():
+        said = said.replace(text, "") if text else said
+    if len(said.strip()) < (30 if lang == "ja" else 60) or len(body) > rules.max_body:
+        out.append(f"length: the body says {len(said.strip())} characters besides greeting "
+                   f"and sign-off")
     for word in rules.banned:
         if _has_word(everything, word):
             out.append(f"banned: uses {word!r}")
@@ -174,11 +187,15 @@ def _names_a_product_shortly(before: str, word: str, names: Sequence[str]) -> bo
     """'your Summit pack' for 'Summit 40L backpack': a word of the name just before, and the
     product word part of that name."""
     last = _words(before)[-3:]
+    right = wrong = False
     for name in names:
-        own = [w for w in _words(name) if len(w) >= 4]
-        if norm(word) in norm(name) and any(w in last for w in own):
-            return True
-    return False
+        own = [w for w in _words(name) if len(w) >= 4 and w != norm(word)]
+        if any(w in last for w in own):
+            if norm(word) in norm(name):
+                right = True
+            else:  # 'the Kumo trail running shoes': the jacket's name on shoes
+                wrong = True
+    return right and not wrong
 
 
 # -- running ---------------------------------------------------------------------------------
@@ -223,6 +240,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--n", type=int, default=240, help="contacts (default: all 240)")
     parser.add_argument("--show", type=int, default=0, help="print this many failures")
+    parser.add_argument("--best-of", type=int, default=None,
+                        help="candidates per attempt (default: the policy's [local] best_of)")
     args = parser.parse_args(argv)
 
     from baton.wiring import build_app
@@ -232,10 +251,14 @@ def main(argv: Sequence[str] | None = None) -> None:
 
     data = make(args.n)
     policy = eval_policy(data)
+    if args.best_of is not None:
+        policy = policy.model_copy(update={
+            "local": policy.local.model_copy(update={"best_of": args.best_of})})
     app = build_app(bench_settings(), policy)
     rules = rules_for(policy, data)
     tasks = [Task(kind="email", context=c.contact, brief=c.brief.text, tenant="eval",
-                  language=c.language, tier="routine") for c in data.cases]
+                  language=c.language, tier="routine", id=c.id)  # seeds follow the id: repeatable
+             for c in data.cases]
     started = time.perf_counter()
     outcomes = app.engine.run_many(tasks)
     seconds = time.perf_counter() - started

@@ -53,7 +53,7 @@ CLAIMS: dict[str, tuple[tuple[str, str], ...]] = {
     "ja": (
         ("shipping", r"発送|出荷|配送|お届けしました|お届けします"),
         ("discount", r"\d+ ?[%％]|割引|オフ|セール|クーポン|値下げ|お得|半額"),
-        ("free", r"無料|タダ"),
+        ("free", r"無料|タダ|プレゼント"),
         ("scarcity", r"在庫限り|残りわずか|本日限り|売り切れ"),
     ),
 }
@@ -145,11 +145,17 @@ def brief_topics(brief: str, language: str, catalog: Iterable[str],
     for i, w in enumerate(words):
         core = w.strip(".,;:!?\"'()")
         starts = i == 0 or words[i - 1].endswith((".", "!", "?", ":"))  # a sentence's first word
-        if not starts and core[:1].isupper() and core.lower() not in _CAPITAL_STOP:
+        if not starts and core[:1].isupper() and len(core) > 1 and core.lower() not in _CAPITAL_STOP:
             topics.append(core)  # a proper name: Trail Day, Portland
-        elif len(core) >= 5 and core.isalpha() and core.lower() not in _BRIEF_WORDS:
-            topics.append(core.lower())  # a content word: workshop, review, spring
+        elif len(core) >= 4 and core.isalpha() and core.lower() not in _BRIEF_WORDS \
+                and core.lower() not in _CAPITAL_STOP and core.lower() not in _WHEN:
+            topics.append(core.lower())  # a content word: workshop, review, hike
     return topics
+
+
+# When something happens is not what it is about ("the autumn group hike": the hike).
+_WHEN = {"spring", "summer", "autumn", "fall", "winter", "today", "tomorrow", "tonight", "week",
+         "weekend", "month", "morning", "evening", "season", "holiday", "holidays"}
 
 
 # The words of an instruction rather than of its subject.
@@ -159,6 +165,14 @@ _BRIEF_WORDS = {"invite", "thank", "thanks", "remind", "offer", "introduce", "an
                 "customers", "order", "orders", "recent", "short", "friendly", "email", "message",
                 "write", "based", "purchase", "purchases", "something", "within", "after",
                 "before", "tell", "whether", "still", "since", "again", "always", "never",
+                "suggests", "suggesting", "invites", "inviting", "thanking", "introducing",
+                "announcing", "reminding", "offering", "mentions", "mentioning", "presenting",
+                "customer's", "them", "they", "things", "latest", "with", "from", "this",
+                "that", "what", "when", "have", "will", "your", "ours", "been", "into", "some",
+                "more", "most", "very", "just", "like", "make", "also", "only", "over", "back",
+                "here", "know", "want", "need", "each", "than", "then", "well", "good", "note",
+                "step", "send", "join", "keep", "help", "give", "take", "come", "look", "show",
+                "done", "long", "soon", "once", "both", "much", "many", "such", "same",
                 "please", "include", "mention", "explain", "really", "great", "first", "next",
                 "someone", "anything", "nothing", "ask", "asking", "share", "sharing"}
 _JA_GENERIC = {"お礼", "案内", "紹介", "提案", "最近", "注文", "顧客", "今週", "来週", "今月",
@@ -230,12 +244,15 @@ class ProductGuard:
         """A known product by a short name: one of its distinctive words, then up to two more
         words, then a word its name contains ("your Summit pack" for "Summit 40L backpack";
         not "Kumo trail running shoes" for "Kumo Rain Jacket")."""
-        near = _SPACED.findall(before)[-3:]
+        near = {fold(w) for w in _SPACED.findall(before)[-3:]}
+        fits = clashes = False
         for known in (*self.catalog, *self.bought):
-            if fold(term) in fold(known) and any(
-                    fold(w) in {fold(x) for x in near} for w in _distinctive(known, self.terms)):
-                return True
-        return False
+            if any(fold(w) in near for w in _distinctive(known, self.terms)):
+                if fold(term) in fold(known):
+                    fits = True
+                else:  # "Kumo ... shoes": a word of the jacket's name on another product
+                    clashes = True
+        return fits and not clashes
 
 
 @dataclass(frozen=True)
@@ -244,6 +261,7 @@ class ClaimGuard:
 
     language: str
     brief: str
+    known: str = ""  # the contact's values and product names: their numbers may be repeated
     name: str = "claims"
 
     def allowed(self) -> set[str]:
@@ -266,7 +284,18 @@ class ClaimGuard:
             m = re.search(pattern, text)
             if m and claim not in allowed:
                 out.append(f"claims: says {m.group(0)!r} ({claim}), which the brief does not")
+        briefed = set(_PERCENT.findall(fold(self.brief)))
+        for number in sorted(set(_PERCENT.findall(text)) - briefed):
+            out.append(f"claims: says {number}%, which the brief does not")
+        known = set(_NUMBER.findall(fold(self.brief + " " + self.known)))
+        invented = sorted(set(_NUMBER.findall(text)) - known - set(_PERCENT.findall(text)))
+        if invented:  # a price, a date, a quantity: facts only the brief can give
+            out.append(f"claims: gives the number {invented[0]}, which the brief does not")
         return out
+
+
+_NUMBER = re.compile(r"(?<![\w.,])(\d+(?:[.,]\d+)*)")
+_PERCENT = re.compile(r"(\d+(?:[.,]\d+)?) ?(?:%|percent|パーセント)")
 
 
 @dataclass(frozen=True)

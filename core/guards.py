@@ -51,7 +51,12 @@ class SchemaGuard:
 
 @dataclass(frozen=True)
 class LengthGuard:
+    """Each field within its limit and not empty; fields in ``minimums`` at least that long
+    once the ``boilerplate`` (the greeting, the sign-off) is taken out."""
+
     limits: Mapping[str, int]
+    minimums: Mapping[str, int] = field(default_factory=dict)
+    boilerplate: tuple[str, ...] = ()
     name: str = "length"
 
     def check(self, output: Mapping[str, Any]) -> list[str]:
@@ -63,6 +68,15 @@ class LengthGuard:
                     out.append(f"length: {key} is empty")
                 elif len(value) > limit:
                     out.append(f"length: {key} has {len(value)} characters, limit {limit}")
+        for key, least in self.minimums.items():
+            value = output.get(key)
+            if isinstance(value, str) and value.strip():
+                own = value
+                for text in self.boilerplate:
+                    own = own.replace(text, "", 1) if text else own
+                if len(own.strip()) < least:
+                    out.append(f"length: {key} says too little ({len(own.strip())} characters "
+                               f"besides greeting and sign-off, at least {least})")
         return out
 
 

@@ -49,6 +49,7 @@ class LanguageVoice(_Strict):
     sign_off: str | None = None
     ai_disclosure: str | None = None
     catalog: list[str] | None = None
+    min_body_chars: int | None = Field(default=None, ge=0)
 
 
 class BrandVoice(_Strict):
@@ -65,6 +66,9 @@ class BrandVoice(_Strict):
     max_subject_chars: int = Field(default=90, ge=10)
     max_preheader_chars: int = Field(default=140, ge=10)
     max_body_chars: int = Field(default=800, ge=50)
+    # What an email body must say besides its greeting and sign-off, in characters (0: no
+    # minimum; the embedded baton.toml asks 60, and 30 in Japanese).
+    min_body_chars: int = Field(default=0, ge=0)
     # How an email body opens, per language; placeholders name contact fields. When the contact
     # lacks one of them, the fallback is used. Local models are held to it by their grammar.
     greetings: dict[str, str] = Field(
@@ -195,6 +199,9 @@ class ModelRole(_Strict):
     temperature: float = Field(default=0.7, ge=0, le=2)
     # Local sampling only: penalize tokens repeated within the last 64 (1.0 = off).
     repeat_penalty: float = Field(default=1.1, ge=1, le=2)
+    # Candidates sampled per attempt, as one batch where the backend batches (the local
+    # model); the first that passes every guard is kept. 1 = one candidate.
+    best_of: int = Field(default=1, ge=1, le=8)
 
 
 class Breaker(_Strict):

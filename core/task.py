@@ -66,6 +66,7 @@ class Prompt:
     prefix: str
     suffix: str
     messages: tuple[Mapping[str, str], ...] = ()
+    seed: int | None = None  # this prompt's sampling seed (else the limits' one)
 
     @property
     def text(self) -> str:
@@ -165,6 +166,10 @@ class CopyKind:
     greeted: bool = False
     min_body: int = 0  # characters the body must have after its lead (a grammar bound locally)
     marketing: bool = False  # marketing email: not for contacts who opted out
+    brand_min: bool = False  # the minimum is the brand's ``min_body_chars`` (per language)
+
+    def least(self, brand: BrandVoice) -> int:
+        return brand.min_body_chars if self.brand_min else self.min_body
 
     def schema(self, brand: BrandVoice, lead: str | None = None,
                context: Mapping[str, Any] | None = None) -> dict[str, Any]:
@@ -177,8 +182,8 @@ class CopyKind:
             schema["properties"][name]["maxLength"] = max(limit, 1)
         if lead:
             schema["properties"][self.body_field]["x-lead"] = lead
-        if self.min_body:
-            schema["properties"][self.body_field]["minLength"] = len(lead or "") + self.min_body
+        if self.least(brand):
+            schema["properties"][self.body_field]["minLength"] = len(lead or "") + self.least(brand)
         return schema
 
     def lead(self, task: Task, context: Mapping[str, Any], brand: BrandVoice) -> str | None:
@@ -254,7 +259,8 @@ class CopyKind:
         return [
             SchemaGuard(self.schema(brand)),
             PlaceholderGuard(),
-            LengthGuard(limits),
+            LengthGuard(limits, {self.body_field: self.least(brand)} if self.brand_min else {},
+                        (lead or "", *required)),
             BannedWordsGuard(brand.banned_words),
             LinkGuard(brand.allowed_link_domains),
             DisclosureGuard(self.body_field, required),
@@ -279,7 +285,9 @@ class CopyKind:
         topics = brief_topics(task.brief, task.language, catalog + bought, terms)
         return [*guards, BriefGuard(tuple(topics)),
                 ProductGuard(tuple(catalog), bought, tuple(terms), task.brief),
-                ClaimGuard(task.language, task.brief), IdentifierGuard(emails, phones)]
+                ClaimGuard(task.language, task.brief,
+                           " ".join((values, *catalog, *bought, *brand.catalog))),
+                IdentifierGuard(emails, phones)]
 
     def _header(self, brand: BrandVoice, w: Wording) -> str:
         lines = [w.intro.format(brand=brand.name), w.voice.format(tone=brand.tone),
@@ -323,6 +331,7 @@ EMAIL = CopyKind(
             ("body", "max_body_chars")),
     greeted=True,
     marketing=True,
+    brand_min=True,
 )
 TEXT = CopyKind(name="text", fields=("text",), body_field="text",
                 limits=(("text", "max_body_chars"),))

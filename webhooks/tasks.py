@@ -47,6 +47,9 @@ def submit() -> tuple[Response, int]:
         body = TaskRequest.model_validate(json_body())
     except ValidationError as exc:
         raise BadRequest(describe_validation_error(exc)) from None
+    if body.kind in ("email", "text", "reply") and not body.brief.strip():
+        raise BadRequest(f"brief: empty; say what the {body.kind} is about "
+                         "(e.g. \"Introduce our new rain jacket\")")
     key = request.headers.get("Idempotency-Key")
     if key is not None and not 0 < len(key) <= 200:
         raise BadRequest("Idempotency-Key must be 1 to 200 characters")

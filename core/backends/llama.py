@@ -136,7 +136,8 @@ class LlamaBackend:
             try:
                 sampler = LazyGrammarSampler(
                     llama, self._grammar(loaded, schema),
-                    Sampling(temperature=limits.temperature, seed=limits.seed,
+                    Sampling(temperature=limits.temperature,
+                             seed=limits.seed if prompt.seed is None else prompt.seed,
                              repeat_penalty=limits.repeat_penalty),
                 )
                 try:
@@ -180,8 +181,10 @@ class LlamaBackend:
 
             def make_sampler(i: int) -> LazyGrammarSampler:
                 return LazyGrammarSampler(llama, self._grammar(loaded, schemas[i]),
-                                          Sampling(temperature=limits.temperature, seed=limits.seed,
-                             repeat_penalty=limits.repeat_penalty))
+                                          Sampling(temperature=limits.temperature,
+                                                   seed=limits.seed if prompts[i].seed is None
+                                                   else prompts[i].seed,
+                                                   repeat_penalty=limits.repeat_penalty))
 
             try:
                 done = decoder.generate(tokens, make_sampler, limits.max_tokens, json_output=True)
@@ -200,7 +203,8 @@ class LlamaBackend:
                 # llama-cpp-python's own converter spells maxLength as nested rules that
                 # llama.cpp refuses; the guards enforce lengths and the greeting instead.
                 response_format={"type": "json_object", "schema": api_schema(schema)},
-                max_tokens=limits.max_tokens, temperature=limits.temperature, seed=limits.seed,
+                max_tokens=limits.max_tokens, temperature=limits.temperature,
+                seed=limits.seed if prompt.seed is None else prompt.seed,
             )
         except ValueError as exc:
             if "exceed context window" in str(exc):

@@ -104,8 +104,9 @@ class OpenAIBackend:
             "max_tokens": limits.max_tokens,
             "temperature": limits.temperature,
         }
-        if limits.seed is not None:
-            request["seed"] = limits.seed
+        seed = limits.seed if prompt.seed is None else prompt.seed
+        if seed is not None:
+            request["seed"] = seed
         attempts = self.settings.openai_max_retries + 1
         for attempt in range(attempts):
             try:

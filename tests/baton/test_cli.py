@@ -112,6 +112,31 @@ def test_bad_policy_and_contact_files(env: dict[str, str], tmp_path: Path) -> No
     assert result.exit_code == 1 and "not valid JSON" in result.stderr
 
 
+@pytest.mark.parametrize(("args", "contact", "message"), [
+    (["--brief", ""], None, "the brief is empty; say what the email is about"),
+    (["--brief", "   \n "], None, "the brief is empty"),
+    (["--brief", "x" * 10_000], None, "the brief has 10,000 characters, more than 4,000"),
+    ([], {"email": "ann@example.com", "company": "Acme"},
+     "the contact has no first_name to greet ('Hi {first_name},'); add it to the record, or "
+     "set [brand] fallback_greetings"),
+    (["--language", "ja"], {"first_name": "花子", "email": "h@example.jp"},
+     "the contact has no last_name to greet ('{last_name}様')"),
+])
+def test_bad_briefs_and_nameless_contacts_get_the_reason_and_no_made_up_greeting(
+        env: dict[str, str], tmp_path: Path, args: list[str], contact: dict[str, str] | None,
+        message: str) -> None:
+    extra = []
+    if contact is not None:
+        path = tmp_path / "c.json"
+        path.write_text(json.dumps(contact, ensure_ascii=False), encoding="utf-8")
+        extra = ["--contact", str(path)]
+    env = {k: v for k, v in env.items() if k != "BATON_CONFIG"}  # the embedded defaults
+    result = CliRunner().invoke(cli, ["generate", "email", *args, *extra], env=env)
+    assert result.exit_code == 1, result.stdout
+    assert message in result.stderr and "Traceback" not in result.stderr
+    assert result.stdout == ""  # nothing was generated
+
+
 def test_real_entry_point_prints_no_traceback(env: dict[str, str]) -> None:
     baton = Path(sys.executable).with_name("baton")
     proc = subprocess.run([str(baton), "generate", "poem"], env={**env, "PATH": "/usr/bin:/bin"},

@@ -169,14 +169,14 @@ def test_receipts_carry_tokens_and_costs(store: Store) -> None:
 
 
 def test_run_many_groups_shared_prefixes_and_keeps_order(store: Store) -> None:
-    briefs = ["A sale", "B launch"] * 3
+    briefs = ["A: thanks", "B: thanks"] * 3
     local, cloud = backends([GOOD] * 6, [])
     engine = make_engine(store, CASCADE.replace('"cascade"\n', '"local"\n'), local, cloud)
     tasks = [Task(kind="email", context={**CONTACT, "company": f"Co {i}"}, brief=b)
              for i, b in enumerate(briefs)]
     results = engine.run_many(tasks)
     ran = [p.prefix.rsplit("Brief: ", 1)[1].split("\n")[0] for p in local.prompts]
-    assert ran == ["A sale"] * 3 + ["B launch"] * 3
+    assert ran == ["A: thanks"] * 3 + ["B: thanks"] * 3
     assert [r.task.id for r in results if not isinstance(r, BatonError)] == [t.id for t in tasks]
 
 
@@ -267,3 +267,42 @@ def test_raw_newlines_inside_json_strings_are_accepted(store: Store) -> None:
     engine = make_engine(store, CASCADE.replace('"cascade"\n', '"local"\n'), local, cloud)
     assert engine.run(Task(kind="email", brief=BRIEF, context=CONTACT)).output["body"].startswith(
         "Hi Maya,\n\nSee you.")
+
+
+def test_best_of_samples_candidates_in_one_batch_and_keeps_the_first_that_passes(
+        store: Store) -> None:
+    local = ScriptedBackend("llama", local=True, model="gemma", outputs=[BANNED, GOOD, BANNED],
+                            max_batch=8, prompt_tokens=100, completion_tokens=40)
+    cloud = ScriptedBackend("openai", local=False, model="gpt-4o-mini")
+    policy = CASCADE.replace('"cascade"\n', '"local"\n') + "[local]\nbackend = \"llama\"\nbest_of = 3\n"
+    engine = make_engine(store, policy, local, cloud)
+    result = engine.run(Task(kind="email", brief=BRIEF, context=CONTACT, id="task-1"))
+    assert local.batches == [3]  # one batched call of three candidates
+    assert result.output["body"].startswith("Hi Maya, thanks")
+    (receipt,) = result.receipts  # one attempt, paid for all three candidates
+    assert (receipt.status, receipt.prompt_tokens, receipt.completion_tokens) == ("ok", 300, 120)
+    seeds = [p.seed for p in local.prompts]
+    assert len(set(seeds)) == 3 and None not in seeds
+    again = ScriptedBackend("llama", local=True, model="gemma", outputs=[GOOD] * 3, max_batch=8)
+    make_engine(store, policy, again, cloud).run(
+        Task(kind="email", brief=BRIEF, context=CONTACT, id="task-1"))
+    assert [p.seed for p in again.prompts] == seeds  # a re-run of the task samples the same way
+    other = ScriptedBackend("llama", local=True, model="gemma", outputs=[GOOD] * 3, max_batch=8)
+    make_engine(store, policy, other, cloud).run(
+        Task(kind="email", brief=BRIEF, context=CONTACT, id="task-2"))
+    assert not set(p.seed for p in other.prompts) & set(seeds)  # a new task samples anew
+
+
+def test_best_of_on_the_bulk_path_groups_each_tasks_candidates(store: Store) -> None:
+    outputs = [BANNED, GOOD, GOOD, BANNED, BANNED, BANNED, BANNED, BANNED]
+    local = ScriptedBackend("llama", local=True, model="gemma", outputs=outputs, max_batch=8)
+    cloud = ScriptedBackend("openai", local=False, model="gpt-4o-mini")
+    policy = CASCADE.replace('"cascade"\n', '"local"\n') + "[local]\nbackend = \"llama\"\nbest_of = 2\n"
+    engine = make_engine(store, policy, local, cloud)
+    tasks = [Task(kind="email", brief=BRIEF, context={**CONTACT, "company": c}) for c in "ABC"]
+    a, b, c = engine.run_many(tasks)
+    assert local.batches[0] == 6  # three tasks, two candidates each, one batch
+    assert not isinstance(a, BatonError) and not isinstance(b, BatonError)
+    assert isinstance(c, GenerationError)  # both candidates, then both repair candidates, failed
+    assert sorted((r.attempt, r.status) for r in engine.ledger.receipts(task_id=tasks[2].id)) == [
+        (1, "guard_failed"), (2, "guard_failed")]

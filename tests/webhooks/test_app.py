@@ -168,6 +168,15 @@ def test_task_api_end_to_end(client: FlaskClient, services: Services) -> None:
     assert wrong.status_code == 202
     failed = client.get(f"/v1/tasks/{wrong.json['id']}", headers=auth).json
     assert failed["state"] == "failed" and "unknown task kind 'poem'" in failed["error"]
+    for brief, reason in (("", "brief: empty; say what the email is about"),
+                          (" \n", "brief: empty"), ("x" * 10_000, "at most 4000 characters")):
+        refused = client.post("/v1/tasks", json={**body, "brief": brief}, headers=auth)
+        assert refused.status_code == 400 and reason in refused.json["reason"], refused.json
+    nameless = client.post("/v1/tasks", json={**body, "context": {"company": "Fjord"}},
+                           headers=auth)
+    failed = client.get(f"/v1/tasks/{nameless.json['id']}", headers=auth).json
+    assert failed["state"] == "failed" and "no first_name to greet" in failed["error"]
+    assert failed["result"] is None  # no made-up greeting
 
 
 def test_api_keys_are_stored_hashed(services: Services) -> None:

@@ -1,0 +1,149 @@
+"""The guards for what copy says (core/copycheck.py), each shown failing on the copy a small
+model was seen to write and passing the copy a marketer would send."""
+
+from __future__ import annotations
+
+import pytest
+
+from core.copycheck import (
+    PRODUCT_TERMS,
+    BriefGuard,
+    ClaimGuard,
+    ExampleGuard,
+    IdentifierGuard,
+    ProductGuard,
+    brief_topics,
+    context_products,
+    identifiers,
+)
+
+CATALOG = ("Kumo Rain Jacket", "Trail Runner 2 shoes", "Summit 40L backpack", "Shoe Care Kit")
+EN = PRODUCT_TERMS["en"]
+JA = PRODUCT_TERMS["ja"]
+
+
+def email(body: str, subject: str = "News") -> dict[str, str]:
+    return {"subject": subject, "preheader": "", "body": body}
+
+
+@pytest.mark.parametrize(("brief", "topics"), [
+    ("Introduce our new waterproof running jacket, the Kumo Rain Jacket.",
+     ["Kumo Rain Jacket", "Kumo"]),
+    ("Introduce our new waterproof running jacket.", ["jacket"]),
+    ("Invite them to our Trail Day in Portland on Saturday, May 3.",
+     ["Trail", "Day", "Portland"]),
+    ("Invite them to a repair workshop. Tone: friendly.", ["repair", "workshop"]),
+    ("A short, friendly note that suggests a next step based on their recent purchases.", []),
+    ("新しい防水ジャケット「クモ・レインジャケット」を紹介する。", ["ジャケット"]),
+    ("ロイヤルティクラブへのご入会のお礼。", ["ロイヤルティクラブ", "入会"]),
+])
+def test_what_a_brief_is_about(brief: str, topics: list[str]) -> None:
+    language = "ja" if not brief.isascii() else "en"
+    found = brief_topics(brief, language, CATALOG, PRODUCT_TERMS[language])
+    assert [t for t in found if t in topics] == topics and (found or not topics)
+    if not topics:
+        assert found == []  # nothing but instruction words: coverage is not checked
+
+
+def test_copy_about_something_else_fails_the_brief() -> None:
+    topics = tuple(brief_topics("Introduce our new waterproof running jacket, the Kumo Rain "
+                                "Jacket.", "en", CATALOG, EN))
+    guard = BriefGuard(topics)
+    off = email("Hi Maya, the new hiking boots have arrived!")
+    assert guard.check(off) == ["brief: the copy does not mention what the brief is about "
+                                "(Kumo Rain Jacket, Kumo, Rain)"]
+    assert guard.check(email("Hi Maya, the Kumo is here: light and dry.")) == []
+    assert BriefGuard(()).check(off) == []  # nothing to tell: not checked
+    ja = BriefGuard(("ロイヤルティクラブ", "5年間"))
+    assert ja.check(email("佐藤様\n\nクラブへようこそ。")) == []  # a part of the compound
+    assert ja.check(email("佐藤様\n\n5年のご愛顧に感謝します。")) == []
+    assert ja.check(email("佐藤様\n\n新商品のご案内です。")) != []
+
+
+def test_products_outside_the_catalog_brief_and_purchases_are_refused() -> None:
+    guard = ProductGuard(CATALOG, ("Merino trail socks",), EN,
+                         "Introduce the Kumo Rain Jacket.")
+    made_up = email("The Kumo trail running shoes have arrived! We've got the perfect pair of "
+                    "hiking boots for you.")
+    assert guard.check(made_up) == [
+        "products: names 'boots', which is not in the catalog, the brief or the contact's "
+        "purchases",
+        "products: names 'shoes', which is not in the catalog, the brief or the contact's "
+        "purchases"]
+    fine = email("The Kumo Rain Jacket is here. It goes well with your Summit pack, your "
+                 "socks and the Shoe Care Kit.")
+    assert guard.check(fine) == []  # catalog names, a short name, a purchase's word
+    assert ProductGuard(CATALOG, (), EN, "Tell them about our new boots.").check(
+        email("Our new boots are in.")) == []  # the brief itself names them
+    assert ProductGuard(CATALOG, (), JA, "ジャケットの紹介").check(
+        email("新しいサンダルが入荷しました。")) != []
+
+
+@pytest.mark.parametrize(("brief", "copy", "faults"), [
+    ("Introduce the Kumo Rain Jacket.", "Your order has shipped today.", ["shipping"]),
+    ("Introduce the Kumo Rain Jacket.", "Enjoy 20% off this week.", ["discount", "20%"]),
+    ("Introduce the Kumo Rain Jacket.", "Delivery is free of charge.", ["free"]),
+    ("Introduce the Kumo Rain Jacket.", "Last chance: limited stock!", ["scarcity"]),
+    ("Offer 20% off the Summit backpack.", "Take 20% off the Summit backpack.", []),
+    ("Offer 20% off the Summit backpack.", "Take 30% off the Summit backpack.", ["30%"]),
+    ("Invite them back; no discount.", "Save 10% today.", ["discount", "10%"]),
+    ("Free shipping on every order.", "Shipping is free of charge this weekend.", []),
+    ("Feel free to reply.", "Feel free to reply with questions.", []),
+])
+def test_claims_only_as_the_brief_makes_them(brief: str, copy: str, faults: list[str]) -> None:
+    found = ClaimGuard("en", brief).check(email(copy))
+    assert len(found) == len(faults) and all(f in v for f, v in zip(faults, found, strict=True))
+
+
+def test_japanese_claims() -> None:
+    guard = ClaimGuard("ja", "新しいジャケットの紹介。")
+    assert [v.split("(")[1].split(")")[0] for v in guard.check(email(
+        "本日発送しました。送料無料、ケアキットをプレゼント。"))] == ["shipping", "free"]
+    assert ClaimGuard("ja", "今週は20%オフ。").check(email("20%オフです。")) == []
+    assert ClaimGuard("ja", "割引なしで新作を紹介。").check(email("今なら割引します。")) != []
+
+
+def test_the_contacts_identifiers_never_appear() -> None:
+    emails, phones = identifiers({"email": "Maya.L@example.net", "phone": "+1 (415) 555-0142",
+                                  "first_name": "Maya"})
+    guard = IdentifierGuard(emails, phones)
+    assert guard.check(email("Hi Maya,", subject="maya.l@example.net, news")) == [
+        "identifiers: the copy shows the contact's email address"]
+    assert guard.check(email("Call us at 415 555 0142.")) == [
+        "identifiers: the copy shows the contact's phone number"]
+    assert guard.check(email("Hi Maya, reply to this email.")) == []
+
+
+def test_copied_example_sentences_are_caught_unless_the_brief_says_them() -> None:
+    example = ('{"body": "Hi {first_name},\\n\\nThe autumn collection is here. The new Fleece '
+               'Midlayer fits right under the Rain Shell you picked last spring."}')
+    guard = ExampleGuard((example,), "Introduce the Kumo Rain Jacket. Maya")
+    copied = email("Hi Maya,\n\nThe new Fleece Midlayer fits right under the Rain Shell you "
+                   "picked last spring.")
+    assert guard.check(copied)[0].startswith("examples: copies a few-shot example")
+    assert guard.check(email("Hi Maya,\n\nThe autumn collection is here.")) == []  # 5 words
+    quoted = ExampleGuard((example,), "Say: the new Fleece Midlayer fits right under the Rain "
+                                      "Shell you picked last spring.")
+    assert quoted.check(copied) == []
+
+
+def test_context_products_read_every_shape() -> None:
+    assert context_products({"purchases": ["A", {"name": "B"}], "last_purchase": "C; D",
+                             "catalog": [{"sku": "E"}], "other": "F"}) == ["A", "B", "C", "D", "E"]
+
+
+def test_numbers_come_from_the_brief_or_the_contact() -> None:
+    guard = ClaimGuard("en", "Invite them to the group hike on October 12.", "Summit 40L backpack")
+    assert guard.check(email("Join the hike on October 12 with your Summit 40L pack.")) == []
+    assert guard.check(email("Join the hike on October 12 at 9 am, tickets $15.")) == [
+        "claims: gives the number 15, which the brief does not"]
+    ja = ClaimGuard("ja", "5年間のご愛顧へのお礼。")
+    assert ja.check(email("5年間ありがとうございます。")) == []
+    assert ja.check(email("100万円の資金調達をしました。")) != []
+
+
+def test_the_when_of_a_brief_is_not_its_subject() -> None:
+    topics = brief_topics("Invite them to join the autumn group hike on October 12.", "en",
+                          CATALOG, EN)
+    assert topics == ["group", "hike"]
+    assert BriefGuard(tuple(topics)).check(email("Hi José, the fall collection is here!")) != []
