@@ -136,11 +136,11 @@ def check(case: Case, output: Mapping[str, Any] | None, rules: Rules) -> list[st
     if len(pre) > rules.max_preheader:
         out.append(f"length: preheader of {len(pre)} characters")
     greeting = f"{case.last_name}様" if lang == "ja" else f"Hi {case.first_name},"
-    said = body.replace(greeting, "", 1)
+    content = body.replace(greeting, "", 1)
     for text in rules.sign_offs.values():
-        said = said.replace(text, "") if text else said
-    if len(said.strip()) < (30 if lang == "ja" else 60) or len(body) > rules.max_body:
-        out.append(f"length: the body says {len(said.strip())} characters besides greeting "
+        content = content.replace(text, "") if text else content
+    if len(content.strip()) < (30 if lang == "ja" else 60) or len(body) > rules.max_body:
+        out.append(f"length: the body says {len(content.strip())} characters besides greeting "
                    f"and sign-off")
     for word in rules.banned:
         if _has_word(everything, word):
