@@ -266,6 +266,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     useful = 0
     passed = failed_passed = 0
     why: Counter[str] = Counter()
+    attempts: Counter[int] = Counter()
     refused: Counter[str] = Counter()
     shown = 0
     for case, outcome in zip(data.cases, outcomes, strict=True):
@@ -275,6 +276,7 @@ def main(argv: Sequence[str] | None = None) -> None:
                 refused[v.split(":")[0]] += 1
             continue
         passed += 1
+        attempts[outcome.receipt.attempt] += 1
         problems = check(case, outcome.output, rules)
         if problems:
             failed_passed += 1
@@ -286,7 +288,9 @@ def main(argv: Sequence[str] | None = None) -> None:
         else:
             useful += 1
     n = len(data.cases)
-    print(f"{n} contacts in {seconds:.0f} s: {passed} passed Baton's guards, {useful} sendable")
+    print(f"{n} contacts in {seconds:.0f} s: {passed} passed Baton's guards, {useful} sendable "
+          f"(best_of={policy.local.best_of}; passed on the first attempt: {attempts[1]}, on the "
+          f"second: {attempts[2]})")
     print(f"checks failed by outputs Baton passed: {dict(why.most_common())}")
     print(f"guards' reasons for outputs Baton held back: {dict(refused.most_common(8))}")
     recall = guard_recall(app.engine, data)

@@ -17,6 +17,7 @@ import re
 import unicodedata
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
 from core.privacy import PLACEHOLDER_RE
@@ -27,46 +28,64 @@ PRODUCT_TERMS: dict[str, tuple[str, ...]] = {
     "en": ("jacket", "shoe", "shoes", "sneakers", "boots", "boot", "sandals", "backpack", "pack",
            "poles", "fleece", "midlayer", "sleeping bag", "bottle", "socks", "headlamp", "tent",
            "stove", "vest", "gloves", "hat", "beanie", "shirt", "t-shirt", "pants", "shorts",
-           "leggings", "hoodie", "sweater", "coat", "parka", "kayak", "bike", "helmet", "watch",
-           "sunglasses", "hammock", "mug", "cooler", "lantern", "raincoat", "umbrella", "scarf",
-           "mat", "bag", "kit", "trainers", "jeans", "dress", "skirt"),
+           "leggings", "hoodie", "sweater", "coat", "parka", "kayak", "bike", "helmet",
+           "sunglasses", "hammock", "mug", "lantern", "raincoat", "umbrella", "scarf",
+           "bag", "kit", "trainers", "jeans", "skirt", "gaiters", "crampons", "water filter",
+           "sneaker", "sandal", "sleeping pad", "harness", "rope", "binoculars"),
     "ja": ("ジャケット", "シューズ", "スニーカー", "ブーツ", "サンダル", "バックパック", "リュック",
            "ポール", "フリース", "寝袋", "ボトル", "ソックス", "靴下", "ヘッドランプ", "テント",
            "ストーブ", "ベスト", "手袋", "グローブ", "帽子", "シャツ", "パンツ", "パーカー", "コート",
-           "ヘルメット", "時計", "サングラス", "マット", "ランタン", "傘", "靴", "バッグ", "キット"),
+           "ヘルメット", "時計", "サングラス", "マット", "ランタン", "傘", "靴", "くつ", "バッグ", "キット",
+           "スパッツ", "アイゼン"),
 }
 
 # Claims copy may make only when its brief makes them: (claim, patterns) per language. A brief
 # authorizes a claim when one of its patterns occurs in the brief, not negated ("no discount").
 CLAIMS: dict[str, tuple[tuple[str, str], ...]] = {
     "en": (
-        ("shipping", r"\b(?:shipped|ships|shipping|dispatched|on (?:its|their|the) way|"
-                     r"delivered|out for delivery|tracking number)\b"),
-        ("discount", r"\d+ ?%|\bpercent off\b|\bdiscount\w*|\b(?:on )?sale\b|\bsave\b|\bsaving\w*|"
-                     r"\bcoupon\b|\bpromo(?:tion)? code\b|\bhalf price\b|\boff (?:the|your) "
-                     r"(?:price|order)\b|\bcheaper\b|\bdeal\b"),
+        ("shipping", r"\b(?:shipped|ships (?:today|tomorrow|now|free|in)|shipping (?:today|now)|"
+                     r"dispatched|on (?:its|their) way to you|heading your way|"
+                     r"(?:order|package|parcel|delivery) (?:is|was|has been|will be) "
+                     r"(?:on|sent|delivered|shipped|out)|out for delivery|tracking number|"
+                     r"(?:was|been|be) delivered|arrives? (?:today|tomorrow|on \w+day))\b"),
+        ("discount", r"\d+ ?%(?= ?(?:off|discount|savings?))|\bpercent off\b|\bdiscount\w*|"
+                     r"\bon sale\b|\b(?:the|our|big|summer|winter|spring|autumn|flash) sale\b|"
+                     r"\bsave (?:\d|\$|up to|big|on|more)|\bsavings?\b|\bcoupon\b|"
+                     r"\bpromo(?:tion(?:al)?)? code\b|\bhalf (?:price|off)\b|\b\$\d+ off\b|"
+                     r"\boff (?:the|your) (?:price|order)\b|\bcheaper\b|\bbargain\b|"
+                     r"\bprices? (?:drop|cut|fall)\w*|\b(?:great|best|special) deals?\b"),
         ("free", r"\bfree (?:of charge|shipping|delivery|gift|trial|returns?)\b|\bfor free\b|"
-                 r"\bis free\b|\bare free\b|\bcomplimentary\b|\bat no (?:extra )?cost\b"),
-        ("scarcity", r"\b(?:last chance|limited stock|selling out|sold out|only \d+ left|"
-                     r"while (?:stocks|supplies) last|ends (?:today|tonight))\b"),
+                 r"\b(?:is|are|it's|they're) (?:completely |totally )?free\b|"
+                 r"\bcomplimentary\b|\bat no (?:extra )?(?:cost|charge)\b|\bno charge\b"),
+        ("scarcity", r"\b(?:last chance|limited (?:stock|time|edition|offer)|selling (?:out|fast)|"
+                     r"sold out|only (?:\d+|one|two|three|four|five|a few) left|hurry|"
+                     r"while (?:stocks|supplies) last|ends (?:today|tonight|soon|at midnight))\b"),
+        ("price", r"[$€£¥]\s?\d|\d\s?(?:usd|eur|gbp|dollars?|euros?)\b"),
     ),
     "ja": (
-        ("shipping", r"発送|出荷|配送|お届けしました|お届けします"),
-        ("discount", r"\d+ ?[%％]|割引|オフ|セール|クーポン|値下げ|お得|半額"),
-        ("free", r"無料|タダ|プレゼント"),
-        ("scarcity", r"在庫限り|残りわずか|本日限り|売り切れ"),
+        ("shipping", r"発送|出荷|お届けしました|配送しました|配送いたしました|お届け済"),
+        ("discount", r"\d+ ?[%％円] ?(?:オフ|引き)|割引|(?<![ァ-ヺー])セール(?!ス)|クーポン|値下げ|"
+                     r"お得(?!意)|半額|特価|値引"),
+        ("free", r"無料|タダ|(?:を|で)プレゼント|プレゼント(?:します|いたします|中)|かかりません"),
+        ("scarcity", r"在庫限り|残りわずか|残り僅か|本日限り|売り切れ|数量限定|期間限定|お早め"),
+        ("price", r"[$€£¥￥]\s?\d|\d\s?円|[一二三四五六七八九十百千万]+円"),
     ),
 }
-_NEGATED = {"en": re.compile(r"\b(?:no|not|without|never|don't|do not)\b(?:\W+\w+){0,2}\W*$"),
-            "ja": re.compile(r"^[^。、]{0,3}(?:なし|無し|ではない|しない|ありません)")}
+# A claim the brief names in a negated clause is forbidden, not made: "no discount", "avoid
+# any sale talk", "we will not be offering a discount"; 割引なし, 送料無料とは書かないこと.
+_NEGATED = {"en": re.compile(r"\b(?:no|not|without|never|don't|do not|avoid|skip|nor|"
+                             r"exclude|neither|refrain|won't|isn't|aren't)\b[^.;!?]*$"),
+            "ja": re.compile(r"^[^。；]*?(?:なし|無し|ない|ません|禁止|不可|控え)")}
 
 _SPACED = re.compile(r"[\w'’-]+")
 _SENTENCE = re.compile(r"[^.!?。！？\n]+")
 
 
 def fold(text: str) -> str:
-    """NFKC, case-folded, curly apostrophes straight, runs of white space as one space."""
+    """NFKC, case-folded, curly apostrophes straight, invisible characters (zero-width spaces,
+    soft hyphens) dropped, runs of white space as one space."""
     text = unicodedata.normalize("NFKC", text).casefold().replace("’", "'")
+    text = "".join(ch for ch in text if unicodedata.category(ch) != "Cf")
     return " ".join(text.split())
 
 
@@ -74,13 +93,24 @@ def _cjk(text: str) -> bool:
     return any(unicodedata.category(ch) == "Lo" for ch in text)
 
 
+# Words whose singular means something else ("a short note", "pant").
+_ALWAYS_PLURAL = frozenset({"shorts", "pants", "jeans", "leggings", "sunglasses", "binoculars",
+                            "trousers", "glasses", "tights", "goods", "news"})
+
+
+@lru_cache(maxsize=4096)
 def _pattern(term: str) -> re.Pattern[str]:
-    """A folded term as a pattern: whole words (an English plural allowed) unless the term is
-    written in a script without spaces."""
+    """A folded term as a pattern: whole words (singular or plural, hyphenated or not) unless
+    the term is written in a script without spaces; a katakana term not inside a longer
+    katakana word (ベスト is not ベストシーズン)."""
     t = re.escape(fold(term))
     if _cjk(term):
+        if re.fullmatch(r"[ァ-ヺー・]+", term):
+            return re.compile(rf"(?<![ァ-ヺー]){t}(?![ァ-ヺー])")
         return re.compile(t)
-    return re.compile(rf"(?<![\w-]){t}(?:e?s)?(?![\w-])")
+    if t.endswith("s") and len(t) > 3 and term not in _ALWAYS_PLURAL:
+        t = t[:-1] + "s?"  # boots, boot
+    return re.compile(rf"(?<!\w){t}(?:e?s)?(?!\w)")
 
 
 def spans(text: str, term: str) -> list[tuple[int, int]]:
@@ -141,13 +171,20 @@ def brief_topics(brief: str, language: str, catalog: Iterable[str],
                  if len(k) >= 2 and k not in _JA_GENERIC]
         return list(dict.fromkeys(kana + kanji))
     words = brief.split()
-    topics = []
+    topics: list[str] = []
+    joined = False  # the previous word was part of a proper name
     for i, w in enumerate(words):
         core = w.strip(".,;:!?\"'()")
         starts = i == 0 or words[i - 1].endswith((".", "!", "?", ":"))  # a sentence's first word
         if not starts and core[:1].isupper() and len(core) > 1 and core.lower() not in _CAPITAL_STOP:
-            topics.append(core)  # a proper name: Trail Day, Portland
-        elif len(core) >= 4 and core.isalpha() and core.lower() not in _BRIEF_WORDS \
+            if joined and not words[i - 1].endswith((",", ";")):
+                topics[-1] = f"{topics[-1]} {core}"  # one name: Trail Day
+            else:
+                topics.append(core)  # a proper name: Portland
+            joined = True
+            continue
+        joined = False
+        if len(core) >= 4 and core.isalpha() and core.lower() not in _BRIEF_WORDS \
                 and core.lower() not in _CAPITAL_STOP and core.lower() not in _WHEN:
             topics.append(core.lower())  # a content word: workshop, review, hike
     return topics
@@ -185,9 +222,14 @@ _CAPITAL_STOP = {"i", "we", "our", "you", "tone", "monday", "tuesday", "wednesda
 
 
 def _distinctive(name: str, terms: Iterable[str]) -> list[str]:
+    return list(_distinctive_cached(name, tuple(terms)))
+
+
+@lru_cache(maxsize=8192)
+def _distinctive_cached(name: str, terms: tuple[str, ...]) -> tuple[str, ...]:
     common = {fold(t) for t in terms}
-    return [w for w in _SPACED.findall(name)
-            if len(w) >= 4 and fold(w) not in common and not w.isdigit()]
+    return tuple(w for w in _SPACED.findall(name)
+                 if len(w) >= 4 and fold(w) not in common and not w.isdigit())
 
 
 @dataclass(frozen=True)
@@ -203,6 +245,13 @@ class BriefGuard:
         text = _strings(output)
         if any(mentions(text, t) for t in self.topics):
             return []
+        # a content word in another form: hike, hiking; review, reviewed
+        words = set(_SPACED.findall(fold(text)))
+        for t in self.topics:
+            if not _cjk(t) and " " not in t and len(t) >= 4 and t.islower():
+                stem = t[:max(3, len(t) - 2)]
+                if any(w.startswith(stem) for w in words):
+                    return []
         # a Japanese compound is also named by its parts (ロイヤルティクラブ: クラブ; 5年間: 5年)
         folded = fold(text)
         for t in (fold(t) for t in self.topics if _cjk(t)):
@@ -271,7 +320,8 @@ class ClaimGuard:
         for claim, pattern in CLAIMS.get(self.language, ()):
             for m in re.finditer(pattern, brief):
                 # English negates before the word ("no discount"), Japanese after (割引なし)
-                near = brief[m.end():] if self.language == "ja" else brief[:m.start()]
+                near = brief[m.end():] if self.language == "ja" else \
+                    re.split(r"[.;!?]", brief[:m.start()])[-1]
                 if negated is None or not negated.search(near):
                     out.add(claim)
         return out
@@ -284,14 +334,26 @@ class ClaimGuard:
             m = re.search(pattern, text)
             if m and claim not in allowed:
                 out.append(f"claims: says {m.group(0)!r} ({claim}), which the brief does not")
-        briefed = set(_PERCENT.findall(fold(self.brief)))
+        source = _digits(fold(self.brief + " " + self.known))
+        briefed = set(_PERCENT.findall(source))
         for number in sorted(set(_PERCENT.findall(text)) - briefed):
             out.append(f"claims: says {number}%, which the brief does not")
-        known = set(_NUMBER.findall(fold(self.brief + " " + self.known)))
+        known = set(_NUMBER.findall(source))
         invented = sorted(set(_NUMBER.findall(text)) - known - set(_PERCENT.findall(text)))
         if invented:  # a price, a date, a quantity: facts only the brief can give
             out.append(f"claims: gives the number {invented[0]}, which the brief does not")
         return out
+
+
+_WORDS = {"one": "1", "two": "2", "three": "3", "four": "4", "five": "5", "six": "6",
+          "seven": "7", "eight": "8", "nine": "9", "ten": "10", "eleven": "11", "twelve": "12",
+          "twenty": "20", "thirty": "30", "fifty": "50", "hundred": "100"}
+
+
+def _digits(text: str) -> str:
+    """``text`` with English number words also written in digits ("five years" -> 5)."""
+    extra = [_WORDS[w] for w in re.findall(r"[a-z]+", text) if w in _WORDS]
+    return text + " " + " ".join(extra)
 
 
 _NUMBER = re.compile(r"(?<![\w.,])(\d+(?:[.,]\d+)*)")
@@ -327,17 +389,21 @@ def identifiers(context: Mapping[str, Any] | None) -> tuple[tuple[str, ...], tup
         text = str(value)
         if "@" in text and re.fullmatch(r"\S+@\S+", text.strip()):
             emails.append(text.strip())
-        elif key in ("phone", "mobile", "home_phone", "other_phone", "fax"):
+        elif _PHONE_KEY.search(fold(str(key))):  # phone, Work Phone, Mobile, 携帯電話 ...
             d = re.sub(r"\D", "", unicodedata.normalize("NFKC", text))
             if len(d) >= 6:
                 phones.append(d)
     return tuple(emails), tuple(phones)
 
 
+_PHONE_KEY = re.compile(r"phone|mobile|cell|fax|tel\b|telefon|téléphone|電話|携帯")
+
+
 @dataclass(frozen=True)
 class ExampleGuard:
-    """The copy repeats no run of a few-shot example's words (eight words; fourteen characters
-    in Japanese) that the brief and the contact's data do not also contain."""
+    """The copy repeats no run of a few-shot example's words (eight words; eighteen characters
+    in Japanese, longer than a stock thank-you) that the brief and the contact's data do not
+    also contain."""
 
     example_text: tuple[str, ...]
     allowed_text: str  # the brief and the contact's values
@@ -360,7 +426,7 @@ def _shingles(text: str) -> set[str]:
     for sentence in _SENTENCE.findall(fold(text)):
         if _cjk(sentence):
             s = re.sub(r"[\s、,]", "", sentence)
-            out.update(s[i:i + 14] for i in range(len(s) - 13))
+            out.update(s[i:i + 18] for i in range(len(s) - 17))
         else:
             words = _SPACED.findall(sentence)
             out.update(" ".join(words[i:i + 8]) for i in range(len(words) - 7))

@@ -9,6 +9,7 @@ registered the same way; their grounding guards read ``task.context`` (catalog, 
 from __future__ import annotations
 
 import json
+import re
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -286,7 +287,9 @@ class CopyKind:
         return [*guards, BriefGuard(tuple(topics)),
                 ProductGuard(tuple(catalog), bought, tuple(terms), task.brief),
                 ClaimGuard(task.language, task.brief,
-                           " ".join((values, *catalog, *bought, *brand.catalog))),
+                           " ".join((_without_phones(context), *catalog, *bought, brand.name,
+                                     brand.sign_off, brand.ai_disclosure,
+                                     *brand.greetings.values()))),
                 IdentifierGuard(emails, phones)]
 
     def _header(self, brand: BrandVoice, w: Wording) -> str:
@@ -299,6 +302,14 @@ class CopyKind:
         lines.append(w.placeholders)
         lines.append(w.json_rule.format(keys=", ".join(self.fields)))
         return "\n".join(lines)
+
+
+def _without_phones(context: Mapping[str, Any]) -> str:
+    """The contact's values whose numbers copy may repeat: not phone numbers (those are
+    identifiers, never copy)."""
+    _, phones = identifiers(context)
+    return " ".join(str(v) for v in context.values() if isinstance(v, str | int | float)
+                    and re.sub(r"\D", "", str(v)) not in phones)
 
 
 def shorten(text: str, limit: int) -> str:

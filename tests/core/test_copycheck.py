@@ -31,7 +31,7 @@ def email(body: str, subject: str = "News") -> dict[str, str]:
      ["Kumo Rain Jacket", "Kumo"]),
     ("Introduce our new waterproof running jacket.", ["jacket"]),
     ("Invite them to our Trail Day in Portland on Saturday, May 3.",
-     ["Trail", "Day", "Portland"]),
+     ["Trail Day", "Portland"]),
     ("Invite them to a repair workshop. Tone: friendly.", ["repair", "workshop"]),
     ("A short, friendly note that suggests a next step based on their recent purchases.", []),
     ("新しい防水ジャケット「クモ・レインジャケット」を紹介する。", ["ジャケット"]),
@@ -136,6 +136,7 @@ def test_numbers_come_from_the_brief_or_the_contact() -> None:
     guard = ClaimGuard("en", "Invite them to the group hike on October 12.", "Summit 40L backpack")
     assert guard.check(email("Join the hike on October 12 with your Summit 40L pack.")) == []
     assert guard.check(email("Join the hike on October 12 at 9 am, tickets $15.")) == [
+        "claims: says '$1' (price), which the brief does not",
         "claims: gives the number 15, which the brief does not"]
     ja = ClaimGuard("ja", "5年間のご愛顧へのお礼。")
     assert ja.check(email("5年間ありがとうございます。")) == []
@@ -147,3 +148,77 @@ def test_the_when_of_a_brief_is_not_its_subject() -> None:
                           CATALOG, EN)
     assert topics == ["group", "hike"]
     assert BriefGuard(tuple(topics)).check(email("Hi José, the fall collection is here!")) != []
+
+
+@pytest.mark.parametrize("copy", [
+    "Half off everything this week.", "Take $40 off your next order.", "Only five left, so hurry!",
+    "Your order is heading your way and arrives tomorrow.", "Get it fr\u200bee of charge.",
+    "Prices drop at midnight; grab a bargain.",
+])
+def test_reworded_claims_are_still_claims(copy: str) -> None:
+    assert ClaimGuard("en", "Introduce the Kumo Rain Jacket.", "Summit 40L backpack").check(
+        email(copy)) != []
+
+
+@pytest.mark.parametrize("copy", ["数量限定です。", "期間限定のご案内。", "送料はかかりません。",
+                                  "お値段は九千八百円です。", "残り僅かです。"])
+def test_reworded_japanese_claims_are_still_claims(copy: str) -> None:
+    assert ClaimGuard("ja", "新しいジャケットの紹介。").check(email(copy)) != []
+
+
+@pytest.mark.parametrize(("language", "brief", "copy"), [
+    ("en", "Avoid any discount talk; skip the sale.", "It is on sale at a discount."),
+    ("en", "We will not be offering any discount.", "Enjoy the discount."),
+    ("ja", "送料無料とは書かないこと。", "送料無料です。"),
+    ("ja", "割引については触れないこと。", "割引価格です。"),
+])
+def test_a_brief_that_forbids_a_claim_does_not_allow_it(language: str, brief: str,
+                                                         copy: str) -> None:
+    assert ClaimGuard(language, brief).check(email(copy)) != []
+
+
+@pytest.mark.parametrize(("language", "copy"), [
+    ("en", "Autumn is on its way. Save the date! It is a big deal for us."),
+    ("en", "Feel free to reply; we have delivered gear to hikers for years."),
+    ("ja", "最新情報をお届けします。お得意様へ。オフィスでもオフロードでも。"),
+    ("ja", "セールスチームより。プレゼントにもぴったりです。"),
+])
+def test_ordinary_phrases_are_not_claims(language: str, copy: str) -> None:
+    assert ClaimGuard(language, "Introduce the new collection.").check(email(copy)) == []
+
+
+def test_the_brands_own_numbers_and_number_words_may_be_repeated() -> None:
+    guard = ClaimGuard("en", "Thank them for five years as a customer.",
+                       "— The 7 Peaks team Written with AI in 2025.")
+    assert guard.check(email("Five years! Thank you for 5 years.\n\n— The 7 Peaks team")) == []
+
+
+def test_product_words_in_their_forms_and_not_inside_other_words() -> None:
+    guard = ProductGuard(CATALOG, (), EN, "Introduce the Kumo Rain Jacket.")
+    for copy in ("New hiking-boots are in.", "A sneaker for you.", "New bo\u200bots."):
+        assert guard.check(email(copy)) != [], copy
+    ja = ProductGuard(("クモ・レインジャケット",), (), JA, "ジャケットの紹介")
+    assert ja.check(email("ベストシーズンの到来です。")) == []
+    assert ja.check(email("新しいベストもあります。")) != []
+
+
+def test_every_phone_field_is_an_identifier() -> None:
+    _, phones = identifiers({"phone": "+1 415 555 0123", "Work Phone": "+1 212 555 0199",
+                             "携帯電話": "090-1234-5678"})
+    assert len(phones) == 3
+    assert IdentifierGuard((), phones).check(email("Call your rep on 212 555 0199.")) != []
+
+
+def test_a_greeting_is_not_a_proper_name_topic_and_forms_of_a_word_count() -> None:
+    topics = tuple(brief_topics("Invite them to our Trail Day in Portland.", "en", CATALOG, EN))
+    assert BriefGuard(topics).check(email("Have a great day, loyal customer!")) != []
+    hike = BriefGuard(tuple(brief_topics("Invite them to a guided hike next weekend.", "en",
+                                         CATALOG, EN)))
+    assert hike.check(email("Come hiking with us!")) == []
+
+
+def test_purchase_history_columns_are_read_as_purchases() -> None:
+    from core.contacts import canonical_name
+
+    assert {canonical_name(c) for c in ("Purchases", "Past purchases", "Purchase History",
+                                        "purchases")} == {"purchases"}

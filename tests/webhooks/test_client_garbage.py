@@ -123,7 +123,7 @@ def test_nan_and_infinity_are_not_json(client: FlaskClient, services: Services) 
 
 def test_nul_in_any_identifier_is_400(client: FlaskClient, services: Services) -> None:
     key = ApiKeys(services.store).create("t", "acme")[1]
-    body = {"kind": "email", "context": {"record_id": "a\u0000b", "first_name": "Ann"}}
+    body = {"kind": "email", "brief": "Say hello", "context": {"record_id": "a\u0000b", "first_name": "Ann"}}
     r = client.post("/v1/tasks", data=json.dumps(body), content_type="application/json",
                     headers={"Authorization": f"Bearer {key}"})
     assert r.status_code == 400 and "NUL" in r.json["reason"]
