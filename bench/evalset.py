@@ -81,7 +81,7 @@ BRIEFS: dict[str, list[Brief]] = {
         _b("discount", "Tell them the Fleece Midlayer is 15% off until Sunday.",
            ("Fleece", "midlayer"), ("Fleece Midlayer",), ("discount",)),
         _b("discount", "Free shipping on every order over $50 this weekend.",
-           ("shipping",), (), ("free", "shipping")),
+           ("shipping",), (), ("free", "shipping", "price")),
         _b("discount", "Members save 10% on Merino trail socks this month.",
            ("Merino", "socks"), ("Merino trail socks",), ("discount",)),
         _b("event", "Invite them to our Trail Day in Portland on Saturday, May 3.",

@@ -43,17 +43,22 @@ from bench.evalset import Case, EvalSet, make
 
 # The claims a reader would hold the brand to, per language.
 CLAIM_WORDS: dict[str, dict[str, tuple[str, ...]]] = {
-    "en": {"shipping": ("shipped", "ships today", "on its way", "on their way", "dispatched",
-                        "has been delivered", "tracking number"),
+    "en": {"shipping": ("shipped", "ships today", "on its way to you", "on their way to you",
+                        "dispatched", "has been delivered", "tracking number",
+                        "heading your way", "arrives tomorrow", "out for delivery"),
            "discount": ("% off", "percent off", "discount", "on sale", "coupon", "promo code",
-                        "half price", "save "),
+                        "half price", "half off", "save up to", "bargain", "price drop",
+                        "prices drop"),
            "free": ("for free", "free shipping", "free gift", "free of charge", "free delivery",
-                    "complimentary", "at no cost"),
-           "scarcity": ("last chance", "limited stock", "selling out", "while supplies last")},
+                    "complimentary", "at no cost", "no charge"),
+           "scarcity": ("last chance", "limited stock", "selling out", "while supplies last",
+                        "hurry", "left in stock", "limited time"),
+           "price": ("$", "€", "£", " usd", " dollars")},
     "ja": {"shipping": ("発送", "出荷", "お届けしました"),
-           "discount": ("%オフ", "％オフ", "割引", "セール", "クーポン", "半額"),
-           "free": ("無料", "プレゼント"),
-           "scarcity": ("在庫限り", "残りわずか", "本日限り")},
+           "discount": ("%オフ", "％オフ", "割引", "セール中", "クーポン", "半額", "特価"),
+           "free": ("無料", "をプレゼント", "かかりません"),
+           "scarcity": ("在庫限り", "残りわずか", "残り僅か", "本日限り", "数量限定", "期間限定"),
+           "price": ("円", "¥", "￥")},
 }
 
 
