@@ -169,7 +169,9 @@ def _unknown_products(case: Case, text: str, rules: Rules) -> list[str]:
         n = norm(name)
         start = said.find(n)
         while start >= 0:
-            inside.append((start, start + len(n)))
+            end = start + len(n)
+            end += 2 if said[end:end + 2] == "es" else 1 if said[end:end + 1] == "s" else 0
+            inside.append((start, end))  # its plural too: the Basecamp tents
             start = said.find(n, start + 1)
     licence = norm(" ".join((case.brief.text, *case.purchases)))
     out = []
