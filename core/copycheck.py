@@ -356,7 +356,7 @@ def _digits(text: str) -> str:
     return text + " " + " ".join(extra)
 
 
-_NUMBER = re.compile(r"(?<![\w.,])(\d+(?:[.,]\d+)*)")
+_NUMBER = re.compile(r"(?<![A-Za-z0-9_.,])(\d+(?:[.,]\d+)*)")
 _PERCENT = re.compile(r"(\d+(?:[.,]\d+)?) ?(?:%|percent|パーセント)")
 
 

@@ -222,3 +222,10 @@ def test_purchase_history_columns_are_read_as_purchases() -> None:
 
     assert {canonical_name(c) for c in ("Purchases", "Past purchases", "Purchase History",
                                         "purchases")} == {"purchases"}
+
+
+def test_a_number_inside_japanese_text_is_a_number() -> None:
+    guard = ClaimGuard("ja", "3分で設営できるテントを紹介する。", "ヘッドランプ300")
+    assert guard.check(email("寝袋を10倍にアップさせました。")) == [
+        "claims: gives the number 10, which the brief does not"]
+    assert guard.check(email("3分で設営でき、ヘッドランプ300にも合います。")) == []
