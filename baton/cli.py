@@ -30,7 +30,9 @@ from core.store import open_store
 from core.task import Task
 
 F = TypeVar("F", bound=Callable[..., Any])
-DEFAULT_BRIEF = "Thank them for their recent purchase and suggest one matching accessory."
+DEFAULT_BRIEF = "Thank them for their recent purchase and suggest the Rain Cover for their pack."
+# The sample brief in each language (a brief names what it is about: the guards hold copy to it).
+DEFAULT_BRIEFS = {"en": DEFAULT_BRIEF, "ja": "最近のご購入へのお礼と、レインカバーの提案。"}
 
 # Piped output (files, CI logs, tests) gets wide tables instead of Rich's 80-column default.
 out = Console(width=None if sys.stdout.isatty() else 160)
@@ -98,15 +100,18 @@ def _receipt_line(r: Receipt) -> str:
               help="CSV file with one contact per row: bulk mode, needs --out.")
 @click.option("--out", "out_file", type=click.Path(path_type=Path),
               help="JSONL file for bulk results (one line per contact).")
-@click.option("--brief", default=DEFAULT_BRIEF, show_default=True, help="What the copy is for.")
+@click.option("--brief", default=None, help="What the copy is for (default: thank them and "
+              "suggest the Rain Cover, in the contact's language).")
 @click.option("--tier", type=click.Choice(["routine", "critical"]), default="routine",
               show_default=True)
 @click.option("--language", default="en", show_default=True, help="en or ja.")
 @click.option("--tenant", default="default", show_default=True)
 @handle_errors
 def generate(kind: str, contact_file: Path | None, contacts_file: Path | None,
-             out_file: Path | None, brief: str, tier: str, language: str, tenant: str) -> None:
+             out_file: Path | None, brief: str | None, tier: str, language: str,
+             tenant: str) -> None:
     """Generate KIND (email, text) for one contact, or for a CSV of contacts with --out."""
+    brief = DEFAULT_BRIEFS.get(language, DEFAULT_BRIEF) if brief is None else brief
     if contacts_file is not None and out_file is None:
         raise InputError("--contacts needs --out FILE.jsonl for the results")
     if contacts_file is not None and contact_file is not None:

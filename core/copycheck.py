@@ -47,7 +47,9 @@ CLAIMS: dict[str, tuple[tuple[str, str], ...]] = {
                      r"dispatched|on (?:its|their) way to you|heading your way|"
                      r"(?:order|package|parcel|delivery) (?:is|was|has been|will be) "
                      r"(?:on|sent|delivered|shipped|out)|out for delivery|tracking number|"
-                     r"(?:was|been|be) delivered|arrives? (?:today|tomorrow|on \w+day))\b"),
+                     r"(?:was|been|be) delivered|arrives? (?:today|tomorrow|on \w+day)|"
+                     r"(?:will|'ll|are|am|is) (?:be )?(?:sending|shipping|send|ship)(?: out)?|"
+                     r"in the next few days)\b"),
         ("discount", r"\d+ ?%(?= ?(?:off|discount|savings?))|\bpercent off\b|\bdiscount\w*|"
                      r"\bon sale\b|\b(?:the|our|big|summer|winter|spring|autumn|flash) sale\b|"
                      r"\bsave (?:\d|\$|up to|big|on|more)|\bsavings?\b|\bcoupon\b|"
@@ -190,6 +192,9 @@ def brief_topics(brief: str, language: str, catalog: Iterable[str],
     return topics
 
 
+_INSTRUCTIONS = {"suggest", "invite", "thank", "remind", "tell", "introduce", "announce",
+                 "offer", "present", "ask", "them", "their", "they"}
+
 # When something happens is not what it is about ("the autumn group hike": the hike).
 _WHEN = {"spring", "summer", "autumn", "fall", "winter", "today", "tomorrow", "tonight", "week",
          "weekend", "month", "morning", "evening", "season", "holiday", "holidays"}
@@ -211,7 +216,9 @@ _BRIEF_WORDS = {"invite", "thank", "thanks", "remind", "offer", "introduce", "an
                 "step", "send", "join", "keep", "help", "give", "take", "come", "look", "show",
                 "done", "long", "soon", "once", "both", "much", "many", "such", "same",
                 "please", "include", "mention", "explain", "really", "great", "first", "next",
-                "someone", "anything", "nothing", "ask", "asking", "share", "sharing"}
+                "someone", "anything", "nothing", "ask", "asking", "share", "sharing",
+                "matching", "accessory", "accessories", "product", "products", "item", "items",
+                "gear", "offers", "update", "news", "information"}
 _JA_GENERIC = {"お礼", "案内", "紹介", "提案", "最近", "注文", "顧客", "今週", "来週", "今月",
                "本日", "以上", "伝", "知"}
 
@@ -234,15 +241,20 @@ def _distinctive_cached(name: str, terms: tuple[str, ...]) -> tuple[str, ...]:
 
 @dataclass(frozen=True)
 class BriefGuard:
-    """The copy names what the brief is about (one of its topics)."""
+    """The copy names what the brief is about (one of its topics), and does not repeat the
+    brief's instruction as copy ("suggest the Rain Cover for their")."""
 
     topics: tuple[str, ...]
+    brief: str = ""
     name: str = "brief"
 
     def check(self, output: Mapping[str, Any]) -> list[str]:
+        text = _strings(output)
+        echo = self._echo(text)
+        if echo:
+            return [f"brief: repeats the brief's instruction ('{echo}')"]
         if not self.topics:
             return []
-        text = _strings(output)
         if any(mentions(text, t) for t in self.topics):
             return []
         # a content word in another form: hike, hiking; review, reviewed
@@ -260,6 +272,16 @@ class BriefGuard:
                 return []
         return [f"brief: the copy does not mention what the brief is about "
                 f"({', '.join(self.topics[:3])})"]
+
+    def _echo(self, text: str) -> str | None:
+        """Five words of the brief, one of them an instruction word, found in the copy."""
+        brief = _SPACED.findall(fold(self.brief))
+        copy = " " + " ".join(_SPACED.findall(fold(text))) + " "
+        for i in range(len(brief) - 4):
+            run = brief[i:i + 5]
+            if any(w in _INSTRUCTIONS for w in run) and f" {' '.join(run)} " in copy:
+                return " ".join(run)
+        return None
 
 
 @dataclass(frozen=True)
@@ -401,9 +423,9 @@ _PHONE_KEY = re.compile(r"phone|mobile|cell|fax|tel\b|telefon|téléphone|電話
 
 @dataclass(frozen=True)
 class ExampleGuard:
-    """The copy repeats no run of a few-shot example's words (eight words; eighteen characters
-    in Japanese, longer than a stock thank-you) that the brief and the contact's data do not
-    also contain."""
+    """The copy repeats no run of a few-shot example's words (six words with a long one among
+    them; eighteen characters in Japanese, longer than a stock thank-you) that the brief and the
+    contact's data do not also contain."""
 
     example_text: tuple[str, ...]
     allowed_text: str  # the brief and the contact's values
@@ -429,5 +451,8 @@ def _shingles(text: str) -> set[str]:
             out.update(s[i:i + 18] for i in range(len(s) - 17))
         else:
             words = _SPACED.findall(sentence)
-            out.update(" ".join(words[i:i + 8]) for i in range(len(words) - 7))
+            # six words, one of them long enough to be the example's own ("midlayer",
+            # "comfortable"), so a stock "thank you for your first order" is not a copy
+            out.update(" ".join(words[i:i + 6]) for i in range(len(words) - 5)
+                       if any(len(w) >= 6 for w in words[i:i + 6]))
     return out

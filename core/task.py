@@ -281,10 +281,10 @@ class CopyKind:
             return guards
         terms = (*PRODUCT_TERMS.get(task.language, ()), *brand.product_terms.get(task.language, []))
         catalog = (*brand.catalog, *context_products({"catalog": context.get("catalog")}))
-        bought = tuple(p for p in context_products(context) if p not in catalog)
+        bought = tuple(context_products(context))  # a purchase licenses its words, catalog or not
         emails, phones = identifiers(context)
         topics = brief_topics(task.brief, task.language, catalog + bought, terms)
-        return [*guards, BriefGuard(tuple(topics)),
+        return [*guards, BriefGuard(tuple(topics), task.brief),
                 ProductGuard(tuple(catalog), bought, tuple(terms), task.brief),
                 ClaimGuard(task.language, task.brief,
                            " ".join((_without_phones(context), *catalog, *bought, brand.name,

@@ -229,3 +229,17 @@ def test_a_number_inside_japanese_text_is_a_number() -> None:
     assert guard.check(email("寝袋を10倍にアップさせました。")) == [
         "claims: gives the number 10, which the brief does not"]
     assert guard.check(email("3分で設営でき、ヘッドランプ300にも合います。")) == []
+
+
+def test_the_briefs_instruction_is_not_copy() -> None:
+    guard = BriefGuard(("Rain Cover",), "Thank them for their recent purchase and suggest the "
+                                        "Rain Cover for their pack.")
+    assert guard.check(email("Hi Maya, thank you! We suggest the Rain Cover for their pack.")) == [
+        "brief: repeats the brief's instruction ('suggest the rain cover for')"]
+    assert guard.check(email("Hi Maya, thank you for your recent purchase. The Rain Cover keeps "
+                             "your pack dry.")) == []
+
+
+def test_promised_dispatch_is_a_shipping_claim() -> None:
+    assert ClaimGuard("en", "Suggest the Rain Cover.").check(
+        email("We will be sending out the Rain Cover in the next few days.")) != []
