@@ -30,9 +30,10 @@ from core.store import open_store
 from core.task import Task
 
 F = TypeVar("F", bound=Callable[..., Any])
-DEFAULT_BRIEF = "Thank them for their recent purchase and suggest the Rain Cover for their pack."
+DEFAULT_BRIEF = "Recommend the Rain Cover, which keeps a pack dry in any weather."
 # The sample brief in each language (a brief names what it is about: the guards hold copy to it).
-DEFAULT_BRIEFS = {"en": DEFAULT_BRIEF, "ja": "最近のご購入へのお礼と、レインカバーの提案。"}
+DEFAULT_BRIEFS = {"en": DEFAULT_BRIEF,
+                  "ja": "レインカバーをおすすめする。どんな天気でもバックパックを濡らさない。"}
 
 # Piped output (files, CI logs, tests) gets wide tables instead of Rich's 80-column default.
 out = Console(width=None if sys.stdout.isatty() else 160)
@@ -100,8 +101,8 @@ def _receipt_line(r: Receipt) -> str:
               help="CSV file with one contact per row: bulk mode, needs --out.")
 @click.option("--out", "out_file", type=click.Path(path_type=Path),
               help="JSONL file for bulk results (one line per contact).")
-@click.option("--brief", default=None, help="What the copy is for (default: thank them and "
-              "suggest the Rain Cover, in the contact's language).")
+@click.option("--brief", default=None, help="What the copy is for (default: recommend the "
+              "Rain Cover, in the contact's language).")
 @click.option("--tier", type=click.Choice(["routine", "critical"]), default="routine",
               show_default=True)
 @click.option("--language", default="en", show_default=True, help="en or ja.")

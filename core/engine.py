@@ -468,11 +468,14 @@ class Engine:
 
 
 def _candidates(prompt: Prompt, task: Task, attempt: int, n: int, limits: Limits) -> list[Prompt]:
-    """``n`` copies of ``prompt``, each with its own sampling seed derived from the task's id,
-    the attempt and the candidate's number: a job that runs again (same task id) samples the
-    same way; a new task samples anew."""
+    """``n`` copies of ``prompt``, each with its own sampling seed derived from what the task
+    asks (kind, tenant, language, brief, contact), its ``regeneration`` number, the attempt and
+    the candidate's number: the same task run again samples the same way (a retried job, a
+    re-run command); a requested regeneration samples anew."""
     base = "" if limits.seed is None else f"{limits.seed}:"
-    return [dataclasses.replace(prompt, seed=zlib.crc32(f"{base}{task.id}:{attempt}:{i}".encode()))
+    asked = json.dumps([task.kind, task.tenant, task.language, task.brief, task.context,
+                        task.regeneration], sort_keys=True, default=str, ensure_ascii=False)
+    return [dataclasses.replace(prompt, seed=zlib.crc32(f"{base}{asked}:{attempt}:{i}".encode()))
             for i in range(n)]
 
 

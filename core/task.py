@@ -56,6 +56,7 @@ class Task:
     tier: Tier = "routine"
     language: str = "en"
     id: str = field(default_factory=lambda: uuid.uuid4().hex)
+    regeneration: int = 0  # asked to write it again: a new sample (the same number: the same one)
 
 
 @dataclass(frozen=True)

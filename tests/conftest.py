@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import uuid
 from collections.abc import Iterator
@@ -53,9 +54,9 @@ def greedy_policy(tmp_path: Path) -> Path:
     from core.policy import default_policy_text
 
     text = default_policy_text()
-    assert "temperature = 0.4" in text
+    assert "temperature = 0.4" in text and "best_of = 3" in text
     path = tmp_path / "baton-greedy.toml"
-    path.write_text(text.replace("temperature = 0.4", "temperature = 0.0"), encoding="utf-8")
+    path.write_text(text, encoding="utf-8")  # seeds follow the task: the same output every run
     return path
 
 
@@ -114,3 +115,26 @@ def sqlite_store(tmp_path: Path) -> Iterator[Store]:
     s = open_store(f"sqlite:///{tmp_path / 'baton.db'}")
     yield s
     s.close()
+
+
+# The real model's plumbing tests (grammar, masking, KV cache, processes) need a generation
+# that passes every guard on every run. Their brand shows one example per kind whose sentences
+# come from the brief itself, so copying it is on-brief copy, not a leaked example (the copy
+# checks have their own tests and bench/quality.py measures the built-in examples).
+PLUMBING_BRIEF = ("Recommend the Rain Cover: it keeps a pack dry in any weather and packs small "
+                  "when the sun is out.")
+PLUMBING_QUESTION = "Where can I find the size chart for the Fleece Midlayer?"
+def _example(kind: str, brief: str, output: dict[str, str]) -> str:
+    """One [[brand.examples]] entry (TOML basic strings are JSON strings)."""
+    fields = "".join(f"{k} = {json.dumps(v, ensure_ascii=False)}\n" for k, v in output.items())
+    return (f'[[brand.examples]]\nkind = "{kind}"\nbrief = {json.dumps(brief)}\n'
+            f'contact = {{ first_name = "{{first_name}}" }}\n[brand.examples.output]\n{fields}')
+
+
+PLUMBING_EXAMPLES = "\n" + _example("email", PLUMBING_BRIEF, {
+    "subject": "{first_name}, the Rain Cover", "preheader": "For any weather",
+    "body": "Hi {first_name},\n\nThe Rain Cover: it keeps a pack dry in any weather and packs "
+            "small when the sun is out. Just ask."}) + "\n" + _example("reply", PLUMBING_QUESTION, {
+    "body": "Hi {first_name},\n\nWhere can I find the size chart for the Fleece Midlayer? It is "
+            "on its page, just below the photo, with each size we sell."})
+

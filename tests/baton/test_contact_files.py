@@ -96,7 +96,7 @@ def test_generate_writes_every_row_of_a_hubspot_export(env: dict[str, str],  # n
     path.write_text(HUBSPOT_EXPORT, encoding="utf-8-sig")
     out = tmp_path / "out.jsonl"
     result = run(env, "generate", "email", "--contacts", str(path), "--out", str(out),
-                 "--brief", "Invite them to the winter sale.")
+                 "--brief", "Recommend the Rain Cover, which keeps a pack dry in any weather.")
     assert result.exit_code == 0, result.stderr
     assert "4 contacts; columns read: Record ID -> record_id" in result.stderr
     lines = [json.loads(line) for line in out.read_text(encoding="utf-8").splitlines()]

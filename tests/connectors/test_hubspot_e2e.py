@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from tests.baton.test_up import _port, call
+from tests.conftest import PLUMBING_BRIEF, PLUMBING_EXAMPLES
 from tests.connectors.conftest import PORTAL, SECRET, TOKEN, seed
 from tests.fakes.hubspot import FakeHubSpot
 from webhooks.signatures import hubspot_v1, hubspot_v2
@@ -38,10 +39,14 @@ def test_a_portal_gets_personalized_emails_from_baton_up(tmp_path: Path, model_p
         seed(fake)
         seed(fake, contact="102", name="Tomas")
         port = _port()
+        plumbing = tmp_path / "baton-plumbing.toml"
+        plumbing.write_text(greedy_policy.read_text(encoding="utf-8") + PLUMBING_EXAMPLES,
+                            encoding="utf-8")
         env = {**os.environ, "BATON_DATA_DIR": str(tmp_path), "BATON_MODEL_PATH": str(model_path),
-               "BATON_CONFIG": str(greedy_policy), "BATON_WEB_WORKERS": "1",
+               "BATON_CONFIG": str(plumbing), "BATON_WEB_WORKERS": "1",
                "BATON_HUBSPOT_CLIENT_SECRET": SECRET, "BATON_HUBSPOT_API_BASE": fake.url,
-               "BATON_HUBSPOT_PORTAL_ID": str(PORTAL), "BATON_HUBSPOT_ACCESS_TOKEN": TOKEN}
+               "BATON_HUBSPOT_PORTAL_ID": str(PORTAL), "BATON_HUBSPOT_ACCESS_TOKEN": TOKEN,
+               "BATON_HUBSPOT_BRIEF": PLUMBING_BRIEF}
         baton = str(Path(sys.executable).with_name("baton"))
         log = (tmp_path / "up.log").open("wb")
         proc = subprocess.Popen([baton, "up", "--port", str(port)], env=env, start_new_session=True,

@@ -285,12 +285,14 @@ def test_best_of_samples_candidates_in_one_batch_and_keeps_the_first_that_passes
     assert len(set(seeds)) == 3 and None not in seeds
     again = ScriptedBackend("llama", local=True, model="gemma", outputs=[GOOD] * 3, max_batch=8)
     make_engine(store, policy, again, cloud).run(
-        Task(kind="email", brief=BRIEF, context=CONTACT, id="task-1"))
-    assert [p.seed for p in again.prompts] == seeds  # a re-run of the task samples the same way
-    other = ScriptedBackend("llama", local=True, model="gemma", outputs=[GOOD] * 3, max_batch=8)
-    make_engine(store, policy, other, cloud).run(
         Task(kind="email", brief=BRIEF, context=CONTACT, id="task-2"))
-    assert not set(p.seed for p in other.prompts) & set(seeds)  # a new task samples anew
+    assert [p.seed for p in again.prompts] == seeds  # the same task again samples the same way
+    for changed in ({"regeneration": 1}, {"brief": "Thank them warmly"}):
+        other = ScriptedBackend("llama", local=True, model="gemma", outputs=[GOOD] * 3,
+                                max_batch=8)
+        make_engine(store, policy, other, cloud).run(
+            Task(kind="email", brief=BRIEF, context=CONTACT, **changed))  # type: ignore[arg-type]
+        assert not set(p.seed for p in other.prompts) & set(seeds)  # asked anew: sampled anew
 
 
 def test_best_of_on_the_bulk_path_groups_each_tasks_candidates(store: Store) -> None:

@@ -16,6 +16,7 @@ from core.recommend import named
 from core.settings import Settings
 from core.store import Store
 from core.task import Task, default_task_kinds
+from tests.conftest import PLUMBING_QUESTION
 from tests.core.test_local_model import local_engine
 from tests.fakes.backends import ScriptedBackend
 
@@ -46,7 +47,7 @@ def test_local_reply_is_greeted_and_says_something(settings: Settings, llama_poo
                                                   sqlite_store: Store) -> None:
     engine, _ = local_engine(settings, llama_pool, sqlite_store)
     result = engine.run(Task(kind="reply", context=CONTACT,
-                             brief="The hip belt buckle of my backpack broke. Can I get a new one?"))
+                             brief=PLUMBING_QUESTION))
     body = result.output["body"]
     assert body.startswith("Hi Maya,") and len(body) >= len("Hi Maya,") + 80
     assert body.endswith("— The Demo team")

@@ -17,6 +17,7 @@ from core.policy import BrandVoice, Policy, parse_policy
 from core.settings import Settings
 from core.store import Store
 from core.task import EMAIL, Task, default_task_kinds
+from tests.conftest import PLUMBING_BRIEF, PLUMBING_EXAMPLES
 from tests.fakes.backends import ScriptedBackend
 
 BRIEF = "Thank them for their order"
@@ -26,6 +27,7 @@ pytestmark = pytest.mark.model
 LOCAL = """
 [brand]
 sign_off = "— The Demo team"
+""" + PLUMBING_EXAMPLES + """
 [[routes]]
 name = "all local"
 action = "local"
@@ -52,7 +54,7 @@ def test_local_email_passes_schema_and_restores_the_first_name(
     contact = {"first_name": "Maya", "last_name": "Lindqvist", "email": "maya@example.net",
                "company": "Fjord & Field", "last_purchase": "Summit 40L backpack"}
     result = engine.run(Task(kind="email", context=contact,
-                             brief="Thank them for the backpack and suggest a rain cover."))
+                             brief=PLUMBING_BRIEF))
     jsonschema.validate(result.output, EMAIL.schema(BrandVoice()) | {"properties": {
         k: {"type": "string"} for k in ("subject", "preheader", "body")}})
     text = result.output["subject"] + result.output["body"]
@@ -84,7 +86,7 @@ def test_japanese_contact(settings: Settings, llama_pool: LlamaPool,
 def test_shared_prefix_is_served_from_the_kv_cache(
         settings: Settings, llama_pool: LlamaPool, sqlite_store: Store) -> None:
     engine, _ = local_engine(settings, llama_pool, sqlite_store)
-    brief = "Announce the winter sale on boots."
+    brief = PLUMBING_BRIEF
     tasks = [Task(kind="email", context={"first_name": n, "company": c}, brief=brief)
              for n, c in (("Ann", "Northwind"), ("Bo", "Southwind"))]
     results = engine.run_many(tasks)
