@@ -48,8 +48,8 @@ def llama_pool() -> LlamaPool:
 
 @pytest.fixture
 def greedy_policy(tmp_path: Path) -> Path:
-    """The embedded default policy with greedy local sampling: tests that need a generation to
-    pass its checks get the same output on every run (a base model sampled at 0.4 fails now and
+    """The embedded default policy: sampling seeds follow the task (kind, brief, contact), so a
+    test gets the same output on every run (a base model sampled at 0.4 fails its checks now and
     then, and the engine reports that as it should)."""
     from core.policy import default_policy_text
 
