@@ -151,7 +151,7 @@ def test_a_note_is_html_with_the_model_text_escaped_and_its_lines_kept(queued_hu
     hub.local.outputs.clear()
     hub.local.outputs.extend([json.dumps({
         "subject": "s", "preheader": "p",
-        "body": "Hi {first_name},\nsee <a href='x'>this</a> & <script>alert(1)</script>"})] * 4)
+        "body": "Hi {first_name},\nsee <a href='x'>this</a> & <script>alert(x)</script>"})] * 4)
     hub.webhook([event(0)])
     hub.drain()
     [note] = hub.fake.notes_of(PORTAL, "500")

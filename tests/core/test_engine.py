@@ -287,11 +287,11 @@ def test_best_of_samples_candidates_in_one_batch_and_keeps_the_first_that_passes
     make_engine(store, policy, again, cloud).run(
         Task(kind="email", brief=BRIEF, context=CONTACT, id="task-2"))
     assert [p.seed for p in again.prompts] == seeds  # the same task again samples the same way
-    for changed in ({"regeneration": 1}, {"brief": "Thank them warmly"}):
+    for changed in ({"regeneration": 1}, {"brief": "Thank them for their order again"}):
         other = ScriptedBackend("llama", local=True, model="gemma", outputs=[GOOD] * 3,
                                 max_batch=8)
-        make_engine(store, policy, other, cloud).run(
-            Task(kind="email", brief=BRIEF, context=CONTACT, **changed))  # type: ignore[arg-type]
+        asked: dict[str, object] = {"kind": "email", "brief": BRIEF, "context": CONTACT, **changed}
+        make_engine(store, policy, other, cloud).run(Task(**asked))  # type: ignore[arg-type]
         assert not set(p.seed for p in other.prompts) & set(seeds)  # asked anew: sampled anew
 
 
