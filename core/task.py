@@ -288,7 +288,7 @@ class CopyKind:
         return [*guards, BriefGuard(tuple(topics), task.brief),
                 ProductGuard(tuple(catalog), bought, tuple(terms), task.brief),
                 ClaimGuard(task.language, task.brief,
-                           " ".join((_without_phones(context), *catalog, *bought, brand.name,
+                           " ".join((_without_phones(context, phones), *catalog, *bought, brand.name,
                                      brand.sign_off, brand.ai_disclosure,
                                      *brand.greetings.values()))),
                 IdentifierGuard(emails, phones)]
@@ -305,10 +305,9 @@ class CopyKind:
         return "\n".join(lines)
 
 
-def _without_phones(context: Mapping[str, Any]) -> str:
+def _without_phones(context: Mapping[str, Any], phones: tuple[str, ...]) -> str:
     """The contact's values whose numbers copy may repeat: not phone numbers (those are
     identifiers, never copy)."""
-    _, phones = identifiers(context)
     return " ".join(str(v) for v in context.values() if isinstance(v, str | int | float)
                     and re.sub(r"\D", "", str(v)) not in phones)
 
