@@ -62,6 +62,10 @@ CLAIM_WORDS: dict[str, dict[str, tuple[str, ...]]] = {
 }
 
 
+NUMBER_WORDS = {"one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "seven": 7,
+                "eight": 8, "nine": 9, "ten": 10, "twelve": 12, "twenty": 20}
+
+
 def norm(text: str) -> str:
     return " ".join(unicodedata.normalize("NFKC", text).lower().replace("’", "'").split())
 
@@ -132,6 +136,9 @@ def check(case: Case, output: Mapping[str, Any] | None, rules: Rules) -> list[st
         out.append(f"claim: a percentage the brief does not give ({sorted(percents)})")
     sources = " ".join((case.brief.text, json.dumps(case.contact, ensure_ascii=False),
                         *rules.catalog[lang]))
+    for word, digit in NUMBER_WORDS.items():  # "five years" licenses "5 years"
+        if re.search(rf"\b{word}\b", sources.lower()):
+            sources += f" {digit}"
     numbers = set(re.findall(r"\d+", unicodedata.normalize("NFKC", everything)))
     if numbers - set(re.findall(r"\d+", unicodedata.normalize("NFKC", sources))):
         out.append(f"claim: a number the brief does not give "

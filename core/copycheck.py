@@ -157,12 +157,17 @@ def brief_topics(brief: str, language: str, catalog: Iterable[str],
                  terms: Iterable[str]) -> list[str]:
     """What a brief is about, as words the copy should repeat: the catalog products it names,
     else the kinds of product it names, else its proper names (``Trail Day``) or, in Japanese,
-    its katakana words. Empty when none can be told (then coverage is not checked)."""
+    its katakana words. Empty when none can be told (then coverage is not checked). A kind of
+    product named with a proper name ("the Granite boot fitting day") is about the name: "boots"
+    alone does not cover it."""
     named = [n for n in catalog if mentions(brief, n)]
     if named:
         # a product may be named by its distinctive word alone ("the Kumo")
         return named + [w for n in named for w in _distinctive(n, terms)]
     kinds = [t for t in terms if mentions(brief, t)]
+    if kinds and not (language == "ja" or _cjk(brief)):
+        names = [t for t in _english_topics(brief) if not t.islower()]
+        return names or kinds
     if kinds:
         return kinds
     if language == "ja" or _cjk(brief):
@@ -172,6 +177,11 @@ def brief_topics(brief: str, language: str, catalog: Iterable[str],
         kanji = [k for k in re.findall(r"[0-9０-９]*[一-龯々]+", brief)
                  if len(k) >= 2 and k not in _JA_GENERIC]
         return list(dict.fromkeys(kana + kanji))
+    return _english_topics(brief)
+
+
+def _english_topics(brief: str) -> list[str]:
+    """A brief's proper names (``Trail Day``, ``Portland``) and content words (``workshop``)."""
     words = brief.split()
     topics: list[str] = []
     joined = False  # the previous word was part of a proper name
@@ -235,8 +245,11 @@ def _distinctive(name: str, terms: Iterable[str]) -> list[str]:
 @lru_cache(maxsize=8192)
 def _distinctive_cached(name: str, terms: tuple[str, ...]) -> tuple[str, ...]:
     common = {fold(t) for t in terms}
+    # a word that names this product rather than describes it: capitalized ("Ridge trekking
+    # poles": Ridge, not trekking) or in a script without case
     return tuple(w for w in _SPACED.findall(name)
-                 if len(w) >= 4 and fold(w) not in common and not w.isdigit())
+                 if len(w) >= 4 and fold(w) not in common and not w.isdigit()
+                 and not (w.isascii() and w.islower()))
 
 
 @dataclass(frozen=True)

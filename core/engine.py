@@ -298,12 +298,14 @@ class Engine:
         assert last is not None
         raise last
 
-    def _render(self, prep: _Prepared, step: Step, lead: str | None = None) -> Prompt:
+    def _render(self, prep: _Prepared, step: Step, lead: str | None = None,
+                variant: int = 0) -> Prompt:
         backend = self._backend(step.role)
         context = prep.context if step.masked else prep.plain
         brief = prep.brief if step.masked else prep.task.brief
         brand = self.policy.brand_for(prep.task.tenant, prep.task.language)
-        return prep.kind.render(prep.task, context, brief, brand, backend.prompt_style, lead)
+        return prep.kind.render(prep.task, context, brief, brand, backend.prompt_style, lead,
+                                variant)
 
     def _backend(self, role: Role) -> Backend:
         backend = self.backends.get(role)
@@ -350,8 +352,9 @@ class Engine:
         violations: list[str] = []
         raw = ""
         for attempt in (1, 2):
-            if attempt == 2:
-                prompt = _repair_prompt(prompt, raw, violations)
+            if attempt == 2:  # a chat model is told what failed; a base model sees other examples
+                prompt = (_repair_prompt(prompt, raw, violations) if prompt.style == "chat"
+                          else self._render(prep, step, plan.lead, variant=1))
             if attempt == 1 and first is not None:
                 gens, elapsed, cost_seconds = first.generations, first.seconds, first.cost_seconds
             else:
@@ -490,9 +493,7 @@ def _all_of(gens: Sequence[Generation], chosen: Generation) -> Generation:
 
 
 def _repair_prompt(prompt: Prompt, raw: str, violations: list[str]) -> Prompt:
-    """Chat models are told what failed; a base model is simply asked again (sampling differs)."""
-    if prompt.style != "chat":
-        return prompt
+    """A chat model's second attempt: what it answered and which checks that failed."""
     feedback = (
         "That answer failed these checks: " + "; ".join(violations)
         + ". Reply again with one corrected JSON object only."

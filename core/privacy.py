@@ -277,7 +277,10 @@ class Masker:
         """Return the masked context, the masked brief and the placeholder map."""
         masking = Masking()
         values: list[_Value] = []
-        for (entity, secret), value in _sensitive_leaves(context, self.classify):
+        leaves = list(_sensitive_leaves(context, self.classify))
+        renamed = _data_in_names(leaves)
+        for (entity, secret), value in leaves:
+            entity = renamed.get(entity, entity)
             text = _as_text(value)
             if not text:
                 continue
@@ -500,6 +503,18 @@ def _slug(name: str) -> str:
 
 _IDENTIFIER = re.compile(r"[a-z][A-Za-z0-9_]*")
 _PRODUCT_ATTRIBUTES = frozenset({"name", "title", "description", "sku", "job_title"})
+
+
+def _data_in_names(leaves: list[tuple[tuple[str, bool], Any]]) -> dict[str, str]:
+    """Placeholders named after a field that is not a known one, whose name holds a word of a
+    value being masked (``{"Kiku Namesa": 1}`` under a field that looks personal, beside a first
+    name ``Kiku``): the name is data and would carry it to the model; such a placeholder is
+    named ``other_value`` instead."""
+    words = {w for _, value in leaves if (text := _as_text(value))
+             for w in re.findall(r"[a-z0-9]{2,}", folded(text))}
+    return {entity: "other_value" for (entity, _), _ in leaves
+            if canonical_name(entity) is None
+            and set(entity.removeprefix("other_").split("_")) & words}
 
 
 def _sensitive_leaves(value: Any, classify: Callable[[str, bool], tuple[str, bool] | None],

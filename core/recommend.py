@@ -111,7 +111,7 @@ class RecommendationKind:
             raise InputError(f"recommendation task {task.id}: the contact is empty")
 
     def render(self, task: Task, context: Mapping[str, Any], brief: str, brand: BrandVoice,
-               style: PromptStyle, lead: str | None = None) -> Prompt:
+               style: PromptStyle, lead: str | None = None, variant: int = 0) -> Prompt:
         w = WORDING[task.language]
         names = labels(context)
         catalog = "\n".join(f"- {names[c['sku']]}"
@@ -123,7 +123,7 @@ class RecommendationKind:
             w.json_rule.format(keys="picks, message"), f"{w.catalog}:\n{catalog}"])
         customer = render_context({k: v for k, v in context.items() if k != "catalog"})
         label = w.output[self.name]
-        examples = examples_for(self.name, task.language, brand.examples)
+        examples = examples_for(self.name, task.language, brand.examples, task.brief, variant)
         if style == "chat":
             messages: list[Mapping[str, str]] = [{"role": "system", "content": header}]
             for ex in examples:

@@ -40,7 +40,7 @@ from core.guards import (
 from core.policy import BrandVoice, Example, Tier
 from core.privacy import PLACEHOLDER_RE
 from core.registry import Registry
-from core.templates import LANGUAGES, WORDING, Wording, examples_for
+from core.templates import LANGUAGES, WORDING, Wording, example_pool, examples_for
 
 PromptStyle = Literal["completion", "chat"]
 
@@ -99,8 +99,9 @@ class TaskKind(Protocol):
         """Raise :class:`InputError` when the task cannot be run."""
 
     def render(self, task: Task, context: Mapping[str, Any], brief: str, brand: BrandVoice,
-               style: PromptStyle, lead: str | None = None) -> Prompt:
-        """The prompt for ``context`` and ``brief`` (already masked where the route says so)."""
+               style: PromptStyle, lead: str | None = None, variant: int = 0) -> Prompt:
+        """The prompt for ``context`` and ``brief`` (already masked where the route says so);
+        ``variant`` 1 is a second attempt's, which shows other examples where there are more."""
 
     def finish(self, output: dict[str, Any], brand: BrandVoice, language: str) -> dict[str, Any]:
         """Deterministic completion of a valid output (e.g. the required sign-off)."""
@@ -213,9 +214,9 @@ class CopyKind:
         check_brief(task)
 
     def render(self, task: Task, context: Mapping[str, Any], brief: str, brand: BrandVoice,
-               style: PromptStyle, lead: str | None = None) -> Prompt:
+               style: PromptStyle, lead: str | None = None, variant: int = 0) -> Prompt:
         wording = WORDING[task.language]
-        examples = examples_for(self.name, task.language, brand.examples)
+        examples = examples_for(self.name, task.language, brand.examples, task.brief, variant)
         header = self._header(brand, wording)
         label = wording.output[self.name]
         contact = render_context(context)
@@ -274,7 +275,7 @@ class CopyKind:
                         task: Task) -> list[Guard]:
         """What the copy says, checked against the brief, the catalog, the contact's purchases
         and the few-shot examples it was shown (see core/copycheck.py)."""
-        examples = examples_for(self.name, task.language, brand.examples)
+        examples = example_pool(self.name, task.language, brand.examples)  # any may be shown
         shown = tuple(json.dumps(ex.output, ensure_ascii=False) for ex in examples)
         values = " ".join(str(v) for v in context.values() if isinstance(v, str | int | float))
         guards: list[Guard] = [ExampleGuard(shown, f"{task.brief}\n{values}")]

@@ -8,6 +8,8 @@ A brand's own examples in ``baton.toml`` replace these.
 
 from __future__ import annotations
 
+import re
+import unicodedata
 from dataclasses import dataclass
 
 from core.policy import Example
@@ -109,6 +111,54 @@ _EMAIL_EN = [
             ),
         },
     ),
+    Example(
+        kind="email",
+        language="en",
+        brief="Introduce the new Rain Cover, which fits packs from 30 to 50 liters.",
+        contact={"first_name": "{first_name}", "company": "Cedar Ridge Guides",
+                 "last_purchase": "Summit 40L backpack"},
+        output={
+            "subject": "{first_name}, meet the new Rain Cover",
+            "preheader": "Made for packs from 30 to 50 liters",
+            "body": (
+                "Hi {first_name},\n\nMeet the new Rain Cover. It fits packs from 30 to 50 "
+                "liters, so your Summit 40L backpack stays dry when the weather turns.\n\n"
+                "See you on the trail,"
+            ),
+        },
+    ),
+    Example(
+        kind="email",
+        language="en",
+        brief="Tell them the Trail Runner 2 shoes are 10% off until Friday.",
+        contact={"first_name": "{first_name}", "company": "Lakeside Running Club",
+                 "last_purchase": "Merino trail socks"},
+        output={
+            "subject": "{first_name}, Trail Runner 2 is 10% off until Friday",
+            "preheader": "A lighter shoe for your next run",
+            "body": (
+                "Hi {first_name},\n\nUntil Friday, the Trail Runner 2 shoes are 10% off. They "
+                "grip well on wet rock and pair nicely with the Merino trail socks you already "
+                "own.\n\nHappy running,"
+            ),
+        },
+    ),
+    Example(
+        kind="email",
+        language="en",
+        brief="Invite them to the trail-running clinic at the Boulder store on Saturday morning.",
+        contact={"first_name": "{first_name}", "company": "Pinecrest Outfitters",
+                 "last_purchase": "Trail Runner 2 shoes"},
+        output={
+            "subject": "{first_name}, join our trail-running clinic on Saturday",
+            "preheader": "Saturday morning at the Boulder store",
+            "body": (
+                "Hi {first_name},\n\nJoin us on Saturday morning at the Boulder store for a "
+                "trail-running clinic. Bring your Trail Runner 2 shoes, and our coaches will "
+                "help you find an easier stride.\n\nSee you there,"
+            ),
+        },
+    ),
 ]
 
 _EMAIL_JA = [
@@ -139,6 +189,51 @@ _EMAIL_JA = [
             "body": (
                 "{last_name}様\n\n秋の新作が届きました。新しいフリースはお持ちのレインシェルの"
                 "下にぴったり重ねられ、寒い朝も快適です。"
+            ),
+        },
+    ),
+    Example(
+        kind="email",
+        language="ja",
+        brief="30〜50Lのバックパックに合う新しいレインカバーを紹介する。",
+        contact={"last_name": "{last_name}", "company": "杉並山岳会",
+                 "last_purchase": "サミット40Lバックパック"},
+        output={
+            "subject": "{last_name}様、新しいレインカバーのご紹介",
+            "preheader": "30〜50Lのバックパックにぴったり",
+            "body": (
+                "{last_name}様\n\n新しいレインカバーが登場しました。30〜50Lのバックパックに合うので、"
+                "お持ちのサミット40Lバックパックも雨の日にしっかり守れます。"
+            ),
+        },
+    ),
+    Example(
+        kind="email",
+        language="ja",
+        brief="金曜日までトレイルランナー2が10%オフであることを伝える。",
+        contact={"last_name": "{last_name}", "company": "湖畔ランニングクラブ",
+                 "last_purchase": "シューケアキット"},
+        output={
+            "subject": "{last_name}様、トレイルランナー2が金曜日まで10%オフ",
+            "preheader": "次のランに、軽い一足を",
+            "body": (
+                "{last_name}様\n\n金曜日まで、トレイルランナー2が10%オフです。濡れた岩でも"
+                "しっかりグリップし、長い山道も快適に走れます。"
+            ),
+        },
+    ),
+    Example(
+        kind="email",
+        language="ja",
+        brief="土曜日の朝、福岡店で開くトレイルランニング教室へ招待する。",
+        contact={"last_name": "{last_name}", "company": "松原アウトドア",
+                 "last_purchase": "トレイルランナー2"},
+        output={
+            "subject": "{last_name}様、土曜日のトレイルランニング教室へのご招待",
+            "preheader": "土曜日の朝、福岡店で開催します",
+            "body": (
+                "{last_name}様\n\n土曜日の朝、福岡店でトレイルランニング教室を開きます。"
+                "トレイルランナー2をお持ちいただければ、コーチが楽な走り方をお伝えします。"
             ),
         },
     ),
@@ -228,7 +323,41 @@ BUILTIN_EXAMPLES: dict[tuple[str, str], list[Example]] = {
 }
 
 
-def examples_for(kind: str, language: str, brand_examples: list[Example]) -> list[Example]:
+# How many examples a prompt shows. A pool holds more (one per kind of brief); a small model
+# copies what it is shown, so each brief is shown the examples whose briefs resemble it most.
+EXAMPLES_SHOWN = 2
+
+
+def example_pool(kind: str, language: str, brand_examples: list[Example]) -> list[Example]:
     """The brand's own examples for this kind and language, else the built-in ones."""
     own = [e for e in brand_examples if e.kind == kind and e.language == language]
     return own or BUILTIN_EXAMPLES.get((kind, language), [])
+
+
+def examples_for(kind: str, language: str, brand_examples: list[Example], brief: str = "",
+                 variant: int = 0, shown: int = EXAMPLES_SHOWN) -> list[Example]:
+    """The ``shown`` examples of the pool whose briefs share the most words with ``brief`` (ties
+    keep the pool's order), most alike first. ``variant`` 1 skips the most alike: a second
+    attempt sees other examples than the first, so an example the first copied is not shown
+    again."""
+    pool = example_pool(kind, language, brand_examples)
+    if len(pool) <= shown:
+        return pool
+    asked = _terms(brief)
+    ranked = sorted(pool, key=lambda e: -len(asked & _terms(e.brief)))
+    start = variant % (len(pool) - shown + 1)
+    return ranked[start:start + shown]
+
+
+_STOP = frozenset({"the", "and", "for", "with", "them", "their", "they", "our", "your", "you",
+                   "this", "that", "from", "into", "are", "was", "will", "has", "have", "its"})
+
+
+def _terms(text: str) -> set[str]:
+    """Words of three letters or more (English and other space-separated languages) and pairs
+    of adjacent characters of every run without spaces or ASCII (Japanese)."""
+    text = unicodedata.normalize("NFKC", text).lower()
+    words = {w for w in re.findall(r"[a-z0-9]{3,}", text) if w not in _STOP}
+    for run in re.findall(r"[^\x00-\x7f、。「」・（）\s]+", text):
+        words.update(run[i:i + 2] for i in range(len(run) - 1))
+    return words

@@ -308,3 +308,15 @@ def test_best_of_on_the_bulk_path_groups_each_tasks_candidates(store: Store) -> 
     assert isinstance(c, GenerationError)  # both candidates, then both repair candidates, failed
     assert sorted((r.attempt, r.status) for r in engine.ledger.receipts(task_id=tasks[2].id)) == [
         (1, "guard_failed"), (2, "guard_failed")]
+
+
+def test_a_base_models_second_attempt_is_shown_other_examples(store: Store) -> None:
+    """A completion model cannot be told what failed; it is asked again with other examples,
+    so a sentence it copied from the first attempt's examples is not in front of it again."""
+    local, cloud = backends([BANNED, GOOD], [])
+    engine = make_engine(store, CASCADE.replace('"cascade"\n', '"local"\n'), local, cloud)
+    result = engine.run(Task(kind="email", brief=BRIEF, context=CONTACT))
+    assert result.receipt.attempt == 2
+    first, second = (p.prefix for p in local.prompts)
+    assert "thank you for your first order" in first
+    assert "thank you for your first order" not in second and "Brief: " + BRIEF in second

@@ -36,10 +36,10 @@ class Fragile(CopyKind):
     """The email kind with a bug that quotes customer data in its exception."""
 
     def render(self, task: Task, context: Any, brief: str, brand: BrandVoice, style: PromptStyle,
-               lead: str | None = None) -> Prompt:
+               lead: str | None = None, variant: int = 0) -> Prompt:
         if task.context.get("company") == SECRET:
             raise KeyError(SECRET)
-        return super().render(task, context, brief, brand, style, lead)
+        return super().render(task, context, brief, brand, style, lead, variant)
 
 
 def engine_with(store: Store, policy: str, local: list[str], cloud: list[str],

@@ -314,6 +314,16 @@ def test_people_inside_product_fields_are_still_people() -> None:
     assert masked["catalog"] == [{"sku": "T-1", "name": "Tent"}]  # products stay readable
 
 
+def test_a_placeholder_is_never_named_after_a_key_that_is_data() -> None:
+    """A key that holds a name ("Kiku Namesa", which looks like a name field) must not become
+    the name of its value's placeholder: the model would read the contact's name in it."""
+    contact = {"first_name": "Kiku", "last_name": "Oda",
+               "history": {"Kiku Namesa": 1}, "Spouse name": "Bobbeth"}
+    masked, _, masking = MASKER.mask(contact)
+    assert "kiku" not in json.dumps(masked).lower() and "kiku" not in " ".join(masking.values)
+    assert masked["Spouse name"] == "{other_spouse_name}"  # a field's own name is kept
+
+
 def test_the_contact_keeps_its_own_placeholder_next_to_a_household_member() -> None:
     contact = {"household": [{"first_name": "Bobbeth"}], "first_name": "Annalise"}
     masked, _, masking = MASKER.mask(contact)

@@ -22,7 +22,7 @@ from core.privacy import folded
 from core.settings import Settings
 from core.store import Store
 from core.task import Task, default_task_kinds
-from core.templates import WORDING, examples_for
+from core.templates import WORDING, example_pool
 from tests.fakes.backends import ScriptedBackend
 from tests.fakes.openai_server import FakeOpenAI, completion
 
@@ -54,7 +54,7 @@ def _prompt_text() -> str:
     text = " ".join(str(v) for w in WORDING.values() for v in vars(w).values())
     for kind in ("email", "text", "reply", "recommendation"):
         for lang in WORDING:
-            text += json.dumps([e.model_dump() for e in examples_for(kind, lang, [])],
+            text += json.dumps([e.model_dump() for e in example_pool(kind, lang, [])],
                                ensure_ascii=False)
     return text
 
@@ -71,7 +71,10 @@ class Seeder:
     def __init__(self, seed: int) -> None:
         self.rng = random.Random(seed)
         self.pools = _pools()
-        self.words = set(re.findall(r"\w+", folded(_prompt_text())))
+        # the fixed text a wire holds anyway (prompts, examples, this class's own wording): a
+        # name inside it ("Mïnú" in "minutes") could not be told apart from a leak
+        self.fixed = folded(_prompt_text() + " wrote from call back on or order with Boots for "
+                                             "Road gift_for Northwind Trails Fjord & Field")
 
     def name(self, script: str) -> str:
         pool = self.pools[script]
@@ -82,7 +85,7 @@ class Seeder:
                 n = n.capitalize()
             else:
                 n = "".join(self.rng.choice(pool) for _ in range(self.rng.randint(2, 4)))
-            if folded(n) not in self.words and len(folded(n)) >= 2:
+            if folded(n) not in self.fixed and len(folded(n)) >= 2:
                 return n
 
     def variant(self, value: str) -> str:
