@@ -332,7 +332,8 @@ class Engine:
         grow = expansion(masking, merge_fields(prep.task.context))
         return _Plan(
             lead=lead,
-            schema=_tighten(prep.kind.schema(brand, lead, prep.task.context), grow),
+            schema=_tighten(prep.kind.schema(brand, lead, prep.task.context, prep.task.brief),
+                            grow),
             guards=prep.kind.guards(brand, unmask(lead, masking) if lead else None,
                                     prep.task.context, prep.task),
             prompt=prompt,

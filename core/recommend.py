@@ -77,7 +77,8 @@ class RecommendationKind:
     marketing: bool = True  # its message goes to the customer
 
     def schema(self, brand: BrandVoice, lead: str | None = None,
-               context: Mapping[str, Any] | None = None) -> dict[str, Any]:
+               context: Mapping[str, Any] | None = None, brief: str | None = None
+               ) -> dict[str, Any]:
         names = labels(context)
         choices = [names[sku] for sku in offerable(context)]
         product: dict[str, Any] = {"type": "string", "enum": choices} if choices else {"type": "string"}

@@ -87,10 +87,12 @@ class TaskKind(Protocol):
         """Whether its output is marketing sent to the contact (not for those who opted out)."""
 
     def schema(self, brand: BrandVoice, lead: str | None = None,
-               context: Mapping[str, Any] | None = None) -> dict[str, Any]:
+               context: Mapping[str, Any] | None = None, brief: str | None = None
+               ) -> dict[str, Any]:
         """The JSON schema the output must satisfy; ``lead`` is the text the main field must
         open with (carried as ``x-lead``, which the local grammar enforces); ``context`` lets a
-        kind constrain values to the task's data (a recommendation's SKUs to its catalog)."""
+        kind constrain values to the task's data (a recommendation's SKUs to its catalog);
+        ``brief``, when given, lets a kind constrain what the copy may claim (``x-no-digits``)."""
 
     def lead(self, task: Task, context: Mapping[str, Any], brand: BrandVoice) -> str | None:
         """The opening the output must have for this contact (as the model sees it), or None."""
@@ -175,10 +177,16 @@ class CopyKind:
         return brand.min_body_chars if self.brand_min else self.min_body
 
     def schema(self, brand: BrandVoice, lead: str | None = None,
-               context: Mapping[str, Any] | None = None) -> dict[str, Any]:
+               context: Mapping[str, Any] | None = None, brief: str | None = None
+               ) -> dict[str, Any]:
         """String fields; length limits leave room for the sign-off and disclosure that
-        :meth:`finish` appends, so a grammar-constrained model cannot overrun them."""
+        :meth:`finish` appends, so a grammar-constrained model cannot overrun them. A marketing
+        email whose brief gives no number may write no digit (``x-no-digits``, which the local
+        grammar enforces): a small model invents prices, dates and percentages, and the claims
+        guard would refuse each one."""
         schema = _string_object(list(self.fields))
+        if self.marketing and brief is not None and not any(c.isdigit() for c in brief):
+            schema["x-no-digits"] = True
         reserve = sum(len(t) + 2 for t in (brand.sign_off, brand.ai_disclosure) if t)
         for name, attr in self.limits:
             limit = int(getattr(brand, attr)) - (reserve if name == self.body_field else 0)

@@ -114,15 +114,15 @@ _EMAIL_EN = [
     Example(
         kind="email",
         language="en",
-        brief="Introduce the new Rain Cover, which fits packs from 30 to 50 liters.",
+        brief="Introduce the new Rain Shell jacket for wet spring runs.",
         contact={"first_name": "{first_name}", "company": "Cedar Ridge Guides",
-                 "last_purchase": "Summit 40L backpack"},
+                 "last_purchase": "Merino trail socks"},
         output={
-            "subject": "{first_name}, meet the new Rain Cover",
-            "preheader": "Made for packs from 30 to 50 liters",
+            "subject": "{first_name}, meet the new Rain Shell jacket",
+            "preheader": "Made for wet spring runs",
             "body": (
-                "Hi {first_name},\n\nMeet the new Rain Cover. It fits packs from 30 to 50 "
-                "liters, so your Summit 40L backpack stays dry when the weather turns.\n\n"
+                "Hi {first_name},\n\nMeet the new Rain Shell jacket. It keeps the rain out on "
+                "wet spring runs and packs away small when the sun comes back.\n\n"
                 "See you on the trail,"
             ),
         },
@@ -138,8 +138,7 @@ _EMAIL_EN = [
             "preheader": "A lighter shoe for your next run",
             "body": (
                 "Hi {first_name},\n\nUntil Friday, the Trail Runner 2 shoes are 10% off. They "
-                "grip well on wet rock and pair nicely with the Merino trail socks you already "
-                "own.\n\nHappy running,"
+                "go well with the Merino trail socks you already own.\n\nHappy running,"
             ),
         },
     ),
@@ -154,8 +153,8 @@ _EMAIL_EN = [
             "preheader": "Saturday morning at the Boulder store",
             "body": (
                 "Hi {first_name},\n\nJoin us on Saturday morning at the Boulder store for a "
-                "trail-running clinic. Bring your Trail Runner 2 shoes, and our coaches will "
-                "help you find an easier stride.\n\nSee you there,"
+                "trail-running clinic with our coaches. Bring your Trail Runner 2 shoes and "
+                "any questions.\n\nSee you there,"
             ),
         },
     ),
@@ -195,15 +194,15 @@ _EMAIL_JA = [
     Example(
         kind="email",
         language="ja",
-        brief="30〜50Lのバックパックに合う新しいレインカバーを紹介する。",
+        brief="雨の日のランに向けた新しいレインシェルを紹介する。",
         contact={"last_name": "{last_name}", "company": "杉並山岳会",
-                 "last_purchase": "サミット40Lバックパック"},
+                 "last_purchase": "メリノソックス"},
         output={
-            "subject": "{last_name}様、新しいレインカバーのご紹介",
-            "preheader": "30〜50Lのバックパックにぴったり",
+            "subject": "{last_name}様、新しいレインシェルのご紹介",
+            "preheader": "雨の日のランのための一着",
             "body": (
-                "{last_name}様\n\n新しいレインカバーが登場しました。30〜50Lのバックパックに合うので、"
-                "お持ちのサミット40Lバックパックも雨の日にしっかり守れます。"
+                "{last_name}様\n\n新しいレインシェルが登場しました。軽く小さくたためるので、"
+                "雨の日のランにも気軽に持っていけます。"
             ),
         },
     ),
@@ -217,8 +216,8 @@ _EMAIL_JA = [
             "subject": "{last_name}様、トレイルランナー2が金曜日まで10%オフ",
             "preheader": "次のランに、軽い一足を",
             "body": (
-                "{last_name}様\n\n金曜日まで、トレイルランナー2が10%オフです。濡れた岩でも"
-                "しっかりグリップし、長い山道も快適に走れます。"
+                "{last_name}様\n\n金曜日まで、トレイルランナー2が10%オフです。お持ちのシューケア"
+                "キットで、長くきれいにお使いいただけます。"
             ),
         },
     ),
@@ -233,7 +232,7 @@ _EMAIL_JA = [
             "preheader": "土曜日の朝、福岡店で開催します",
             "body": (
                 "{last_name}様\n\n土曜日の朝、福岡店でトレイルランニング教室を開きます。"
-                "トレイルランナー2をお持ちいただければ、コーチが楽な走り方をお伝えします。"
+                "お持ちのトレイルランナー2で、ぜひご参加ください。"
             ),
         },
     ),

@@ -108,7 +108,15 @@ def grammar_text(schema: dict[str, Any]) -> str:
             line = f'{name} ::= "\\"" {literal}char{{{least},{limit}}} "\\"" space'
         lines.append(line)
     gbnf = "\n".join(lines)
+    if schema.get("x-no-digits"):  # no digit in any string, written or escaped
+        gbnf = re.sub(r"^char ::= .*$", lambda _: _CHAR_NO_DIGITS, gbnf, count=1, flags=re.M)
     return gbnf.replace("root ::=", "root ::= \" \"? root-value\nroot-value ::=", 1)
+
+
+# JSON string characters without ASCII or full-width digits, nor \u escapes of ASCII digits
+_CHAR_NO_DIGITS = ('char ::= [^"\\\\0-9０-９] | "\\\\" (["\\\\/bfnrt] | "u" [1-9a-fA-F] [0-9a-fA-F] '
+                   '[0-9a-fA-F] [0-9a-fA-F] | "u0" [1-9a-fA-F] [0-9a-fA-F] [0-9a-fA-F] | '
+                   '"u00" [0-24-9a-fA-F] [0-9a-fA-F] | "u003" [a-fA-F])')
 
 
 class LlamaBackend:

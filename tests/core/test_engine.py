@@ -320,3 +320,15 @@ def test_a_base_models_second_attempt_is_shown_other_examples(store: Store) -> N
     first, second = (p.prefix for p in local.prompts)
     assert "thank you for your first order" in first
     assert "thank you for your first order" not in second and "Brief: " + BRIEF in second
+
+
+def test_a_brief_without_numbers_asks_the_grammar_for_copy_without_digits(store: Store) -> None:
+    from core.backends.openai_api import api_schema
+
+    local, cloud = backends([GOOD, GOOD], [])
+    engine = make_engine(store, CASCADE.replace('"cascade"\n', '"local"\n'), local, cloud)
+    engine.run(Task(kind="email", brief=BRIEF, context=CONTACT))
+    engine.run(Task(kind="email", brief="Thank them for their order: 10% off the next one",
+                    context=CONTACT))
+    assert local.schemas[0]["x-no-digits"] is True and "x-no-digits" not in local.schemas[1]
+    assert "x-no-digits" not in api_schema(local.schemas[0])  # strict mode would refuse it

@@ -127,6 +127,32 @@ def test_lost_dispatches_are_found_again(store: Store) -> None:
     assert job is not None and job.state == RUNNING
 
 
+def test_due_lists_the_longest_waiting_first_and_leaves_a_backoff_alone(store: Store) -> None:
+    clock = Clock()
+    jobs = Jobs(store, clock=clock, rand=lambda: 1.0, backoff_base=10.0)
+    retried = jobs.accept("api", items(["first in"])).job_ids[0]
+    jobs.claim(retried, timedelta(seconds=30))
+    assert jobs.fail(retried, "503") == QUEUED  # due again in 10 s
+    clock.advance(seconds=1)
+    fresh = jobs.accept("api", items(["second in"])).job_ids[0]
+    assert jobs.due() == [fresh]  # the retry waits for its backoff
+    clock.advance(seconds=9)
+    assert jobs.due() == [fresh, retried]  # by when they became due, not by arrival
+    assert jobs.due(limit=1) == [fresh]
+    jobs.mark_dispatched([fresh, retried])
+    clock.advance(seconds=60)
+    assert jobs.due(redispatch_after=timedelta(seconds=60)) == []  # exactly a minute: not lost
+    clock.advance(seconds=1)
+    assert jobs.due(redispatch_after=timedelta(seconds=60)) == [fresh, retried]
+
+
+def test_one_reconciler_pass_and_one_listing_are_bounded(store: Store) -> None:
+    jobs = Jobs(store)
+    jobs.accept("api", items([f"j{i}" for i in range(501)]))
+    assert len(jobs.due()) == 500  # the rest on the next pass
+    assert len(jobs.list()) == 50
+
+
 def test_dedupe_keys_are_kept_seven_days(store: Store) -> None:
     clock = Clock()
     jobs = Jobs(store, clock=clock)

@@ -16,7 +16,7 @@ from core.ledger import Ledger
 from core.policy import BrandVoice, Policy, parse_policy
 from core.settings import Settings
 from core.store import Store
-from core.task import EMAIL, Task, default_task_kinds
+from core.task import EMAIL, Prompt, Task, default_task_kinds
 from tests.conftest import PLUMBING_BRIEF, PLUMBING_EXAMPLES
 from tests.fakes.backends import ScriptedBackend
 
@@ -111,6 +111,24 @@ def test_grammar_limits_lengths_and_compiles() -> None:
     gbnf = grammar_text(EMAIL.schema(BrandVoice(max_subject_chars=40)))
     assert 'subject ::= "\\"" char{0,40} "\\"" space' in gbnf
     assert gbnf.startswith("body ::=") or "root ::= \" \"? root-value" in gbnf
+
+
+def test_a_brief_without_numbers_gets_copy_without_digits(
+        settings: Settings, llama_pool: LlamaPool) -> None:
+    """The grammar of a marketing email whose brief gives no number has no digit: a prompt that
+    begs for prices gets none, while the same prompt with a numbered brief may write them."""
+    schema = EMAIL.schema(BrandVoice(), brief="Tell them about the sale")
+    assert schema["x-no-digits"] is True
+    assert "x-no-digits" not in EMAIL.schema(BrandVoice(), brief="Take 20% off")
+    backend = LlamaBackend(settings, parse_policy(LOCAL).local, llama_pool)
+    prompt = Prompt(style="completion", prefix="Price list, in JSON.\nEmail: ",
+                    suffix='{"subject": "Prices: 10, 20, 30, 40", "preheader": "$5, $10, $15", '
+                           '"body": "Boots $120, tents $300, socks $12, poles $80."}\nEmail:')
+    limits = Limits(max_tokens=120, temperature=0.0)
+    free = backend.generate(prompt, EMAIL.schema(BrandVoice(), brief="Take 20% off"), limits)
+    bound = backend.generate(prompt, schema, limits)
+    assert any(c.isdigit() for c in free.text)  # the model wants digits here
+    assert '"subject"' in bound.text and not any(c.isdigit() for c in bound.text)
 
 
 def test_missing_model_file(tmp_path: Path) -> None:

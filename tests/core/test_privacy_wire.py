@@ -17,7 +17,7 @@ import pytest
 from core.backends.openai_api import OpenAIBackend
 from core.engine import Engine
 from core.ledger import Ledger
-from core.policy import parse_policy
+from core.policy import BrandVoice, parse_policy
 from core.privacy import folded
 from core.settings import Settings
 from core.store import Store
@@ -73,8 +73,9 @@ class Seeder:
         self.pools = _pools()
         # the fixed text a wire holds anyway (prompts, examples, this class's own wording): a
         # name inside it ("Mïnú" in "minutes") could not be told apart from a leak
-        self.fixed = folded(_prompt_text() + " wrote from call back on or order with Boots for "
-                                             "Road gift_for Northwind Trails Fjord & Field")
+        self.fixed = folded(_prompt_text() + json.dumps(BrandVoice().model_dump())
+                            + " wrote from call back on or order with Boots for Road gift_for "
+                              "Northwind Trails Fjord & Field")
 
     def name(self, script: str) -> str:
         pool = self.pools[script]

@@ -214,6 +214,12 @@ def test_forget_with_nothing_to_erase_changes_nothing(store: Store) -> None:
     assert forget(store, "acme", "contact:1") == {"jobs": 1, "writebacks": 0, "replies": 0,
                                                   "receipts": 0}  # no reply row was opened
     assert jobs.get(kept).payload == {"erased": True}  # type: ignore[union-attr]
+    running = jobs.accept("s", [NewJob("2", "k", "acme", {"n": 1}, subject="contact:3")]).job_ids[0]
+    jobs.claim(running, timedelta(seconds=300))
+    assert forget(store, "acme", "contact:3") == {"jobs": 1, "writebacks": 0, "replies": 0,
+                                                  "receipts": 0}  # no reply key at all
+    ended = jobs.get(running)
+    assert ended is not None and ended.state == FAILED and ended.lease_until is None
 
 
 def test_purge_keeps_what_is_exactly_as_old_as_the_cutoff(store: Store) -> None:
