@@ -127,11 +127,11 @@ RECOGNIZERS: dict[str, Callable[[str], Iterable[Span]]] = {
 
 
 def _continues(ch: str) -> bool:
-    """Whether ``ch`` belongs to the character before it (a combining mark, a Hangul vowel or
-    final consonant, a joiner or a variation selector)."""
+    """Whether ``ch`` belongs to the character before it (a combining mark, variation
+    selectors included, a Hangul vowel or final consonant, a joiner)."""
     o = ord(ch)
     return bool(unicodedata.combining(ch)) or 0x1160 <= o <= 0x11FF or o == 0x200D or \
-        0xFE00 <= o <= 0xFE0F or unicodedata.category(ch) == "Mn"
+        unicodedata.category(ch) == "Mn"
 
 
 @lru_cache(maxsize=1 << 16)

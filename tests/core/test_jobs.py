@@ -146,6 +146,23 @@ def test_due_lists_the_longest_waiting_first_and_leaves_a_backoff_alone(store: S
     assert jobs.due(redispatch_after=timedelta(seconds=60)) == [fresh, retried]
 
 
+def test_a_lease_runs_out_after_its_last_instant_and_only_a_running_job_has_one(
+        store: Store) -> None:
+    clock = Clock()
+    jobs = Jobs(store, clock=clock)
+    running, ended = jobs.accept("api", items(["running", "ended"])).job_ids
+    jobs.mark_dispatched([running, ended])
+    jobs.claim(running, timedelta(seconds=30))
+    jobs.claim(ended, timedelta(seconds=30))
+    jobs.succeed(ended, {"ok": True})
+    with store.session.begin() as s:  # a lease left on an ended row (an older version's)
+        s.execute(sa.update(JobRow).where(JobRow.id == ended).values(lease_until=clock.now))
+    clock.advance(seconds=30)
+    assert jobs.due() == []  # the lease's last instant
+    clock.advance(microseconds=1)
+    assert jobs.due() == [running]
+
+
 def test_one_reconciler_pass_and_one_listing_are_bounded(store: Store) -> None:
     jobs = Jobs(store)
     jobs.accept("api", items([f"j{i}" for i in range(501)]))

@@ -440,6 +440,7 @@ def test_phone_cores_are_every_national_form_longest_first(value: str, cores: li
     ("\u200d", True), ("\u200e", False),  # zero-width joiner; a direction mark
     ("\ufe00", True), ("\ufe0f", True), ("\ufdff", False), ("\ufe10", False),  # selectors
     ("a", False), ("\u3099", True),
+    ("\U0001d165", True),  # a spacing combining mark (Mc) with a combining class
 ])
 def test_what_continues_the_character_before_it(ch: str, continues: bool) -> None:
     from core.privacy import _continues
