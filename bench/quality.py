@@ -122,6 +122,8 @@ def check(case: Case, output: Mapping[str, Any] | None, rules: Rules) -> list[st
     digits = re.sub(r"\D", "", unicodedata.normalize("NFKC", everything))
     if re.sub(r"\D", "", case.phone)[-7:] in digits:
         out.append("identifier: the contact's phone number in the copy")
+    if re.search(r"</?[a-z][a-z0-9]*(?:\s[^<>]*)?/?>", everything, re.I):
+        out.append("markup: an HTML tag in plain-text copy")
     mine = set(_sentences(everything))
     for sentence in rules.example_sentences.get(lang, []):
         if sentence in mine or (len(sentence) > 30 and sentence in norm(everything)):
@@ -183,8 +185,8 @@ def _unknown_products(case: Case, text: str, rules: Rules) -> list[str]:
     licence = norm(" ".join((case.brief.text, *case.purchases)))
     out = []
     for word in rules.product_words[lang]:
-        if _has_word(licence, word):
-            continue
+        if any(_has_word(licence, w) for w in (word, re.sub(r"(?:es|s)$", "", word))):
+            continue  # the brief's "tent" licenses "tents"
         pattern = re.escape(norm(word)) if not word.isascii() else \
             rf"(?<![a-z0-9-]){re.escape(norm(word))}(?:s|es)?(?![a-z0-9-])"
         for m in re.finditer(pattern, said):

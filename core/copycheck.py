@@ -62,7 +62,7 @@ CLAIMS: dict[str, tuple[tuple[str, str], ...]] = {
         ("scarcity", r"\b(?:last chance|limited (?:stock|time|edition|offer)|selling (?:out|fast)|"
                      r"sold out|only (?:\d+|one|two|three|four|five|a few) left|hurry|"
                      r"while (?:stocks|supplies) last|ends (?:today|tonight|soon|at midnight))\b"),
-        ("price", r"[$€£¥]\s?\d|\d\s?(?:usd|eur|gbp|dollars?|euros?)\b"),
+        ("price", r"[$€£¥](?:\s?\d+(?:[.,]\d+)*)?|\d\s?(?:usd|eur|gbp|dollars?|euros?)\b"),
     ),
     "ja": (
         ("shipping", r"発送|出荷|お届けしました|配送しました|配送いたしました|お届け済"),
@@ -70,7 +70,7 @@ CLAIMS: dict[str, tuple[tuple[str, str], ...]] = {
                      r"お得(?!意)|半額|特価|値引"),
         ("free", r"無料|タダ|(?:を|で)プレゼント|プレゼント(?:します|いたします|中)|かかりません"),
         ("scarcity", r"在庫限り|残りわずか|残り僅か|本日限り|売り切れ|数量限定|期間限定|お早め"),
-        ("price", r"[$€£¥￥]\s?\d|\d\s?円|[一二三四五六七八九十百千万]+円"),
+        ("price", r"[$€£¥￥](?:\s?\d+(?:[.,]\d+)*)?|\d\s?円|[一二三四五六七八九十百千万]+円"),
     ),
 }
 # A claim the brief names in a negated clause is forbidden, not made: "no discount", "avoid
@@ -219,6 +219,7 @@ _BRIEF_WORDS = {"invite", "thank", "thanks", "remind", "offer", "introduce", "an
                 "before", "tell", "whether", "still", "since", "again", "always", "never",
                 "suggests", "suggesting", "invites", "inviting", "thanking", "introducing",
                 "announcing", "reminding", "offering", "mentions", "mentioning", "presenting",
+                "joining", "joined", "welcoming",
                 "customer's", "them", "they", "things", "latest", "with", "from", "this",
                 "that", "what", "when", "have", "will", "your", "ours", "been", "into", "some",
                 "more", "most", "very", "just", "like", "make", "also", "only", "over", "back",
@@ -393,6 +394,20 @@ def _digits(text: str) -> str:
 
 _NUMBER = re.compile(r"(?<![A-Za-z0-9_.,])(\d+(?:[.,]\d+)*)")
 _PERCENT = re.compile(r"(\d+(?:[.,]\d+)?) ?(?:%|percent|パーセント)")
+
+
+@dataclass(frozen=True)
+class MarkupGuard:
+    """Plain-text copy holds no HTML tags (``<strong>``): a CRM shows them as they are."""
+
+    name: str = "markup"
+
+    def check(self, output: Mapping[str, Any]) -> list[str]:
+        m = _TAG.search(_strings(output))
+        return [f"markup: an HTML tag in plain-text copy ({m.group(0)[:40]!r})"] if m else []
+
+
+_TAG = re.compile(r"</?[A-Za-z][A-Za-z0-9]*(?:\s[^<>]*)?/?>")
 
 
 @dataclass(frozen=True)

@@ -21,6 +21,7 @@ from core.copycheck import (
     ClaimGuard,
     ExampleGuard,
     IdentifierGuard,
+    MarkupGuard,
     ProductGuard,
     brief_topics,
     context_products,
@@ -286,7 +287,7 @@ class CopyKind:
         examples = example_pool(self.name, task.language, brand.examples)  # any may be shown
         shown = tuple(json.dumps(ex.output, ensure_ascii=False) for ex in examples)
         values = " ".join(str(v) for v in context.values() if isinstance(v, str | int | float))
-        guards: list[Guard] = [ExampleGuard(shown, f"{task.brief}\n{values}")]
+        guards: list[Guard] = [ExampleGuard(shown, f"{task.brief}\n{values}"), MarkupGuard()]
         if not self.marketing:
             return guards
         terms = (*PRODUCT_TERMS.get(task.language, ()), *brand.product_terms.get(task.language, []))

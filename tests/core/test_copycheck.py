@@ -140,7 +140,7 @@ def test_numbers_come_from_the_brief_or_the_contact() -> None:
     guard = ClaimGuard("en", "Invite them to the group hike on October 12.", "Summit 40L backpack")
     assert guard.check(email("Join the hike on October 12 with your Summit 40L pack.")) == []
     assert guard.check(email("Join the hike on October 12 at 9 am, tickets $15.")) == [
-        "claims: says '$1' (price), which the brief does not",
+        "claims: says '$15' (price), which the brief does not",
         "claims: gives the number 15, which the brief does not"]
     ja = ClaimGuard("ja", "5年間のご愛顧へのお礼。")
     assert ja.check(email("5年間ありがとうございます。")) == []
@@ -247,3 +247,16 @@ def test_the_briefs_instruction_is_not_copy() -> None:
 def test_promised_dispatch_is_a_shipping_claim() -> None:
     assert ClaimGuard("en", "Suggest the Rain Cover.").check(
         email("We will be sending out the Rain Cover in the next few days.")) != []
+
+
+def test_a_currency_sign_alone_is_a_price_and_markup_is_not_copy() -> None:
+    from core.copycheck import MarkupGuard
+
+    guard = ClaimGuard("en", "Introduce the Down vest.")
+    assert guard.check(email("We are selling down vests at $ <u>$</u>.")) == [
+        "claims: says '$' (price), which the brief does not"]
+    assert ClaimGuard("en", "Free shipping over $50.").check(email("Orders over $50 ship free")) == []
+    assert ClaimGuard("ja", "新しいベストの紹介。").check(email("価格は￥です")) != []
+    assert MarkupGuard().check(email("Hi Nora, <strong>new</strong>")) == [
+        "markup: an HTML tag in plain-text copy ('<strong>')"]
+    assert MarkupGuard().check(email("Hi Nora, 3 < 5 and 7 > 2; <3")) == []
