@@ -42,6 +42,10 @@ def test_duplicates_are_absorbed_within_and_across_deliveries(store: Store) -> N
     other_source = jobs.accept("slack", items(["a"]))
     assert other_source.duplicate == [False]
     assert count(store, JobRow) == 4
+    third = jobs.accept("salesforce", items(["a"]))  # the newest row with that external id
+    repeat = jobs.accept("slack", items(["a"]))
+    assert repeat.duplicate == [True] and repeat.job_ids == other_source.job_ids
+    assert third.job_ids[0] not in repeat.job_ids
 
 
 def test_concurrent_deliveries_of_the_same_events_make_one_job_each(store: Store) -> None:

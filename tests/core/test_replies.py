@@ -108,12 +108,14 @@ def test_a_crashed_senders_claim_expires_after_its_lease_and_not_before(store: S
 def test_sent_released_and_set_aside_rows(store: Store) -> None:
     clock = Clock()
     replies = Replies(store, clock)
-    for key in ("a", "b", "c"):
+    for key in ("a", "b", "c", "d"):
         ready(replies, clock, key)
     replies.claim("hubspot", "7", lease=LEASE)
     clock.tick(seconds=2)
     replies.sent(["a"])
     replies.release(["a", "b"])  # a is done already: only b goes back
+    d = replies.get("d")
+    assert d is not None and d.state == SENDING  # another sender's row is not touched
     replies.set_aside(["c"], "expired")
     replies.set_aside([], "refused")  # nothing to do
     a, b, c = (replies.get(k) for k in "abc")
@@ -121,3 +123,13 @@ def test_sent_released_and_set_aside_rows(store: Store) -> None:
     assert b is not None and (b.state, b.claimed_at, b.completed_at) == (READY, None, None)
     assert c is not None and (c.state, c.completed_at) == ("expired", clock.now)
     assert [r.key for r in replies.claim("hubspot", "7", lease=LEASE)] == ["b"]
+
+
+def test_one_claim_takes_at_most_a_hundred_rows(store: Store) -> None:
+    clock = Clock()
+    replies = Replies(store, clock)
+    for i in range(101):
+        ready(replies, clock, f"k{i:03d}")
+    taken = replies.claim("hubspot", "7", lease=LEASE)
+    assert len(taken) == 100 and taken[0].key == "k000"  # the oldest first; one waits
+    assert [r.key for r in replies.claim("hubspot", "7", lease=LEASE)] == ["k100"]
