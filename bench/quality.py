@@ -258,6 +258,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--show", type=int, default=0, help="print this many failures")
     parser.add_argument("--best-of", type=int, default=None,
                         help="candidates per attempt (default: the policy's [local] best_of)")
+    parser.add_argument("--best-of-retry", type=int, default=None,
+                        help="candidates of a second attempt (default: the policy's)")
     args = parser.parse_args(argv)
 
     from baton.wiring import build_app
@@ -267,9 +269,10 @@ def main(argv: Sequence[str] | None = None) -> None:
 
     data = make(args.n)
     policy = eval_policy(data)
-    if args.best_of is not None:
-        policy = policy.model_copy(update={
-            "local": policy.local.model_copy(update={"best_of": args.best_of})})
+    for name in ("best_of", "best_of_retry"):
+        if getattr(args, name) is not None:
+            policy = policy.model_copy(update={
+                "local": policy.local.model_copy(update={name: getattr(args, name)})})
     app = build_app(bench_settings(), policy)
     rules = rules_for(policy, data)
     tasks = [Task(kind="email", context=c.contact, brief=c.brief.text, tenant="eval",
@@ -305,7 +308,8 @@ def main(argv: Sequence[str] | None = None) -> None:
             useful += 1
     n = len(data.cases)
     print(f"{n} contacts in {seconds:.0f} s: {passed} passed Baton's guards, {useful} sendable "
-          f"(best_of={policy.local.best_of}; passed on the first attempt: {attempts[1]}, on the "
+          f"(best_of={policy.local.best_of}, best_of_retry={policy.local.best_of_retry}; "
+          f"passed on the first attempt: {attempts[1]}, on the "
           f"second: {attempts[2]})")
     print(f"checks failed by outputs Baton passed: {dict(why.most_common())}")
     print(f"guards' reasons for outputs Baton held back: {dict(refused.most_common(8))}")

@@ -348,7 +348,7 @@ class Engine:
         backend = self._backend(step.role)
         plan = plan or self._plan(prep, step)
         limits = self._limits(step.role)
-        n = self._role_config(step.role).best_of
+        config = self._role_config(step.role)
         prompt = plan.prompt
         violations: list[str] = []
         raw = ""
@@ -360,6 +360,7 @@ class Engine:
                 gens, elapsed, cost_seconds = first.generations, first.seconds, first.cost_seconds
             else:
                 started = self.clock()
+                n = config.best_of if attempt == 1 else config.best_of_retry or config.best_of
                 try:
                     gens = self._generate(backend, _candidates(prompt, prep.task, attempt, n,
                                                                limits), plan.schema, limits)

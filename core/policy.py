@@ -202,6 +202,9 @@ class ModelRole(_Strict):
     # Candidates sampled per attempt, as one batch where the backend batches (the local
     # model); the first that passes every guard is kept. 1 = one candidate.
     best_of: int = Field(default=1, ge=1, le=8)
+    # Candidates of the second attempt, when every first one failed (unset: ``best_of``). A
+    # task that failed once is the hard one: more candidates there cost little overall.
+    best_of_retry: int | None = Field(default=None, ge=1, le=8)
 
 
 class Breaker(_Strict):

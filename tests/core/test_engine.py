@@ -332,3 +332,15 @@ def test_a_brief_without_numbers_asks_the_grammar_for_copy_without_digits(store:
                     context=CONTACT))
     assert local.schemas[0]["x-no-digits"] is True and "x-no-digits" not in local.schemas[1]
     assert "x-no-digits" not in api_schema(local.schemas[0])  # strict mode would refuse it
+
+
+def test_a_second_attempt_may_sample_more_candidates(store: Store) -> None:
+    outputs = [BANNED, BANNED, BANNED, BANNED, BANNED, GOOD]
+    local = ScriptedBackend("llama", local=True, model="gemma", outputs=outputs, max_batch=8)
+    cloud = ScriptedBackend("openai", local=False, model="gpt-4o-mini")
+    policy = CASCADE.replace('"cascade"\n', '"local"\n') + \
+        '[local]\nbackend = "llama"\nbest_of = 2\nbest_of_retry = 4\n'
+    result = make_engine(store, policy, local, cloud).run(
+        Task(kind="email", brief=BRIEF, context=CONTACT))
+    assert local.batches == [2, 4] and result.receipt.attempt == 2  # the sixth passed
+    assert len({p.seed for p in local.prompts}) == 6
