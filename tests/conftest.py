@@ -138,3 +138,28 @@ PLUMBING_EXAMPLES = "\n" + _example("email", PLUMBING_BRIEF, {
     "body": "Hi {first_name},\n\nWhere can I find the size chart for the Fleece Midlayer? It is "
             "on its page, just below the photo, with each size we sell."})
 
+
+
+# Under mutation testing (mutmut sets MUTANT_UNDER_TEST and stops at the first failing test),
+# the quick unit tests of a module run before the slow end-to-end ones, so that a mutant one of
+# them kills costs seconds rather than the whole connector suite. Order does not matter otherwise:
+# every test stands alone.
+_QUICK = ("tests/core/test_privacy.py", "tests/core/test_guards.py", "tests/core/test_copycheck.py",
+          "tests/core/test_jobs.py", "tests/core/test_outbox.py", "tests/core/test_replies.py",
+          "tests/core/test_retention.py", "tests/core/test_routing.py", "tests/core/test_ids.py",
+          "tests/core/test_policy.py", "tests/core/test_contacts.py", "tests/core/test_store.py",
+          "tests/core/test_tokens.py", "tests/core/test_templates.py", "tests/core/test_queue.py",
+          "tests/webhooks/test_signatures.py")
+_SLOW = ("tests/connectors/", "tests/core/test_privacy_wire.py", "tests/core/test_replies_race.py",
+         "tests/baton/")
+
+
+def _speed(item: pytest.Item) -> tuple[int, bool]:
+    path = item.nodeid.split("::", 1)[0]
+    group = 0 if path in _QUICK else 2 if path.startswith(_SLOW) else 1
+    return group, "[postgresql" in item.nodeid
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    if os.environ.get("MUTANT_UNDER_TEST"):
+        items.sort(key=_speed)  # stable: the file order stays within each group
