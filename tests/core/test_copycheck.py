@@ -77,6 +77,9 @@ def test_products_outside_the_catalog_brief_and_purchases_are_refused() -> None:
     fine = email("The Kumo Rain Jacket is here. It goes well with your Summit pack, your "
                  "socks and the Shoe Care Kit.")
     assert guard.check(fine) == []  # catalog names, a short name, a purchase's word
+    assert guard.check(email("We will have a cooler in case of rain.")) == [
+        "products: names 'cooler', which is not in the catalog, the brief or the contact's "
+        "purchases"]
     assert ProductGuard(CATALOG, (), EN, "Tell them about our new boots.").check(
         email("Our new boots are in.")) == []  # the brief itself names them
     assert ProductGuard(CATALOG, (), JA, "ジャケットの紹介").check(
