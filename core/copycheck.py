@@ -167,8 +167,7 @@ def brief_topics(brief: str, language: str, catalog: Iterable[str],
         return named + [w for n in named for w in _distinctive(n, terms)]
     kinds = [t for t in terms if mentions(brief, t)]
     if kinds and not (language == "ja" or _cjk(brief)):
-        names = [t for t in _english_topics(brief) if not t.islower()]
-        return names or kinds
+        return _named_kinds(brief, kinds)
     if kinds:
         return kinds
     if language == "ja" or _cjk(brief):
@@ -179,6 +178,28 @@ def brief_topics(brief: str, language: str, catalog: Iterable[str],
                  if len(k) >= 2 and k not in _JA_GENERIC]
         return list(dict.fromkeys(kana + kanji))
     return _english_topics(brief)
+
+
+def _named_kinds(brief: str, kinds: list[str]) -> list[str]:
+    """The kinds of product a brief names, where one carries a proper name right before it
+    ("the Granite boot", "the new Down vest") replaced by that name and the phrase: the copy must
+    name the product, not any boot. Other capitalized words (Black Friday, Colorado) do not
+    replace a kind."""
+    words = re.findall(r"[\w'-]+|[.!?:;\n]", brief)
+    out: list[str] = []
+    for kind in kinds:
+        first = kind.split()[0].lower()
+        named = ""
+        for i, w in enumerate(words):
+            if w.lower().rstrip("s") != first.rstrip("s") or i == 0:
+                continue
+            before = words[i - 1]
+            starts = i == 1 or words[i - 2] in ".!?:;\n"
+            if before[:1].isupper() and not starts and before.lower() not in _CAPITAL_STOP:
+                named = before
+                break
+        out += [f"{named} {kind}", named] if named else [kind]
+    return list(dict.fromkeys(out))
 
 
 def _english_topics(brief: str) -> list[str]:
@@ -375,8 +396,9 @@ class ClaimGuard:
         briefed = set(_PERCENT.findall(source))
         for number in sorted(set(_PERCENT.findall(text)) - briefed):
             out.append(f"claims: says {number}%, which the brief does not")
-        known = set(_NUMBER.findall(source))
-        invented = sorted(set(_NUMBER.findall(text)) - known - set(_PERCENT.findall(text)))
+        known = set(_NUMBER.findall(source)) | _spelled(source)
+        said = set(_NUMBER.findall(text)) - set(_PERCENT.findall(text))
+        invented = sorted((said | _spelled(text)) - known)
         if invented:  # a price, a date, a quantity: facts only the brief can give
             out.append(f"claims: gives the number {invented[0]}, which the brief does not")
         return out
@@ -391,6 +413,42 @@ def _digits(text: str) -> str:
     """``text`` with English number words also written in digits ("five years" -> 5)."""
     extra = [_WORDS[w] for w in re.findall(r"[a-z]+", text) if w in _WORDS]
     return text + " " + " ".join(extra)
+
+
+_UNITS = ("percent|per cent|%|dollars?|euros?|pounds?|bucks|yen|days?|hours?|weeks?|months?|"
+          "years?|minutes?|off|times")
+_TENS = {"twenty": 20, "thirty": 30, "forty": 40, "fifty": 50, "sixty": 60, "seventy": 70,
+         "eighty": 80, "ninety": 90}
+_SPELLED_EN = re.compile(rf"\b((?:{'|'.join(_TENS)})(?:-(?:one|two|three|four|five|six|seven|"
+                         rf"eight|nine))?|one|two|three|four|five|six|seven|eight|nine|ten|"
+                         rf"eleven|twelve|a hundred|hundred)\s+(?:{_UNITS})\b")
+_SPELLED_JA = re.compile(r"([一二三四五六七八九十百千万]+)"
+                         r"(?:割|%|％|円|ドル|日|年|時間|か月|ヶ月|カ月|週間|倍)")
+_KANJI = {"一": 1, "二": 2, "三": 3, "四": 4, "五": 5, "六": 6, "七": 7, "八": 8, "九": 9}
+
+
+def _spelled(text: str) -> set[str]:
+    """Numbers written in words before a unit ("forty-nine dollars", "三割", "五年"), as digits:
+    copy generated without digits may still invent a price or a deadline in words."""
+    out = set()
+    for m in _SPELLED_EN.finditer(text):
+        word = m.group(1).replace("a hundred", "hundred")
+        tens, _, unit = word.partition("-")
+        value = _TENS.get(tens) or int(_WORDS.get(tens, "0"))
+        out.add(str(value + (int(_WORDS[unit]) if unit else 0)))
+    for m in _SPELLED_JA.finditer(text):
+        total = part = 0
+        for ch in m.group(1):
+            if ch in _KANJI:
+                part = _KANJI[ch]
+            elif ch in "十百千":
+                total += (part or 1) * {"十": 10, "百": 100, "千": 1000}[ch]
+                part = 0
+            else:  # 万
+                total = (total + part) * 10000
+                part = 0
+        out.add(str(total + part))
+    return out
 
 
 _NUMBER = re.compile(r"(?<![A-Za-z0-9_.,])(\d+(?:[.,]\d+)*)")
@@ -408,7 +466,7 @@ class MarkupGuard:
         return [f"markup: an HTML tag in plain-text copy ({m.group(0)[:40]!r})"] if m else []
 
 
-_TAG = re.compile(r"</?[A-Za-z][A-Za-z0-9]*(?:\s[^<>]*)?/?>")
+_TAG = re.compile(r"</?[A-Za-z][A-Za-z0-9]*(?:[\s/][^<>]*)?>|<!--")
 
 
 @dataclass(frozen=True)

@@ -336,9 +336,8 @@ def example_pool(kind: str, language: str, brand_examples: list[Example]) -> lis
 def examples_for(kind: str, language: str, brand_examples: list[Example], brief: str = "",
                  variant: int = 0, shown: int = EXAMPLES_SHOWN) -> list[Example]:
     """The ``shown`` examples of the pool whose briefs share the most words with ``brief`` (ties
-    keep the pool's order), most alike first. ``variant`` 1 skips the most alike: a second
-    attempt sees other examples than the first, so an example the first copied is not shown
-    again."""
+    keep the pool's order), most alike first. ``variant`` 1 starts one further down: a second
+    attempt is not shown the example the first was most likely to copy."""
     pool = example_pool(kind, language, brand_examples)
     if len(pool) <= shown:
         return pool

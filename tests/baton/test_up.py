@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import PLUMBING_BRIEF
 from webhooks.signatures import hubspot_v1
 
 pytestmark = pytest.mark.model
@@ -72,7 +73,7 @@ def test_up_serves_webhooks_and_runs_tasks(running: tuple[str, dict[str, str]]) 
     baton = str(Path(sys.executable).with_name("baton"))
     key = subprocess.run([baton, "keys", "create", "--name", "t", "--tenant", "acme"], env=env,
                          capture_output=True, text=True, check=True).stdout.strip()
-    task = json.dumps({"kind": "email", "brief": "Say hello",
+    task = json.dumps({"kind": "email", "brief": PLUMBING_BRIEF,
                        "context": {"first_name": "Maya", "company": "Acme"}}).encode()
     status, made = call(base + "/v1/tasks", task, {"Content-Type": "application/json",
                                                    "Authorization": f"Bearer {key}"})

@@ -31,8 +31,11 @@ def email(body: str, subject: str = "News") -> dict[str, str]:
     ("Introduce our new waterproof running jacket, the Kumo Rain Jacket.",
      ["Kumo Rain Jacket", "Kumo"]),
     ("Introduce our new waterproof running jacket.", ["jacket"]),
-    ("Invite them to the Granite boot fitting day at our Denver store.", ["Granite", "Denver"]),
+    ("Invite them to the Granite boot fitting day at our Denver store.", ["Granite"]),
     ("We have not seen them; show them the Ridge trekking poles.", ["Ridge"]),
+    ("Announce the Black Friday sale on boots.", ["boots"]),  # a holiday is not the product
+    ("Suggest boots as a Christmas gift to hikers heading to Colorado.", ["boots"]),
+    ("Present the new Down vest for cold mornings.", ["Down vest", "Down"]),
     ("Invite them to our Trail Day in Portland on Saturday, May 3.",
      ["Trail Day", "Portland"]),
     ("Invite them to a repair workshop. Tone: friendly.", ["repair", "workshop"]),
@@ -44,7 +47,8 @@ def test_what_a_brief_is_about(brief: str, topics: list[str]) -> None:
     language = "ja" if not brief.isascii() else "en"
     found = brief_topics(brief, language, CATALOG, PRODUCT_TERMS[language])
     assert [t for t in found if t in topics] == topics and (found or not topics)
-    assert "boot" not in found and "trekking" not in found  # a kind or a description alone
+    if "Granite" in brief or "Ridge" in brief:
+        assert "boot" not in found and "trekking" not in found  # a kind or a description alone
     if not topics:
         assert found == []  # nothing but instruction words: coverage is not checked
 
@@ -263,3 +267,17 @@ def test_a_currency_sign_alone_is_a_price_and_markup_is_not_copy() -> None:
     assert MarkupGuard().check(email("Hi Nora, <strong>new</strong>")) == [
         "markup: an HTML tag in plain-text copy ('<strong>')"]
     assert MarkupGuard().check(email("Hi Nora, 3 < 5 and 7 > 2; <3")) == []
+    assert MarkupGuard().check(email("<svg/onload=alert(1)>")) != []
+    assert MarkupGuard().check(email("<!-- hidden -->")) != []
+
+
+def test_numbers_spelled_out_before_a_unit_are_numbers_too() -> None:
+    """Generated without digits, a small model writes the invented price in words."""
+    jacket = ClaimGuard("en", "Announce the Kumo Rain Jacket.")
+    assert jacket.check(email("Yours for forty-nine dollars, three days only.")) != []
+    assert jacket.check(email("Take twenty percent off.")) != []
+    assert jacket.check(email("It is one of our favourites, and two pockets keep things dry.")) == []
+    years = ClaimGuard("en", "Thank them for five years as a customer.")
+    assert years.check(email("Thank you for five years with us.")) == []
+    assert ClaimGuard("ja", "新しいジャケットの紹介。").check(email("二十ドルから、三日間だけ")) != []
+    assert ClaimGuard("ja", "5年間のご愛顧へのお礼。").check(email("五年間ありがとうございます")) == []
