@@ -269,10 +269,12 @@ def _distinctive(name: str, terms: Iterable[str]) -> list[str]:
 def _distinctive_cached(name: str, terms: tuple[str, ...]) -> tuple[str, ...]:
     common = {fold(t) for t in terms}
     # a word that names this product rather than describes it: capitalized ("Ridge trekking
-    # poles": Ridge, not trekking) or in a script without case
-    return tuple(w for w in _SPACED.findall(name)
-                 if len(w) >= 4 and fold(w) not in common and not w.isdigit()
-                 and not (w.isascii() and w.islower()))
+    # poles": Ridge, not trekking) or in a script without case; in a name written all in lower
+    # case ("kumo rain jacket"), any word that is not a kind of product
+    words = [w for w in _SPACED.findall(name)
+             if len(w) >= 4 and fold(w) not in common and not w.isdigit()]
+    named = [w for w in words if not (w.isascii() and w.islower())]
+    return tuple(named if named or name != name.lower() else words)
 
 
 @dataclass(frozen=True)

@@ -281,3 +281,8 @@ def test_numbers_spelled_out_before_a_unit_are_numbers_too() -> None:
     assert years.check(email("Thank you for five years with us.")) == []
     assert ClaimGuard("ja", "新しいジャケットの紹介。").check(email("二十ドルから、三日間だけ")) != []
     assert ClaimGuard("ja", "5年間のご愛顧へのお礼。").check(email("五年間ありがとうございます")) == []
+
+
+def test_a_catalog_written_in_lower_case_keeps_its_short_names() -> None:
+    topics = tuple(brief_topics("Introduce the kumo rain jacket.", "en", ("kumo rain jacket",), EN))
+    assert BriefGuard(topics).check(email("Hi Ann, meet the Kumo: light and dry.")) == []
