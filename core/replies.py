@@ -64,25 +64,22 @@ class Replies:
         with self.store.session.begin() as s:
             s.execute(sa.update(ReplyRow).where(ReplyRow.key == key, ReplyRow.reply.is_(None))
                       .values(reply=LATER))
-            return s.get(ReplyRow, key, populate_existing=True)
+            return s.get(ReplyRow, key)  # a new session: read from the database
 
     def claim(self, platform: str, account: str, *, lease: timedelta, limit: int = 100) -> list[ReplyRow]:
         """Take the account's ready callbacks (and ones whose sender's lease expired)."""
         now = self.clock()
+        claimable = sa.or_(ReplyRow.state == READY,
+                           sa.and_(ReplyRow.state == SENDING, ReplyRow.claimed_at < now - lease))
         with self.store.session.begin() as s:
             keys = list(s.scalars(
                 sa.select(ReplyRow.key).where(
-                    ReplyRow.platform == platform, ReplyRow.account == account,
-                    sa.or_(ReplyRow.state == READY,
-                           sa.and_(ReplyRow.state == SENDING, ReplyRow.claimed_at < now - lease)))
+                    ReplyRow.platform == platform, ReplyRow.account == account, claimable)
                 .order_by(ReplyRow.created_at).limit(limit)))
             claimed = []
             for key in keys:  # one conditional UPDATE each: two senders never take the same row
-                if rows_changed(s, sa.update(ReplyRow).where(
-                        ReplyRow.key == key,
-                        sa.or_(ReplyRow.state == READY,
-                               sa.and_(ReplyRow.state == SENDING, ReplyRow.claimed_at < now - lease)))
-                        .values(state=SENDING, claimed_at=now)):
+                if rows_changed(s, sa.update(ReplyRow).where(ReplyRow.key == key, claimable)
+                                .values(state=SENDING, claimed_at=now)):
                     claimed.append(key)
             return list(s.scalars(sa.select(ReplyRow).where(ReplyRow.key.in_(claimed))
                                   .order_by(ReplyRow.created_at)))

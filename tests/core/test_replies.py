@@ -133,3 +133,13 @@ def test_one_claim_takes_at_most_a_hundred_rows(store: Store) -> None:
     taken = replies.claim("hubspot", "7", lease=LEASE)
     assert len(taken) == 100 and taken[0].key == "k000"  # the oldest first; one waits
     assert [r.key for r in replies.claim("hubspot", "7", lease=LEASE)] == ["k100"]
+
+
+def test_the_longest_waiting_row_is_claimed_first_whatever_its_insert_order(store: Store) -> None:
+    clock = Clock()
+    replies = Replies(store, clock)
+    clock.now = T0 + timedelta(minutes=10)
+    ready(replies, clock, "opened later")
+    clock.now = T0
+    ready(replies, clock, "opened first")  # inserted second, opened earlier
+    assert [r.key for r in replies.claim("hubspot", "7", lease=LEASE, limit=1)] == ["opened first"]
