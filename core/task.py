@@ -192,6 +192,8 @@ class CopyKind:
         for name, attr in self.limits:
             limit = int(getattr(brand, attr)) - (reserve if name == self.body_field else 0)
             schema["properties"][name]["maxLength"] = max(limit, 1)
+            if name != self.body_field:  # a subject or preheader is one line (the local grammar)
+                schema["properties"][name]["x-one-line"] = True
         if lead:
             schema["properties"][self.body_field]["x-lead"] = lead
         if self.least(brand):
@@ -258,8 +260,8 @@ class CopyKind:
         done = {**output, self.body_field: body}
         for name, attr in self.limits:
             value = done.get(name)
-            if name != self.body_field and isinstance(value, str):
-                done[name] = shorten(value, int(getattr(brand, attr)))
+            if name != self.body_field and isinstance(value, str):  # one line, no stray spaces
+                done[name] = shorten(" ".join(value.split()), int(getattr(brand, attr)))
         return done
 
     def guards(self, brand: BrandVoice, lead: str | None = None,

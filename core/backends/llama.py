@@ -92,6 +92,8 @@ def grammar_text(schema: dict[str, Any]) -> str:
 
     leads = {name: str(prop["x-lead"]) for name, prop in schema.get("properties", {}).items()
              if isinstance(prop, dict) and prop.get("x-lead")}
+    one_line = {name for name, prop in schema.get("properties", {}).items()
+                if isinstance(prop, dict) and prop.get("x-one-line")}
     lines = []
     for line in json_schema_to_gbnf(json.dumps(schema)).splitlines():
         match = _NESTED_CHARS.match(line)
@@ -105,12 +107,23 @@ def grammar_text(schema: dict[str, Any]) -> str:
                 literal = '"' + escaped.replace("\\", "\\\\").replace('"', '\\"') + '" '
                 limit = max(limit - len(lead), 0)
                 least = max(least - len(lead), 0)
-            line = f'{name} ::= "\\"" {literal}char{{{least},{limit}}} "\\"" space'
+            char = "linechar" if name in one_line else "char"
+            line = f'{name} ::= "\\"" {literal}{char}{{{least},{limit}}} "\\"" space'
         lines.append(line)
+    if one_line:  # a character of a one-line field: no control character, no \n \r \t escape
+        lines.append(_LINECHAR_NO_DIGITS if schema.get("x-no-digits") else _LINECHAR)
     gbnf = "\n".join(lines)
     if schema.get("x-no-digits"):  # no digit in any string, written or escaped
         gbnf = re.sub(r"^char ::= .*$", lambda _: _CHAR_NO_DIGITS, gbnf, count=1, flags=re.M)
     return gbnf.replace("root ::=", "root ::= \" \"? root-value\nroot-value ::=", 1)
+
+
+_HEX = "[0-9a-fA-F]"
+_LINECHAR = (f'linechar ::= [^"\\\\\\x00-\\x1f] | "\\\\" (["\\\\/] | "u" {_HEX} {_HEX} {_HEX} '
+             f'{_HEX})')
+_LINECHAR_NO_DIGITS = ('linechar ::= [^"\\\\\\x00-\\x1f0-9０-９] | "\\\\" (["\\\\/] | "u" [1-9a-fA-F] '
+                       f'{_HEX} {_HEX} {_HEX} | "u0" [1-9a-fA-F] {_HEX} {_HEX} | "u00" [0-24-9a-fA-F] '
+                       f'{_HEX} | "u003" [a-fA-F])')
 
 
 # JSON string characters without ASCII or full-width digits, nor \u escapes of ASCII digits

@@ -53,7 +53,7 @@ def retry_after_seconds(headers: Mapping[str, str] | None, now: float | None = N
         return max(0.0, parsed.timestamp() - (now if now is not None else time.time()))
 
 
-_UNSUPPORTED_IN_STRICT = {"maxLength", "minLength", "x-lead", "x-no-digits"}
+_UNSUPPORTED_IN_STRICT = {"maxLength", "minLength", "x-lead", "x-no-digits", "x-one-line"}
 
 
 def api_schema(schema: Any) -> Any:

@@ -344,3 +344,15 @@ def test_a_second_attempt_may_sample_more_candidates(store: Store) -> None:
         Task(kind="email", brief=BRIEF, context=CONTACT))
     assert local.batches == [2, 4] and result.receipt.attempt == 2  # the sixth passed
     assert len({p.seed for p in local.prompts}) == 6
+
+
+def test_a_subject_and_preheader_are_one_line_and_say_so_in_the_schema(store: Store) -> None:
+    out = json.dumps({"subject": "Hi {first_name}, the Rain Cover \n ", "preheader": " For\tany\n",
+                      "body": "Hi {first_name}, thanks for your order."})
+    local, cloud = backends([out], [])
+    engine = make_engine(store, CASCADE.replace('"cascade"\n', '"local"\n'), local, cloud)
+    result = engine.run(Task(kind="email", brief=BRIEF, context=CONTACT))
+    assert result.output["subject"] == "Hi Maya, the Rain Cover"
+    assert result.output["preheader"] == "For any"
+    props = local.schemas[0]["properties"]
+    assert props["subject"]["x-one-line"] and "x-one-line" not in props["body"]

@@ -109,7 +109,8 @@ def test_prompt_over_the_context_is_refused_before_generation(
 
 def test_grammar_limits_lengths_and_compiles() -> None:
     gbnf = grammar_text(EMAIL.schema(BrandVoice(max_subject_chars=40)))
-    assert 'subject ::= "\\"" char{0,40} "\\"" space' in gbnf
+    assert 'subject ::= "\\"" linechar{0,40} "\\"" space' in gbnf  # one line: no \n escape
+    assert "linechar ::= [^\"\\\\\\x00-\\x1f]" in gbnf
     assert gbnf.startswith("body ::=") or "root ::= \" \"? root-value" in gbnf
 
 
