@@ -403,6 +403,9 @@ class ClaimGuard:
         invented = sorted((said | _spelled(text)) - known)
         if invented:  # a price, a date, a quantity: facts only the brief can give
             out.append(f"claims: gives the number {invented[0]}, which the brief does not")
+        codes = sorted(set(_CODE.findall(text)) - set(_CODE.findall(source)))
+        if codes:  # letters and digits run together ("a8b471", "2x"): a code or a made-up claim
+            out.append(f"claims: gives the code {codes[0]!r}, which the brief does not")
         return out
 
 
@@ -454,6 +457,8 @@ def _spelled(text: str) -> set[str]:
 
 
 _NUMBER = re.compile(r"(?<![A-Za-z0-9_.,])(\d+(?:[.,]\d+)*)")
+_CODE = re.compile(r"(?<![\w])(?=[A-Za-z]*\d)(?=\d*[A-Za-z])[A-Za-z0-9]*[A-Za-z][A-Za-z0-9]*"
+                   r"(?![\w])")
 _PERCENT = re.compile(r"(\d+(?:[.,]\d+)?) ?(?:%|percent|パーセント)")
 
 

@@ -286,3 +286,11 @@ def test_numbers_spelled_out_before_a_unit_are_numbers_too() -> None:
 def test_a_catalog_written_in_lower_case_keeps_its_short_names() -> None:
     topics = tuple(brief_topics("Introduce the kumo rain jacket.", "en", ("kumo rain jacket",), EN))
     assert BriefGuard(topics).check(email("Hi Ann, meet the Kumo: light and dry.")) == []
+
+
+def test_letters_and_digits_run_together_are_a_code_the_brief_must_give() -> None:
+    guard = ClaimGuard("en", "Introduce the Headlamp 300.", "Summit 40L backpack")
+    assert guard.check(email("Our brightest headlamp yet. ⛹a8b471")) == [
+        "claims: gives the code 'a8b471', which the brief does not"]
+    assert guard.check(email("It fits your Summit 40L backpack.")) == []  # the catalog's own
+    assert guard.check(email("Twice as bright: 2x the light.")) != []
