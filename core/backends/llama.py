@@ -119,17 +119,15 @@ def grammar_text(schema: dict[str, Any]) -> str:
 
 
 _HEX = "[0-9a-fA-F]"
-_LINECHAR = (f'linechar ::= [^"\\\\\\x00-\\x1f] | "\\\\" (["\\\\/] | "u" {_HEX} {_HEX} {_HEX} '
-             f'{_HEX})')
-_LINECHAR_NO_DIGITS = ('linechar ::= [^"\\\\\\x00-\\x1f0-9０-９] | "\\\\" (["\\\\/] | "u" [1-9a-fA-F] '
-                       f'{_HEX} {_HEX} {_HEX} | "u0" [1-9a-fA-F] {_HEX} {_HEX} | "u00" [0-24-9a-fA-F] '
-                       f'{_HEX} | "u003" [a-fA-F])')
-
-
-# JSON string characters without ASCII or full-width digits, nor \u escapes of ASCII digits
-_CHAR_NO_DIGITS = ('char ::= [^"\\\\0-9０-９] | "\\\\" (["\\\\/bfnrt] | "u" [1-9a-fA-F] [0-9a-fA-F] '
-                   '[0-9a-fA-F] [0-9a-fA-F] | "u0" [1-9a-fA-F] [0-9a-fA-F] [0-9a-fA-F] | '
-                   '"u00" [0-24-9a-fA-F] [0-9a-fA-F] | "u003" [a-fA-F])')
+_U_ANY = f'"u" {_HEX} {_HEX} {_HEX} {_HEX}'
+# a \u escape of anything but an ASCII digit (\u0030-\u0039)
+_U_NO_DIGIT = (f'"u" [1-9a-fA-F] {_HEX} {_HEX} {_HEX} | "u0" [1-9a-fA-F] {_HEX} {_HEX} | '
+               f'"u00" [0-24-9a-fA-F] {_HEX} | "u003" [a-fA-F]')
+# A one-line field's characters: no control character, no \n \r \t escape; with x-no-digits
+# also no ASCII or full-width digit, written or escaped (and the same for every other string).
+_LINECHAR = f'linechar ::= [^"\\\\\\x00-\\x1f] | "\\\\" (["\\\\/] | {_U_ANY})'
+_LINECHAR_NO_DIGITS = f'linechar ::= [^"\\\\\\x00-\\x1f0-9０-９] | "\\\\" (["\\\\/] | {_U_NO_DIGIT})'
+_CHAR_NO_DIGITS = f'char ::= [^"\\\\0-9０-９] | "\\\\" (["\\\\/bfnrt] | {_U_NO_DIGIT})'
 
 
 class LlamaBackend:
