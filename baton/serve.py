@@ -68,10 +68,19 @@ def work(settings: Settings, handlers: Registry[Handler] | None = None) -> None:
     services = build_services(settings, handlers=handlers)
     dispatcher = services.dispatcher
     assert isinstance(dispatcher, Dispatcher)
+    # Idle worker threads look at the queue every dispatch_poll_seconds (Huey's default backs
+    # off to 10 s, which a job arriving after a quiet minute would wait out; Redis blocks).
+    poll = settings.dispatch_poll_seconds
     consumer = dispatcher.huey.create_consumer(
         workers=settings.worker_threads, worker_type="thread", periodic=False,
-        check_worker_health=True)
+        check_worker_health=True, initial_delay=poll, backoff=1.0, max_delay=poll)
     stop = threading.Event()
+
+    def warm_up() -> None:
+        try:
+            services.warm_up()
+        except Exception:  # the first job reports it (a missing model file, say)
+            logging.getLogger("baton.worker").exception("could not load the model at start")
 
     def reconcile_forever() -> None:
         while True:  # at start too: pick up whatever a previous run left behind
@@ -92,6 +101,7 @@ def work(settings: Settings, handlers: Registry[Handler] | None = None) -> None:
             if sent == 0 and stop.wait(settings.dispatch_poll_seconds):
                 return
 
+    threading.Thread(target=warm_up, name="baton-warm-up", daemon=True).start()
     threading.Thread(target=reconcile_forever, name="baton-reconciler", daemon=True).start()
     threading.Thread(target=pump_forever, name="baton-pump", daemon=True).start()
     try:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
@@ -112,13 +113,21 @@ def build_services(settings: Settings | None = None, *, immediate: bool = False,
     store = open_store(settings.resolved_database_url)
     jobs = Jobs(store, retention=timedelta(days=settings.retention_days))
     lazy: dict[str, App] = {}
+    building = threading.Lock()
 
     def get_app() -> App:
         if engine_app is not None:
             return engine_app()
-        if "app" not in lazy:
-            lazy["app"] = build_app(settings, policy)
+        with building:  # one engine (and one loaded model) per process, whoever asks first
+            if "app" not in lazy:
+                lazy["app"] = build_app(settings, policy)
         return lazy["app"]
+
+    def warm_up() -> None:
+        for backend in get_app().engine.backends.values():
+            load = getattr(backend, "loaded", None)  # the in-process model: load it now
+            if load is not None and backend.health()[0]:
+                load()
 
     hubspot = build_hubspot(settings, store, get_app)
     runner = JobRunner(jobs, handlers or default_handlers(get_app, hubspot),
@@ -131,4 +140,5 @@ def build_services(settings: Settings | None = None, *, immediate: bool = False,
     local = build_backends(settings, policy)["local"]
     return Services(settings=settings, store=store, jobs=jobs, dispatcher=dispatcher,
                     metrics=Metrics(lambda: job_counts(store)), model_ready=local.health,
-                    hubspot=hubspot, dispatch_new=immediate if dispatch_new is None else dispatch_new)
+                    hubspot=hubspot, dispatch_new=immediate if dispatch_new is None else dispatch_new,
+                    warm_up=warm_up)

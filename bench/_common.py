@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
+import socket
+import subprocess
+import sys
 import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from core.backends.model_file import assemble_embedded
@@ -72,3 +78,39 @@ BRANDS: dict[str, BrandVoice] = {
         ]),
     ),
 }
+
+
+@contextmanager
+def llama_server(model: Path, *, threads: int = 2, n_ctx: int = 4096,
+                 alias: str | None = None) -> Iterator[str]:
+    """llama-cpp-python's own OpenAI-compatible server (``python -m llama_cpp.server``) on a free
+    loopback port, serving ``model``; yields its base URL (``http://127.0.0.1:PORT/v1``)."""
+    import openai
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = int(s.getsockname()[1])
+    command = [sys.executable, "-m", "llama_cpp.server", "--model", str(model), "--host",
+               "127.0.0.1", "--port", str(port), "--n_ctx", str(n_ctx), "--n_threads", str(threads)]
+    if alias:
+        command += ["--model_alias", alias]
+    proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    base_url = f"http://127.0.0.1:{port}/v1"
+    client = openai.OpenAI(base_url=base_url, api_key="unused", max_retries=0, timeout=2)
+    deadline = time.monotonic() + 60
+    try:
+        while True:
+            try:
+                client.models.list()
+                break
+            except openai.APIConnectionError:
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError("llama_cpp.server did not start") from None
+                time.sleep(0.3)
+        yield base_url
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()

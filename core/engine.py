@@ -356,31 +356,38 @@ class Engine:
             if attempt == 2:  # a chat model is told what failed; a base model sees other examples
                 prompt = (_repair_prompt(prompt, raw, violations) if prompt.style == "chat"
                           else self._render(prep, step, plan.lead, variant=1))
+            judged: list[tuple[Generation, dict[str, Any], list[str]]] = []
             if attempt == 1 and first is not None:
-                gens, elapsed, cost_seconds = first.generations, first.seconds, first.cost_seconds
+                elapsed, cost_seconds = first.seconds, first.cost_seconds
+                for gen in first.generations:
+                    judged.append((gen, *self._judge(prep, plan, gen, limits)))
+                    if not judged[-1][2]:
+                        break
+                gens = first.generations
             else:
                 started = self.clock()
                 n = config.best_of if attempt == 1 else config.best_of_retry or config.best_of
+                # Candidates in turn, each judged as it comes: the first that passes ends the
+                # attempt. (On a CPU a batch of three costs what three in a row cost, so asking
+                # for the later ones only when the earlier failed is never slower.)
                 try:
-                    gens = self._generate(backend, _candidates(prompt, prep.task, attempt, n,
-                                                               limits), plan.schema, limits)
+                    for candidate in _candidates(prompt, prep.task, attempt, n, limits):
+                        gen = backend.generate(candidate, plan.schema, limits)
+                        judged.append((gen, *self._judge(prep, plan, gen, limits)))
+                        if not judged[-1][2]:
+                            break
                 except BackendError as exc:
                     self.breakers[step.role].record_failure()
                     self._record(prep, step, backend, attempt, None, self.clock() - started,
                                  "error", prep.masking.redact(str(exc)), reasons,
                                  plan.egress_entities)
                     raise
+                gens = tuple(gen for gen, _, _ in judged)
                 elapsed = cost_seconds = self.clock() - started
             self.breakers[step.role].record_success()
             # The first candidate that passes every guard; else the first candidate's faults.
-            output: dict[str, Any] = {}
-            chosen = gens[0]
-            for i, gen in enumerate(gens):
-                out, found = self._judge(prep, plan, gen, limits)
-                if i == 0 or not found:
-                    chosen, output, violations = gen, out, found
-                if not found:
-                    break
+            chosen, output, violations = next(
+                (j for j in judged if not j[2]), judged[0])
             raw = chosen.text
             # Guards quote the restored output: the violations that go into the repair prompt,
             # the receipt and the error name placeholders, never the contact's values.
@@ -388,7 +395,7 @@ class Engine:
             self._record(prep, step, backend, attempt, _all_of(gens, chosen), elapsed,
                          "guard_failed" if violations else "ok",
                          "; ".join(violations) or None, reasons, plan.egress_entities,
-                         cost_seconds=cost_seconds)
+                         cost_seconds=cost_seconds, chosen=chosen)
             if not violations:
                 return output
         raise GenerationError(
@@ -396,14 +403,6 @@ class Engine:
             + "; ".join(violations),
             violations=violations,
         )
-
-    def _generate(self, backend: Backend, prompts: list[Prompt], schema: dict[str, Any],
-                  limits: Limits) -> tuple[Generation, ...]:
-        """One generation per prompt: in one batch where the backend batches."""
-        many = getattr(backend, "generate_many", None)
-        if len(prompts) > 1 and many is not None and getattr(backend, "max_batch", 1) >= 2:
-            return tuple(many(prompts, [schema] * len(prompts), limits))
-        return tuple(backend.generate(p, schema, limits) for p in prompts)
 
     def _judge(self, prep: _Prepared, plan: _Plan, gen: Generation,
                limits: Limits) -> tuple[dict[str, Any], list[str]]:
@@ -444,8 +443,14 @@ class Engine:
     def _record(self, prep: _Prepared, step: Step, backend: Backend, attempt: int,
                 gen: Generation | None, seconds: float, status: str, error: str | None,
                 reasons: list[str], egress_entities: list[str],
-                cost_seconds: float | None = None) -> None:
+                cost_seconds: float | None = None, chosen: Generation | None = None) -> None:
         costs = self.policy.costs
+        # The baseline is the reference model doing the task once: one call with one candidate's
+        # prompt and the kept answer's length, on the task's first receipt with tokens; repairs,
+        # further candidates and escalations are this policy's cost, not the reference's.
+        baseline = 0.0
+        if chosen is not None and not any(r.baseline_cost_usd for r in prep.receipts):
+            baseline = baseline_cost(costs, chosen.prompt_tokens, chosen.completion_tokens)
         prompt_tokens = gen.prompt_tokens if gen else 0
         completion = gen.completion_tokens if gen else 0
         cached = gen.cached_tokens if gen else 0
@@ -462,7 +467,7 @@ class Engine:
             rule=prep.decision.rule, status=status, attempt=attempt,
             prompt_tokens=prompt_tokens, completion_tokens=completion, cached_tokens=cached,
             latency_ms=seconds * 1000, cost_usd=cost,
-            baseline_cost_usd=baseline_cost(costs, prompt_tokens, completion),
+            baseline_cost_usd=baseline,
             egress=not backend.keeps_data_local, egress_entities=tuple(egress_entities),
             masked_entities=tuple(sorted(prep.masking.entities)) if step.masked else (),
             masked=dict(prep.masking.counts) if step.masked else {},

@@ -44,6 +44,9 @@ class Services:
     clock: Callable[[], float] = time.time
     hubspot: HubSpotConnector | None = None
     dispatch_new: bool = True  # False in `baton serve`: the workers' pump dispatches
+    # Builds the engine and loads the local model (a worker calls it at start, so its first
+    # job does not wait for the model to load)
+    warm_up: Callable[[], None] = lambda: None
     inbox: GroupCommitInbox = field(init=False)
     sync_waits: SyncWaits = field(init=False)
 

@@ -64,6 +64,9 @@ def openapi() -> Response:
 
 _ERROR = {"type": "object", "required": ["error", "reason"],
           "properties": {"error": {"type": "string"}, "reason": {"type": "string"}}}
+PREFER = {"name": "Prefer", "in": "header", "required": False,
+          "description": "wait=N (RFC 7240): wait up to N seconds (at most 25) for the task to end",
+          "schema": {"type": "string", "example": "wait=20"}}
 OPENAPI: dict[str, Any] = {
     "openapi": "3.0.3",
     "info": {"title": "Baton task API", "version": "1",
@@ -126,11 +129,14 @@ OPENAPI: dict[str, Any] = {
         "/v1/tasks": {"post": {
             "summary": "Submit a task",
             "parameters": [{"name": "Idempotency-Key", "in": "header", "required": False,
-                            "schema": {"type": "string", "maxLength": 200}}],
+                            "schema": {"type": "string", "maxLength": 200}}, PREFER],
             "requestBody": {"required": True, "content": {"application/json": {
                 "schema": {"$ref": "#/components/schemas/TaskRequest"}}}},
             "responses": {
-                "202": {"description": "accepted"}, "200": {"description": "seen before"},
+                "202": {"description": "accepted"},
+                "200": {"description": "seen before; or, with Prefer: wait, ended in time",
+                        "content": {"application/json": {
+                            "schema": {"$ref": "#/components/schemas/Task"}}}},
                 "400": {"description": "bad request", "content": {"application/json": {
                     "schema": {"$ref": "#/components/schemas/Error"}}}},
                 "401": {"description": "bad or missing key"},
@@ -160,7 +166,7 @@ OPENAPI: dict[str, Any] = {
         "/v1/tasks/{id}": {"get": {
             "summary": "A task's state and result",
             "parameters": [{"name": "id", "in": "path", "required": True,
-                            "schema": {"type": "string"}}],
+                            "schema": {"type": "string"}}, PREFER],
             "responses": {"200": {"description": "the task", "content": {"application/json": {
                 "schema": {"$ref": "#/components/schemas/Task"}}}},
                           "404": {"description": "no such task for this key"}},

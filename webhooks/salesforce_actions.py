@@ -13,7 +13,6 @@ Step 4 adds fetching the record and its history with simple-salesforce and writi
 
 from __future__ import annotations
 
-import time
 from typing import Any, Literal
 
 from flask import Blueprint, Response, jsonify
@@ -25,13 +24,12 @@ from core.policy import describe_validation_error
 from core.recommend import summary
 from core.retention import subject_for
 from core.task import ACTION_KINDS, TONES, with_tone
-from webhooks.common import json_body, record, services
+from webhooks.common import json_body, record, services, wait_for_job
 from webhooks.errors import BadRequest, NotFound
 from webhooks.tasks import tenant
 
 blueprint = Blueprint("salesforce_actions", __name__)
 
-POLL = 0.05
 Scalar = str | int | float | bool | None
 
 
@@ -98,14 +96,7 @@ def action(action: str) -> tuple[Response, int]:
         external_id=external, kind="task", tenant=owner, payload=payload,
         subject=subject_for(body.recordId))])
     job_id = accepted.job_ids[0]
-    svc = services()
-    with svc.sync_waits.slot() as may_wait:  # never every web thread: see SyncWaits
-        deadline = time.monotonic() + (svc.settings.salesforce_sync_budget if may_wait else 0)
-        job = svc.jobs.get(job_id)
-        while job is not None and job.state not in (DONE, FAILED, DEAD) and \
-                time.monotonic() < deadline:
-            time.sleep(POLL)
-            job = svc.jobs.get(job_id)
+    job = wait_for_job(job_id, services().settings.salesforce_sync_budget)
     if job is None or job.tenant != owner:
         raise NotFound("no such task for this key")
     if job.state == DONE and job.result:

@@ -269,30 +269,57 @@ def test_raw_newlines_inside_json_strings_are_accepted(store: Store) -> None:
         "Hi Maya,\n\nSee you.")
 
 
-def test_best_of_samples_candidates_in_one_batch_and_keeps_the_first_that_passes(
-        store: Store) -> None:
+def test_best_of_samples_candidates_in_turn_until_one_passes(store: Store) -> None:
+    """One task's candidates are generated one after another and the first that passes ends
+    the attempt: the third is never generated (nor paid for)."""
     local = ScriptedBackend("llama", local=True, model="gemma", outputs=[BANNED, GOOD, BANNED],
                             max_batch=8, prompt_tokens=100, completion_tokens=40)
     cloud = ScriptedBackend("openai", local=False, model="gpt-4o-mini")
     policy = CASCADE.replace('"cascade"\n', '"local"\n') + "[local]\nbackend = \"llama\"\nbest_of = 3\n"
     engine = make_engine(store, policy, local, cloud)
     result = engine.run(Task(kind="email", brief=BRIEF, context=CONTACT, id="task-1"))
-    assert local.batches == [3]  # one batched call of three candidates
+    assert local.batches == [] and len(local.prompts) == 2  # in turn; the second passed
     assert result.output["body"].startswith("Hi Maya, thanks")
-    (receipt,) = result.receipts  # one attempt, paid for all three candidates
-    assert (receipt.status, receipt.prompt_tokens, receipt.completion_tokens) == ("ok", 300, 120)
-    seeds = [p.seed for p in local.prompts]
+    (receipt,) = result.receipts  # one attempt, paid for the two candidates generated
+    assert (receipt.status, receipt.prompt_tokens, receipt.completion_tokens) == ("ok", 200, 80)
+    every = ScriptedBackend("llama", local=True, model="gemma", outputs=[BANNED] * 3 + [GOOD],
+                            max_batch=8)
+    make_engine(store, policy, every, cloud).run(
+        Task(kind="email", brief=BRIEF, context=CONTACT, id="task-1"))
+    seeds = [p.seed for p in every.prompts[:3]]  # all three of the first attempt
     assert len(set(seeds)) == 3 and None not in seeds
     again = ScriptedBackend("llama", local=True, model="gemma", outputs=[GOOD] * 3, max_batch=8)
     make_engine(store, policy, again, cloud).run(
         Task(kind="email", brief=BRIEF, context=CONTACT, id="task-2"))
-    assert [p.seed for p in again.prompts] == seeds  # the same task again samples the same way
+    assert [p.seed for p in again.prompts] == seeds[:1]  # the same task samples the same way
     for changed in ({"regeneration": 1}, {"brief": "Thank them for their order again"}):
         other = ScriptedBackend("llama", local=True, model="gemma", outputs=[GOOD] * 3,
                                 max_batch=8)
         asked: dict[str, object] = {"kind": "email", "brief": BRIEF, "context": CONTACT, **changed}
         make_engine(store, policy, other, cloud).run(Task(**asked))  # type: ignore[arg-type]
         assert not set(p.seed for p in other.prompts) & set(seeds)  # asked anew: sampled anew
+
+
+def test_the_baseline_is_the_reference_model_doing_the_task_once(store: Store) -> None:
+    """`baton roi`'s all-cloud column: one reference call per task (one candidate's prompt, the
+    answer's length), not every candidate, repair and escalation this policy paid for."""
+    local = ScriptedBackend("llama", local=True, model="gemma", outputs=[BANNED, BANNED, GOOD],
+                            max_batch=8, prompt_tokens=100, completion_tokens=40)
+    cloud = ScriptedBackend("openai", local=False, model="gpt-4o-mini", outputs=[GOOD])
+    policy = CASCADE + "[local]\nbackend = \"llama\"\nbest_of = 2\nbest_of_retry = 1\n"
+    engine = make_engine(store, policy, local, cloud)
+    result = engine.run(Task(kind="email", brief=BRIEF, context=CONTACT))
+    first, second = result.receipts
+    assert (first.prompt_tokens, first.completion_tokens) == (200, 80)  # both candidates paid
+    assert first.baseline_cost_usd == pytest.approx((100 * 2.5 + 40 * 10) / 1e6)  # gpt-4o, once
+    assert second.attempt == 2 and second.baseline_cost_usd == 0.0
+    escalated = ScriptedBackend("llama", local=True, model="gemma", outputs=[BANNED] * 3)
+    cloud = ScriptedBackend("openai", local=False, model="gpt-4o-mini", outputs=[GOOD],
+                            prompt_tokens=500, completion_tokens=90)
+    receipts = make_engine(store, policy, escalated, cloud).run(
+        Task(kind="email", brief=BRIEF, context={**CONTACT, "company": "Other"})).receipts
+    assert [r.role for r in receipts] == ["local", "local", "cloud"]
+    assert [r.baseline_cost_usd > 0 for r in receipts] == [True, False, False]
 
 
 def test_best_of_on_the_bulk_path_groups_each_tasks_candidates(store: Store) -> None:
@@ -342,7 +369,9 @@ def test_a_second_attempt_may_sample_more_candidates(store: Store) -> None:
         '[local]\nbackend = "llama"\nbest_of = 2\nbest_of_retry = 4\n'
     result = make_engine(store, policy, local, cloud).run(
         Task(kind="email", brief=BRIEF, context=CONTACT))
-    assert local.batches == [2, 4] and result.receipt.attempt == 2  # the sixth passed
+    assert local.batches == [] and result.receipt.attempt == 2  # the sixth passed
+    assert [r.completion_tokens for r in result.receipts] == [
+        2 * local.usage[1], 4 * local.usage[1]]
     assert len({p.seed for p in local.prompts}) == 6
 
 

@@ -2,17 +2,13 @@
 server (`python -m llama_cpp.server`) serving the same GGUF."""
 
 import json
-import socket
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import jsonschema
-import openai
 import pytest
 
+from bench._common import llama_server as serve
 from core.backends.base import Limits
 from core.backends.openai_api import OpenAIBackend, api_schema
 from core.engine import Engine
@@ -29,35 +25,10 @@ BRIEF = "Thank them for their order"
 pytestmark = pytest.mark.model
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture(scope="module")
 def llama_server(model_path: Path) -> Iterator[str]:
-    port = _free_port()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "llama_cpp.server", "--model", str(model_path), "--host",
-         "127.0.0.1", "--port", str(port), "--n_ctx", "2048", "--n_threads", "2"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )
-    base_url = f"http://127.0.0.1:{port}/v1"
-    client = openai.OpenAI(base_url=base_url, api_key="unused", max_retries=0, timeout=2)
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            client.models.list()
-            break
-        except openai.APIConnectionError:
-            if proc.poll() is not None or time.monotonic() > deadline:
-                proc.kill()
-                raise RuntimeError("llama_cpp.server did not start") from None
-            time.sleep(0.3)
-    yield base_url
-    proc.terminate()
-    proc.wait(timeout=10)
+    with serve(model_path, n_ctx=2048) as base_url:
+        yield base_url
 
 
 POLICY = """

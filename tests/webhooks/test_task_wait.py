@@ -1,0 +1,138 @@
+"""``Prefer: wait=N`` on the task API: one round trip when the worker is quick, the state as it is
+when it is not, and never every web thread held (fixtures in conftest.py)."""
+
+import threading
+from collections.abc import Iterator
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from flask.testing import FlaskClient
+
+from baton.wiring import build_app, build_services, default_handlers
+from core.apikeys import ApiKeys
+from core.policy import parse_policy
+from core.settings import Settings
+from core.worker import JobRunner
+from tests.fakes.backends import ScriptedBackend
+from tests.webhooks.conftest import GOOD
+from webhooks.app import Services, create_app
+
+BODY = {"kind": "email", "context": {"first_name": "Maya", "company": "Fjord"},
+        "brief": "Say hello"}
+
+
+@pytest.fixture
+def queued(database_url: str | None, tmp_path: Path) -> Iterator[tuple[Services, JobRunner]]:
+    """A web app whose jobs wait in the queue until the test runs them with ``runner``."""
+    cfg = Settings(data_dir=tmp_path, database_url=database_url)  # type: ignore[arg-type]
+    local = ScriptedBackend("llama", local=True, model="gemma", outputs=[GOOD] * 10)
+    cloud = ScriptedBackend("openai", local=False, model="gpt-4o-mini")
+    cloud.healthy = (False, "not configured")
+    engine_app = build_app(cfg, parse_policy('[[routes]]\nname = "l"\naction = "local"\n'),
+                           backends={"local": local, "cloud": cloud})
+    svc = build_services(cfg, engine_app=lambda: engine_app)
+    runner = JobRunner(svc.jobs, default_handlers(lambda: engine_app), timedelta(minutes=5))
+    yield svc, runner
+    svc.store.close()
+    engine_app.close()
+
+
+def auth(svc: Services, tenant: str = "acme") -> dict[str, str]:
+    return {"Authorization": f"Bearer {ApiKeys(svc.store).create('zapier', tenant)[1]}"}
+
+
+def in_background(call: Any) -> tuple[threading.Thread, list[Any]]:
+    out: list[Any] = []
+    thread = threading.Thread(target=lambda: out.append(call()))
+    thread.start()
+    return thread, out
+
+
+def run_when_recorded(svc: Services, runner: JobRunner) -> str:
+    """Run the first job the web records, as a worker would; return its id."""
+    while not (taken := svc.jobs.take_undispatched(1)):
+        threading.Event().wait(0.01)
+    assert runner.run(taken[0]) == "done"
+    return taken[0]
+
+
+def test_a_submit_that_prefers_to_wait_gets_the_result_in_one_round_trip(
+        queued: tuple[Services, JobRunner]) -> None:
+    svc, runner = queued
+    client = create_app(svc).test_client()
+    headers = {**auth(svc), "Prefer": "respond-async, wait=20"}
+    thread, out = in_background(lambda: client.post("/v1/tasks", json=BODY, headers=headers))
+    job_id = run_when_recorded(svc, runner)
+    thread.join()
+    (answer,) = out
+    assert answer.status_code == 200 and answer.json["state"] == "done", answer.json
+    assert answer.json["id"] == job_id and answer.headers["Location"] == f"/v1/tasks/{job_id}"
+    assert answer.json["result"]["output"]["body"].startswith("Hi Maya,")
+
+
+def test_a_poll_that_prefers_to_wait_returns_when_the_task_ends(
+        queued: tuple[Services, JobRunner]) -> None:
+    svc, runner = queued
+    client = create_app(svc).test_client()
+    headers = auth(svc)
+    made = client.post("/v1/tasks", json=BODY, headers=headers)
+    assert made.status_code == 202 and made.json["state"] == "queued"
+    job_id = made.json["id"]
+    thread, out = in_background(lambda: client.get(f"/v1/tasks/{job_id}",
+                                                   headers={**headers, "Prefer": "wait=20"}))
+    assert run_when_recorded(svc, runner) == job_id
+    thread.join()
+    assert out[0].status_code == 200 and out[0].json["state"] == "done"
+
+
+def test_a_wait_that_runs_out_answers_with_the_state_as_it_is(
+        queued: tuple[Services, JobRunner]) -> None:
+    svc, _ = queued
+    client = create_app(svc).test_client()
+    made = client.post("/v1/tasks", json=BODY, headers={**auth(svc), "Prefer": "wait=1"})
+    assert made.status_code == 202 and made.json["state"] == "queued"
+
+
+def test_when_every_waiting_slot_is_taken_the_answer_comes_at_once(
+        queued: tuple[Services, JobRunner], monkeypatch: pytest.MonkeyPatch) -> None:
+    svc, _ = queued
+    client = create_app(svc).test_client()
+    svc.sync_waits.busy = svc.sync_waits.slots  # every other web thread waits already
+
+    def no_sleep(seconds: float) -> None:
+        raise AssertionError("a request waited although no slot was free")
+
+    monkeypatch.setattr("webhooks.common.time.sleep", no_sleep)
+    made = client.post("/v1/tasks", json=BODY, headers={**auth(svc), "Prefer": "wait=25"})
+    assert made.status_code == 202 and made.json["state"] == "queued"
+
+
+@pytest.mark.parametrize("prefer", ["wait=abc", "wait=-1", "wait=1.5", "wait=", "wait=٣"])
+def test_a_wait_that_is_not_whole_seconds_is_refused_with_the_fix(
+        queued: tuple[Services, JobRunner], prefer: str) -> None:
+    svc, _ = queued
+    client = create_app(svc).test_client()
+    headers = {**auth(svc), "Prefer": prefer}
+    r = client.post("/v1/tasks", json=BODY, headers=headers)
+    assert r.status_code == 400 and "expected whole seconds" in r.json["reason"], r.json
+    assert svc.jobs.take_undispatched(10) == []  # refused before anything was recorded
+    assert client.get("/v1/tasks/x", headers=headers).status_code == 400
+
+
+def test_other_preferences_are_ignored(queued: tuple[Services, JobRunner]) -> None:
+    svc, _ = queued
+    client = create_app(svc).test_client()
+    made = client.post("/v1/tasks", json=BODY, headers={**auth(svc), "Prefer": "handling=lenient"})
+    assert made.status_code == 202 and made.json["state"] == "queued"
+
+
+def test_a_wait_never_shows_another_tenants_task(queued: tuple[Services, JobRunner]) -> None:
+    svc, runner = queued
+    client = create_app(svc).test_client()
+    made = client.post("/v1/tasks", json=BODY, headers=auth(svc, "acme"))
+    run_when_recorded(svc, runner)
+    other = client.get(f"/v1/tasks/{made.json['id']}",
+                       headers={**auth(svc, "globex"), "Prefer": "wait=5"})
+    assert other.status_code == 404
