@@ -1,7 +1,7 @@
 """Latency of one routine email, three ways side by side on the same tasks in one run: end to end
 through ``baton up`` (task API -> worker -> result, ``Prefer: wait``), ``Engine.run`` alone in this
 process, and the raw-decode floor (the engine's first prompt and as many tokens as the email it
-kept, without a grammar or guards, straight on llama-cpp-python's ``create_completion``).
+kept, without a grammar or guards, straight on llama-cpp-python's ``Llama.generate``).
 
 The tasks are the first ``--n`` contacts and briefs of the quality evaluation set (bench.evalset,
 English and Japanese) under the embedded policy with that set's catalog; the seeds follow the
@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.evalset import Case, make
+from core.backends.llama import LlamaPool
 
 LEVERS = {"on": None, "off": (1, 1)}  # (best_of, best_of_retry); None: the embedded policy's
 
@@ -130,35 +131,35 @@ class Server:
 
 
 class Floor:
-    """The same prompt decoded to the same length, unconstrained, on llama-cpp-python."""
+    """The same prompt decoded to the same length, unconstrained, on llama-cpp-python's own
+    ``Llama.generate`` (its C sampler chain, its prefix reuse); tokens after an end-of-text are
+    decoded like any other, so every floor is exactly as long as the email it stands for."""
 
     def __init__(self, model: Path, threads: int, n_ctx: int) -> None:
-        import llama_cpp
         from llama_cpp import Llama
 
         self.llama = Llama(model_path=str(model), n_ctx=n_ctx, n_threads=threads,
                            n_threads_batch=threads, verbose=False)
-        vocab = llama_cpp.llama_model_get_vocab(self.llama._model.model)
-        # no end of generation: decode exactly the number of tokens asked for
-        self.bias = {t: -1e9 for t in range(min(self.llama.n_vocab(), 4096))
-                     if llama_cpp.llama_vocab_is_eog(vocab, t)}
-        self.bias[self.llama.token_eos()] = -1e9
 
     def tokens(self, text: str) -> int:
         return len(self.llama.tokenize(text.encode("utf-8"), add_bos=False, special=False))
 
     def run(self, prompt: str, n: int, seed: int) -> float:
         started = time.perf_counter()
-        out = self.llama.create_completion(prompt, max_tokens=n, temperature=0.4, seed=seed,
-                                           logit_bias=self.bias)
-        assert out["usage"]["completion_tokens"] == n  # type: ignore[index]
+        self.llama.set_seed(seed)
+        tokens = self.llama.tokenize(prompt.encode("utf-8"), add_bos=True, special=True)
+        for count, _ in enumerate(self.llama.generate(tokens, top_k=40, top_p=0.95, min_p=0.05,
+                                                      temp=0.4), start=1):
+            if count >= n:
+                break
         return time.perf_counter() - started
 
 
 def measure(cases: list[Case], catalog: list[str], levers: tuple[int, int] | None,
-            threads: int, floor: Floor, model: Path) -> list[Row]:
-    from baton.wiring import build_app
+            threads: int, floor: Floor, model: Path, pool: LlamaPool) -> list[Row]:
+    from baton.wiring import build_app, build_backends
     from bench._common import bench_settings
+    from core.backends import default_backends
     from core.errors import BatonError
     from core.policy import parse_policy
     from core.task import Task
@@ -166,7 +167,9 @@ def measure(cases: list[Case], catalog: list[str], levers: tuple[int, int] | Non
     text = policy_text(catalog, levers)
     policy_file = Path(tempfile.mkdtemp(prefix="baton-latency-policy-")) / "baton.toml"
     policy_file.write_text(text, encoding="utf-8")
-    app = build_app(bench_settings(llama_threads=threads), parse_policy(text))
+    settings, policy = bench_settings(llama_threads=threads), parse_policy(text)
+    app = build_app(settings, policy, backends=build_backends(settings, policy,
+                                                              default_backends(pool)))
     server = Server(policy_file, model, threads)
     try:
         warm = cases[-1]  # warm both: the model loaded, the brand's prefix evaluated
@@ -189,7 +192,10 @@ def measure(cases: list[Case], catalog: list[str], levers: tuple[int, int] | Non
             prep = app.engine.prepare(task)
             prompt = app.engine._plan(prep, prep.decision.steps[0]).prompt.text
             n = max(floor.tokens(kept), 1) if kept else 100
-            rows.append(Row(e2e, engine, floor.run(prompt, n, seed=len(rows)), state, attempt))
+            # on the engine's inference thread: llama.cpp keeps an OpenMP team per calling
+            # thread, and two live teams on two cores would slow whichever runs second
+            floor_s = pool.call(floor.run, prompt, n, len(rows))
+            rows.append(Row(e2e, engine, floor_s, state, attempt))
             r = rows[-1]
             print(f"  {case.id:>8} {case.language} e2e {r.e2e:5.2f} s  engine {r.engine:5.2f} s  "
                   f"floor {r.floor:4.2f} s ({n} tokens)  {state}, "
@@ -218,14 +224,15 @@ def main(argv: Sequence[str] | None = None) -> None:
     catalog = data.catalog["en"] + data.catalog["ja"]
     settings = bench_settings()
     assert settings.model_path is not None
-    floor = Floor(settings.model_path, args.threads, settings.llama_n_ctx)
+    pool = LlamaPool()  # one inference thread for the engine and the floor, as in a worker
+    floor = pool.call(Floor, settings.model_path, args.threads, settings.llama_n_ctx)
     results: dict[str, list[Row]] = {}
     for name in (["off", "on"] if args.levers == "both" else [args.levers]):
         print(f"quality levers {name} "
               f"({'embedded best_of/best_of_retry' if name == 'on' else 'one candidate per attempt'}), "
               f"{args.threads} threads:")
         results[name] = measure(list(data.cases), catalog, LEVERS[name], args.threads, floor,
-                                settings.model_path)
+                                settings.model_path, pool)
     for name, rows in results.items():
         e2e, engine, floor_s = ([getattr(r, f) for r in rows] for f in ("e2e", "engine", "floor"))
         print(f"levers {name}: e2e p50 {statistics.median(e2e):.2f} s p95 {p(e2e, 0.95):.2f} s | "

@@ -1,9 +1,13 @@
 """The in-process local backend: llama-cpp-python.
 
-One ``Llama`` per model path, shared by every backend instance that uses that path and guarded by
-a lock, because a ``Llama`` is not thread-safe. Calls on the same ``Llama`` reuse the KV cache of
-the longest common token prefix with the previous call, so tasks that share a brand-voice prefix
-should run back to back (the engine's bulk path groups them).
+One ``Llama`` per model path, shared by every backend instance that uses that path. Every call
+into llama.cpp runs on one thread per process, the pool's inference thread: a ``Llama`` is not
+thread-safe, and llama.cpp's CPU backend keeps an OpenMP thread team per calling thread, so a
+model used from two live threads (a worker's two job threads) runs two teams on the same cores and
+decodes about a third slower (``bench/latency.py`` found it: the same emails took 1.4x as long in
+the worker as in one thread). Calls on the same ``Llama`` reuse the KV cache of the longest common
+token prefix with the previous call, so tasks that share a brand-voice prefix should run back to
+back (the engine's bulk path groups them).
 """
 
 from __future__ import annotations
@@ -11,9 +15,11 @@ from __future__ import annotations
 import json
 import re
 import threading
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from core.backends.base import Generation, Limits
 from core.backends.llama_batch import BatchDecodeError, BatchDecoder, common_prefix_length
@@ -24,6 +30,8 @@ from core.errors import BackendError, InputError, ModelFileError
 from core.policy import ModelRole
 from core.settings import Settings
 from core.task import Prompt, PromptStyle
+
+T = TypeVar("T")
 
 
 @dataclass
@@ -42,6 +50,19 @@ class LlamaPool:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._models: dict[tuple[str, str, int, int, int], LoadedModel] = {}
+        self._inference = ThreadPoolExecutor(max_workers=1, thread_name_prefix="baton-llama")
+        self._inference_thread: int | None = None
+
+    def call(self, fn: Callable[..., T], *args: Any) -> T:
+        """Run ``fn(*args)`` on the inference thread and return its result (or raise its error);
+        a call made on that thread runs at once."""
+        if threading.get_ident() == self._inference_thread:
+            return fn(*args)
+        return self._inference.submit(self._on_inference_thread, fn, *args).result()
+
+    def _on_inference_thread(self, fn: Callable[..., T], *args: Any) -> T:
+        self._inference_thread = threading.get_ident()
+        return fn(*args)
 
     def get(self, settings: Settings) -> LoadedModel:
         key = (str(settings.model_path or settings.data_dir / "<embedded>"),
@@ -142,9 +163,12 @@ class LlamaBackend:
         self.prompt_style: PromptStyle = role.prompt_style or "completion"
 
     def loaded(self) -> LoadedModel:
-        return self.pool.get(self.settings)
+        return self.pool.call(self.pool.get, self.settings)
 
     def generate(self, prompt: Prompt, schema: dict[str, Any], limits: Limits) -> Generation:
+        return self.pool.call(self._generate, prompt, schema, limits)
+
+    def _generate(self, prompt: Prompt, schema: dict[str, Any], limits: Limits) -> Generation:
         loaded = self.loaded()
         with loaded.lock:
             llama = loaded.llama
@@ -182,6 +206,10 @@ class LlamaBackend:
                       limits: Limits) -> list[Generation]:
         """Generate for prompts that share a prefix, :attr:`max_batch` sequences at a time in
         one batch (see :mod:`core.backends.llama_batch`)."""
+        return self.pool.call(self._generate_many, prompts, schemas, limits)
+
+    def _generate_many(self, prompts: list[Prompt], schemas: list[dict[str, Any]],
+                       limits: Limits) -> list[Generation]:
         loaded = self.loaded()
         with loaded.lock:
             llama = loaded.llama
