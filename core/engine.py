@@ -378,7 +378,9 @@ class Engine:
                             break
                 except BackendError as exc:
                     self.breakers[step.role].record_failure()
-                    self._record(prep, step, backend, attempt, None, self.clock() - started,
+                    done = tuple(gen for gen, _, _ in judged)  # generated (and paid) before it
+                    self._record(prep, step, backend, attempt,
+                                 _all_of(done, done[0]) if done else None, self.clock() - started,
                                  "error", prep.masking.redact(str(exc)), reasons,
                                  plan.egress_entities)
                     raise
@@ -449,7 +451,8 @@ class Engine:
         # prompt and the kept answer's length, on the task's first receipt with tokens; repairs,
         # further candidates and escalations are this policy's cost, not the reference's.
         baseline = 0.0
-        if chosen is not None and not any(r.baseline_cost_usd for r in prep.receipts):
+        if chosen is not None and not any(r.baseline_cost_usd for r in prep.receipts) \
+                and not self.ledger.has_baseline(prep.task.id):  # nor a retried job's last run
             baseline = baseline_cost(costs, chosen.prompt_tokens, chosen.completion_tokens)
         prompt_tokens = gen.prompt_tokens if gen else 0
         completion = gen.completion_tokens if gen else 0

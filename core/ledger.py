@@ -164,6 +164,14 @@ class Ledger:
         with self.store.session() as session:
             return list(session.scalars(query))
 
+    def has_baseline(self, task_id: str) -> bool:
+        """Whether a receipt of ``task_id`` carries its baseline already (a retried job runs
+        the same task again)."""
+        query = sa.select(ReceiptRow.id).where(ReceiptRow.task_id == task_id,
+                                              ReceiptRow.baseline_cost_usd > 0).limit(1)
+        with self.store.session() as session:
+            return session.execute(query).first() is not None
+
     def report(self, *, since: datetime | None = None, tenant: str | None = None) -> RoiReport:
         query = sa.select(ReceiptRow)
         if since is not None:

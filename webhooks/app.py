@@ -59,25 +59,31 @@ class SyncWaits:
     """How many of a process's web threads may wait for a job's answer at once (a HubSpot
     workflow action waits up to 3 s, a Salesforce Flow action up to 8 s): one thread fewer than
     the process has, so a webhook always finds a thread and keeps its ack deadline. A request
-    that finds every slot taken answers "later" at once (HubSpot ``BLOCK``, Salesforce 202)."""
+    that finds every slot taken answers "later" at once (HubSpot ``BLOCK``, Salesforce 202).
+
+    Task-API clients that ask to wait (``Prefer: wait``) may hold all but one of the slots: any
+    key holder can open waiting requests, and a platform's workflow action must still find one."""
 
     def __init__(self, slots: int) -> None:
         self.slots = max(slots, 0)
         self.busy = 0
+        self.busy_api = 0
         self._lock = threading.Lock()
 
     @contextmanager
-    def slot(self) -> Iterator[bool]:
+    def slot(self, *, api: bool = False) -> Iterator[bool]:
         """Yields whether this request may wait; release on exit."""
         with self._lock:
-            took = self.busy < self.slots
+            took = self.busy < self.slots and (not api or self.busy_api < self.slots - 1)
             self.busy += took
+            self.busy_api += took and api
         try:
             yield took
         finally:
             if took:
                 with self._lock:
                     self.busy -= 1
+                    self.busy_api -= api
 
 
 log = logging.getLogger("baton.web")

@@ -17,7 +17,7 @@ from webhooks.app import Services, services_of
 from webhooks.errors import BadRequest, ServiceUnavailable, UnsupportedMediaType
 
 log = logging.getLogger("baton.web")
-POLL = 0.02  # seconds between two looks at a job a request waits for
+POLL = 0.05  # seconds between two looks at a job a request waits for
 # What the inbox's columns hold (core/store/db.py)
 _ID_CHARS = int(InboxKey.__table__.c.external_id.type.length)  # type: ignore[attr-defined]
 _TENANT_CHARS = int(JobRow.__table__.c.tenant.type.length)  # type: ignore[attr-defined]
@@ -115,15 +115,15 @@ def record(source: str, items: list[NewJob]) -> Accepted:
     return accepted
 
 
-def wait_for_job(job_id: str, seconds: float) -> JobRow | None:
+def wait_for_job(job_id: str, seconds: float, *, api: bool = False) -> JobRow | None:
     """The job once it has ended (done, failed or dead) or ``seconds`` have passed, whichever
-    is first. Only as many requests wait at once as :class:`webhooks.app.SyncWaits` allows; the
-    others get the job as it is now."""
+    is first. Only as many requests wait at once as :class:`webhooks.app.SyncWaits` allows
+    (``api``: a task-API client's wait, of which fewer); the others get the job as it is now."""
     svc = services()
     job = svc.jobs.get(job_id)
     if seconds <= 0 or job is None or job.state in (DONE, FAILED, DEAD):
         return job
-    with svc.sync_waits.slot() as may_wait:
+    with svc.sync_waits.slot(api=api) as may_wait:
         deadline = time.monotonic() + (seconds if may_wait else 0)
         while job is not None and job.state not in (DONE, FAILED, DEAD) and \
                 time.monotonic() < deadline:

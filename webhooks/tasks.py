@@ -2,7 +2,9 @@
 Zapier): submit any engine task with a bearer key, then poll for its state and result.
 
 ``Prefer: wait=N`` (RFC 7240) on either call holds the request until the task has ended or N
-seconds (at most :data:`MAX_WAIT`) have passed: one round trip instead of a polling loop."""
+seconds (at most :data:`MAX_WAIT`) have passed: one round trip instead of a polling loop. The
+answer says ``Preference-Applied: wait=N`` when it waited (a request finds no waiting slot when
+other waits hold them, see :class:`webhooks.app.SyncWaits`)."""
 
 from __future__ import annotations
 
@@ -22,7 +24,7 @@ from webhooks.errors import BadRequest, NotFound, Unauthorized
 
 blueprint = Blueprint("tasks", __name__)
 ENDED = (DONE, FAILED, DEAD)
-MAX_WAIT = 25  # seconds; under gunicorn's 30 s request timeout
+MAX_WAIT = 25  # seconds; under the 30 s read timeout many HTTP clients and proxies default to
 
 
 class TaskRequest(BaseModel):
@@ -67,15 +69,23 @@ def submit() -> tuple[Response, int]:
     accepted = record(f"api:{owner}", [NewJob(external_id=key, kind="task", tenant=owner,
                                               payload=body.model_dump(), subject=subject)])
     job_id, duplicate = accepted.job_ids[0], accepted.duplicate[0]
-    job = wait_for_job(job_id, wait) if wait else None
-    if job is not None and job.tenant == owner and job.state in ENDED:
-        response = _show(job)  # ended within the wait: the whole task, as GET shows it
-        code = 200
+    if wait:
+        job = _waited(job_id, wait)
+        if job is not None and job.tenant == owner and job.state in ENDED:
+            response, code = _show(job), 200  # ended within the wait: as GET shows it
+        else:  # not ended yet, a new task or a repeated one alike
+            response, code = jsonify(id=job_id, state=_state(job_id, owner)), 202
+        response.headers["Preference-Applied"] = f"wait={wait:.0f}"
     else:
-        response = jsonify(id=job_id, state=_state(job_id, owner) if duplicate or wait else "queued")
+        response = jsonify(id=job_id, state=_state(job_id, owner) if duplicate else "queued")
         code = 200 if duplicate else 202
     response.headers["Location"] = f"/v1/tasks/{job_id}"
+    response.headers["Vary"] = "Prefer"
     return response, code
+
+
+def _waited(job_id: str, wait: float) -> JobRow | None:
+    return wait_for_job(job_id, wait, api=True)
 
 
 def _state(job_id: str, owner: str) -> str:
@@ -90,7 +100,11 @@ def show(job_id: str) -> Response:
     job = services().jobs.get(job_id)
     if job is None or job.tenant != owner or job.kind != "task":
         raise NotFound(f"no task {job_id} for this key")
-    return _show(wait_for_job(job_id, wait) or job if wait else job)
+    response = _show(_waited(job_id, wait) or job if wait else job)
+    if wait:
+        response.headers["Preference-Applied"] = f"wait={wait:.0f}"
+    response.headers["Vary"] = "Prefer"
+    return response
 
 
 def _show(job: JobRow) -> Response:
@@ -100,17 +114,14 @@ def _show(job: JobRow) -> Response:
 
 
 def preferred_wait() -> float:
-    """Seconds the client asks to wait (``Prefer: wait=N``), capped at :data:`MAX_WAIT`; 0 when
-    it does not ask. Other preferences are ignored, as RFC 7240 says; a wait that is not a
-    number of seconds is refused."""
+    """Seconds the client asks to wait (``Prefer: wait=N``, the first one that is whole
+    seconds), capped at :data:`MAX_WAIT`; 0 when it does not ask. Preferences the server cannot
+    follow (other names, a wait that is not whole seconds) are ignored, as RFC 7240 requires;
+    the answer's ``Preference-Applied`` header tells the client whether it waited."""
     for header in request.headers.getlist("Prefer"):
         for preference in header.split(","):
             name, _, value = preference.split(";")[0].strip().partition("=")
-            if name.strip().lower() != "wait":
-                continue
             value = value.strip().strip('"')
-            if not value.isascii() or not value.isdigit() or len(value) > 6:
-                raise BadRequest(f"Prefer: wait={value[:20]!r}: expected whole seconds, e.g. "
-                                 f"Prefer: wait={MAX_WAIT}")
-            return float(min(int(value), MAX_WAIT))
+            if name.strip().lower() == "wait" and value.isascii() and value.isdigit():
+                return float(MAX_WAIT if len(value) > 9 else min(int(value), MAX_WAIT))
     return 0.0

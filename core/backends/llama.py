@@ -50,6 +50,8 @@ class LlamaPool:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._models: dict[tuple[str, str, int, int, int], LoadedModel] = {}
+        # Created where the pool is used: a process forked after a call would inherit an
+        # executor without its thread (gunicorn and Huey build the app after their forks).
         self._inference = ThreadPoolExecutor(max_workers=1, thread_name_prefix="baton-llama")
         self._inference_thread: int | None = None
 

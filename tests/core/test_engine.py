@@ -322,6 +322,35 @@ def test_the_baseline_is_the_reference_model_doing_the_task_once(store: Store) -
     assert [r.baseline_cost_usd > 0 for r in receipts] == [True, False, False]
 
 
+def test_a_retried_job_does_not_count_its_tasks_baseline_again(store: Store) -> None:
+    """A job retried after its write-back failed, or re-run by hand, runs the same task (the
+    same id) again: its receipts cost what they cost, but the reference model did it once."""
+    local, cloud = backends([GOOD, GOOD, GOOD], [])
+    engine = make_engine(store, CASCADE.replace('"cascade"\n', '"local"\n'), local, cloud)
+    task = Task(kind="email", brief=BRIEF, context=CONTACT)
+    for _ in range(3):
+        engine.run(task)
+    receipts = engine.ledger.receipts(task_id=task.id)
+    assert len(receipts) == 3 and all(r.cost_usd > 0 for r in receipts)
+    assert sum(r.baseline_cost_usd > 0 for r in receipts) == 1
+    other = Task(kind="email", brief=BRIEF, context=CONTACT)  # another task: its own baseline
+    local.outputs.append(GOOD)
+    assert engine.run(other).receipt.baseline_cost_usd > 0
+
+
+def test_candidates_generated_before_a_backend_error_are_on_its_receipt(store: Store) -> None:
+    local = ScriptedBackend("llama", local=True, model="gemma", max_batch=8, prompt_tokens=100,
+                            completion_tokens=40,
+                            outputs=[BANNED, TransientBackendError("llama crashed", backend="llama")])
+    cloud = ScriptedBackend("openai", local=False, model="gpt-4o-mini", outputs=[GOOD])
+    policy = CASCADE.replace('"cascade"\n', '"local"\n') + "[local]\nbackend = \"llama\"\nbest_of = 2\n"
+    result = make_engine(store, policy, local, cloud).run(
+        Task(kind="email", brief=BRIEF, context=CONTACT))
+    error, fallback = result.receipts
+    assert (error.status, error.prompt_tokens, error.completion_tokens) == ("error", 100, 40)
+    assert fallback.role == "cloud" and fallback.status == "ok"
+
+
 def test_best_of_on_the_bulk_path_groups_each_tasks_candidates(store: Store) -> None:
     outputs = [BANNED, GOOD, GOOD, BANNED, BANNED, BANNED, BANNED, BANNED]
     local = ScriptedBackend("llama", local=True, model="gemma", outputs=outputs, max_batch=8)

@@ -8,7 +8,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from flask.testing import FlaskClient
 
 from baton.wiring import build_app, build_services, default_handlers
 from core.apikeys import ApiKeys
@@ -109,23 +108,62 @@ def test_when_every_waiting_slot_is_taken_the_answer_comes_at_once(
     assert made.status_code == 202 and made.json["state"] == "queued"
 
 
-@pytest.mark.parametrize("prefer", ["wait=abc", "wait=-1", "wait=1.5", "wait=", "wait=٣"])
-def test_a_wait_that_is_not_whole_seconds_is_refused_with_the_fix(
-        queued: tuple[Services, JobRunner], prefer: str) -> None:
+@pytest.mark.parametrize("prefer", ["wait=abc", "wait=-1", "wait=1.5", "wait=", "wait=٣",
+                                    "handling=lenient", "wait=0"])
+def test_a_preference_that_cannot_be_followed_is_ignored_and_not_applied(
+        queued: tuple[Services, JobRunner], prefer: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """RFC 7240: a server MUST ignore a preference it cannot follow; Preference-Applied (absent
+    here) tells the client whether it waited."""
     svc, _ = queued
     client = create_app(svc).test_client()
-    headers = {**auth(svc), "Prefer": prefer}
-    r = client.post("/v1/tasks", json=BODY, headers=headers)
-    assert r.status_code == 400 and "expected whole seconds" in r.json["reason"], r.json
-    assert svc.jobs.take_undispatched(10) == []  # refused before anything was recorded
-    assert client.get("/v1/tasks/x", headers=headers).status_code == 400
+
+    def no_sleep(seconds: float) -> None:
+        raise AssertionError("waited for an ignored preference")
+
+    monkeypatch.setattr("webhooks.common.time.sleep", no_sleep)
+    made = client.post("/v1/tasks", json=BODY, headers={**auth(svc), "Prefer": prefer})
+    assert made.status_code == 202 and made.json["state"] == "queued", made.json
+    assert "Preference-Applied" not in made.headers and made.headers["Vary"] == "Prefer"
 
 
-def test_other_preferences_are_ignored(queued: tuple[Services, JobRunner]) -> None:
+def test_a_wait_is_capped_and_says_what_it_applied(
+        queued: tuple[Services, JobRunner], monkeypatch: pytest.MonkeyPatch) -> None:
     svc, _ = queued
     client = create_app(svc).test_client()
-    made = client.post("/v1/tasks", json=BODY, headers={**auth(svc), "Prefer": "handling=lenient"})
-    assert made.status_code == 202 and made.json["state"] == "queued"
+    waited: list[float] = []
+    monkeypatch.setattr("webhooks.tasks.wait_for_job",
+                        lambda job_id, seconds, api: waited.append(seconds) or None)
+    headers = auth(svc)
+    for prefer, applied in (("wait=99999999999999999999", 25), ("respond-async; x=1, wait=007", 7),
+                            ('wait="3", wait=9', 3)):
+        made = client.post("/v1/tasks", json=BODY, headers={**headers, "Prefer": prefer})
+        assert made.status_code == 202 and made.headers["Preference-Applied"] == f"wait={applied}"
+    assert waited == [25, 7, 3]
+
+
+def test_a_repeated_submit_that_waits_and_finds_the_task_unfinished_answers_202(
+        queued: tuple[Services, JobRunner]) -> None:
+    svc, runner = queued
+    client = create_app(svc).test_client()
+    headers = {**auth(svc), "Idempotency-Key": "k1", "Prefer": "wait=1"}
+    first = client.post("/v1/tasks", json=BODY, headers=headers)
+    again = client.post("/v1/tasks", json=BODY, headers=headers)
+    assert (first.status_code, again.status_code) == (202, 202)
+    assert again.json == {"id": first.json["id"], "state": "queued"}
+    run_when_recorded(svc, runner)
+    done = client.post("/v1/tasks", json=BODY, headers=headers)
+    assert done.status_code == 200 and done.json["state"] == "done" and done.json["result"]
+
+
+def test_task_api_waits_leave_a_slot_for_platform_actions(
+        queued: tuple[Services, JobRunner]) -> None:
+    waits = queued[0].sync_waits
+    assert waits.slots == 3  # four web threads
+    with waits.slot(api=True) as a, waits.slot(api=True) as b, waits.slot(api=True) as c:
+        assert (a, b, c) == (True, True, False)
+        with waits.slot() as action, waits.slot() as another:
+            assert (action, another) == (True, False)
+    assert (waits.busy, waits.busy_api) == (0, 0)
 
 
 def test_a_wait_never_shows_another_tenants_task(queued: tuple[Services, JobRunner]) -> None:
