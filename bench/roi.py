@@ -11,7 +11,8 @@ are real and priced as that model; its copy is no better than the local model's 
 shows what it costs, not what it buys). The all-cloud figures send every task once to the
 stand-in (``cloud-masked``, as a privacy-minded all-cloud set-up would) and price its real token
 counts as the configured cloud model and as the reference model (the baseline every receipt
-carries); one call per task, as a cloud model that passes its checks at once would need.
+carries): one call per task, its prompt tokens counted by the stand-in for the real request and
+its completion as long as the email the hybrid kept (a cloud model that writes it once).
 
 ``useful`` is step 5a's independent checks (bench.quality) over every task's final output.
 
@@ -23,8 +24,10 @@ locally>
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import re
+import statistics
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -67,28 +70,29 @@ def run(app: Any, tasks: list[Any]) -> Run:
                 for t in tasks], seconds)
 
 
-def all_cloud(app: Any, tasks: list[Any]) -> tuple[float, float, int, int]:
-    """Every task as one call to the cloud model, as its route would make it (masked): the cost
-    priced as the cloud model and as the reference model, and the tokens in and out. One call
-    per task: a cloud model that passes its checks the first time (the stand-in mostly does not,
-    and its repairs are left out rather than counted against the cloud)."""
+def all_cloud(app: Any, tasks: list[Any], lengths: list[int]) -> tuple[float, float, int, int]:
+    """Every task as one call to the cloud model, as its route would make it (masked): priced as
+    the cloud model and as the reference model; returns both and the tokens in and out. The
+    prompt tokens are the stand-in server's own count of each real request (sent with
+    ``max_tokens = 1``); the completion tokens are ``lengths``, the emails the hybrid kept: a
+    cloud model that writes the email once, as a frontier model would (the 270M stand-in in
+    JSON mode mostly runs on to its token limit, which would flatter the hybrid)."""
+    from core.backends.base import Limits
     from core.ledger import baseline_cost, cloud_cost
 
     engine = app.engine
     backend = engine.backends["cloud"]
-    limits = engine._limits("cloud")
     costs = app.policy.costs
     cost = reference = 0.0
     tokens_in = tokens_out = 0
-    for task in tasks:
+    for task, completion in zip(tasks, lengths, strict=True):
         prep = engine.prepare(task)
         plan = engine._plan(prep, prep.decision.steps[0])
-        gen = backend.generate(plan.prompt, plan.schema, limits)
-        cost += cloud_cost(costs, backend.model, gen.prompt_tokens, gen.cached_tokens,
-                           gen.completion_tokens)
-        reference += baseline_cost(costs, gen.prompt_tokens, gen.completion_tokens)
+        gen = backend.generate(plan.prompt, plan.schema, Limits(max_tokens=1, temperature=0.0))
+        cost += cloud_cost(costs, backend.model, gen.prompt_tokens, 0, completion)
+        reference += baseline_cost(costs, gen.prompt_tokens, completion)
         tokens_in += gen.prompt_tokens
-        tokens_out += gen.completion_tokens
+        tokens_out += completion
     return cost, reference, tokens_in, tokens_out
 
 
@@ -138,12 +142,22 @@ def main(argv: Sequence[str] | None = None) -> None:
           f"${prices[reference].output}); local ${hybrid_policy.costs.local_usd_per_hour}/hour",
           flush=True)
     with llama_server(settings.model_path, threads=args.threads, alias=cloud_model) as url:
-        hybrid = run(build_app(bench_settings(openai_base_url=url, llama_threads=args.threads),
-                               hybrid_policy), tasks)
+        app = build_app(bench_settings(openai_base_url=url, llama_threads=args.threads),
+                        hybrid_policy)
+        hybrid = run(app, tasks)
+        llama = app.engine.backends["local"].loaded().llama  # type: ignore[attr-defined]
+
+        def local_tokens(text: str) -> list[int]:
+            return list(llama.tokenize(text.encode("utf-8"), add_bos=False, special=False))
+
         print(f"hybrid: {hybrid.seconds:.0f} s", flush=True)
         started = time.perf_counter()
+        kept = [len(local_tokens(json.dumps(out, ensure_ascii=False))) if out else None
+                for out in hybrid.outputs]
+        mean = round(statistics.mean(k for k in kept if k is not None)) if any(kept) else 150
         cost_cloud, cost_reference, tokens_in, tokens_out = all_cloud(
-            build_app(bench_settings(openai_base_url=url), cloud_policy), tasks)
+            build_app(bench_settings(openai_base_url=url), cloud_policy), tasks,
+            [mean if k is None else k for k in kept])
         print(f"all cloud: {time.perf_counter() - started:.0f} s, {tokens_in} tokens in, "
               f"{tokens_out} out", flush=True)
 
@@ -163,7 +177,8 @@ def main(argv: Sequence[str] | None = None) -> None:
           f"${cost_cloud:.5f} | all on "
           f"{reference}, one call per task ${cost_reference:.5f} | `baton roi` all-cloud column "
           f"for the hybrid's receipts ${hybrid.baseline():.5f}")
-    local_seconds = sum(r.latency_ms for rs in hybrid.receipts for r in rs if r.role == "local") / 1e3
+    # the local model's time each task was charged (a batch's time is shared by its tasks)
+    local_seconds = local_cost * 3600 / hybrid_policy.costs.local_usd_per_hour
     local_tasks = max(sum("local" in roles_ for roles_ in roles), 1)
     print(f"per email: local ${local_cost / local_tasks:.6f} ({local_seconds / local_tasks:.1f} s "
           f"of the local model each, candidates and repairs included) | {cloud_model} "
