@@ -96,6 +96,16 @@ def all_cloud(app: Any, tasks: list[Any], lengths: list[int]) -> tuple[float, fl
     return cost, reference, tokens_in, tokens_out
 
 
+def stand_in_policy_text(catalog: Sequence[str]) -> str:
+    """The embedded policy with the evaluation set's catalog, its cloud model asked in JSON mode
+    (the stand-in server speaks that, not OpenAI's strict json_schema)."""
+    text, n = re.subn(r'^(\[cloud\]\n(?:.+\n)*?model = "[^"]+"\n)',
+                      r'\1response_format = "json_object"\n', policy_text(catalog, None),
+                      count=1, flags=re.M)
+    assert n == 1, "the embedded policy has no [cloud] model line"
+    return text
+
+
 def useful(cases: Sequence[Case], outputs: Sequence[dict[str, Any] | None], rules: Any) -> int:
     from bench.quality import check
 
@@ -117,12 +127,7 @@ def main(argv: Sequence[str] | None = None) -> None:
 
     data = make(args.n)
     cases = list(data.cases)
-    text = policy_text(data.catalog["en"] + data.catalog["ja"], None)
-    # the stand-in server speaks JSON mode, not OpenAI's strict json_schema
-    text, n = re.subn(r'^(\[cloud\]\n(?:.+\n)*?model = "[^"]+"\n)', r'\1response_format = "json_object"\n',
-                      text, count=1, flags=re.M)
-    assert n == 1, "the embedded policy has no [cloud] model line"
-    hybrid_policy = parse_policy(text)
+    hybrid_policy = parse_policy(stand_in_policy_text(data.catalog["en"] + data.catalog["ja"]))
     cloud_model = hybrid_policy.cloud.model
     cloud_policy = hybrid_policy.model_copy(update={
         "routes": [], "routing": hybrid_policy.routing.model_copy(
