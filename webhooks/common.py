@@ -18,6 +18,7 @@ from webhooks.errors import BadRequest, ServiceUnavailable, UnsupportedMediaType
 
 log = logging.getLogger("baton.web")
 POLL = 0.05  # seconds between two looks at a job a request waits for
+ENDED = (DONE, FAILED, DEAD)  # the states a waiting request stops at
 # What the inbox's columns hold (core/store/db.py)
 _ID_CHARS = int(InboxKey.__table__.c.external_id.type.length)  # type: ignore[attr-defined]
 _TENANT_CHARS = int(JobRow.__table__.c.tenant.type.length)  # type: ignore[attr-defined]
@@ -121,11 +122,11 @@ def wait_for_job(job_id: str, seconds: float, *, api: bool = False) -> JobRow | 
     (``api``: a task-API client's wait, of which fewer); the others get the job as it is now."""
     svc = services()
     job = svc.jobs.get(job_id)
-    if seconds <= 0 or job is None or job.state in (DONE, FAILED, DEAD):
+    if seconds <= 0 or job is None or job.state in ENDED:
         return job
     with svc.sync_waits.slot(api=api) as may_wait:
         deadline = time.monotonic() + (seconds if may_wait else 0)
-        while job is not None and job.state not in (DONE, FAILED, DEAD) and \
+        while job is not None and job.state not in ENDED and \
                 time.monotonic() < deadline:
             time.sleep(POLL)
             job = svc.jobs.get(job_id)

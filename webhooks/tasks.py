@@ -15,15 +15,14 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from core.apikeys import ApiKeys
 from core.contacts import canonical
-from core.jobs import DEAD, DONE, FAILED, NewJob
+from core.jobs import NewJob
 from core.policy import describe_validation_error
 from core.retention import subject_for
 from core.store import JobRow
-from webhooks.common import json_body, record, services, wait_for_job
+from webhooks.common import ENDED, json_body, record, services, wait_for_job
 from webhooks.errors import BadRequest, NotFound, Unauthorized
 
 blueprint = Blueprint("tasks", __name__)
-ENDED = (DONE, FAILED, DEAD)
 MAX_WAIT = 25  # seconds; under the 30 s read timeout many HTTP clients and proxies default to
 
 
