@@ -22,12 +22,12 @@ from rich.table import Table
 
 from baton.files import load_contact, load_contacts_csv
 from baton.wiring import App, build_app
+from core.engine.ledger import Receipt, month_start
 from core.errors import BatonError, ConsentError, InputError
-from core.jobs import Jobs
-from core.ledger import Receipt, month_start
+from core.jobs.lifecycle import Jobs
 from core.settings import load_settings
 from core.store import open_store
-from core.task import Task
+from core.tasks.kinds import Task
 
 F = TypeVar("F", bound=Callable[..., Any])
 DEFAULT_BRIEF = "Recommend the Rain Cover, which keeps a pack dry in any weather."
@@ -274,7 +274,7 @@ def roi(since: str | None, tenant: str | None) -> None:
     settings = load_settings()
     store = open_store(settings.resolved_database_url)
     try:
-        from core.ledger import Ledger
+        from core.engine.ledger import Ledger
 
         report = Ledger(store).report(since=start, tenant=tenant)
     finally:
@@ -443,7 +443,7 @@ def keys() -> None:
 @handle_errors
 def keys_create(name: str, tenant: str) -> None:
     """Create a key; it is shown once and only its SHA-256 is stored."""
-    from core.apikeys import ApiKeys
+    from core.credentials.apikeys import ApiKeys
 
     key_id, key = ApiKeys(open_store(load_settings().resolved_database_url)).create(name, tenant)
     err.print(f"key {key_id} for tenant {tenant!r} (shown once):", highlight=False)

@@ -11,10 +11,10 @@ from typing import Any
 
 from gunicorn.app.base import BaseApplication
 
-from core.queue import Dispatcher
+from core.jobs.queue import Dispatcher
+from core.jobs.runner import Handler
 from core.registry import Registry
 from core.settings import Settings
-from core.worker import Handler
 from webhooks.app import json_log_formatter
 
 

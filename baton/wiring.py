@@ -11,25 +11,27 @@ from typing import Any
 from connectors.hubspot.auth import HubSpotAuth
 from connectors.hubspot.client import Limiters
 from connectors.hubspot.connector import HubSpotConnector
-from core.backends import BackendFactory, LlamaPool, default_backends
-from core.backends.base import Backend
-from core.engine import Engine
-from core.jobs import Jobs
-from core.ledger import Ledger
-from core.outbox import Outbox
+from core.backends.base import Backend, BackendFactory
+from core.backends.builtin import default_backends
+from core.backends.llama import LlamaPool
+from core.credentials.tokens import TokenCipher, TokenVault
+from core.delivery.outbox import Outbox
+from core.delivery.replies import Replies
+from core.engine.engine import Engine
+from core.engine.ledger import Ledger
+from core.engine.routing import Role
+from core.jobs.lifecycle import Jobs
+from core.jobs.queue import Dispatcher, make_huey
+from core.jobs.runner import Handler, JobRunner
 from core.policy import Policy, load_policy
-from core.queue import Dispatcher, make_huey
 from core.registry import Registry
-from core.replies import Replies
-from core.routing import Role
 from core.settings import Settings, load_settings
 from core.store import JobRow, Store, open_store
-from core.task import Task, TaskKind, default_task_kinds
-from core.tokens import TokenCipher, TokenVault
-from core.worker import Handler, JobRunner
-from webhooks.app import Services
+from core.tasks.builtin import default_task_kinds
+from core.tasks.kinds import Task, TaskKind
 from webhooks.metrics import Metrics
 from webhooks.ops import job_counts
+from webhooks.services import Services
 
 
 @dataclass

@@ -16,13 +16,13 @@ from typing import Any
 from baton.wiring import build_app, build_hubspot
 from bench._common import bench_settings
 from core.errors import BatonError
-from core.jobs import Jobs, NewJob
+from core.jobs.lifecycle import Jobs, NewJob
 from core.policy import parse_policy
 from core.store import JobRow
 from tests.fakes.hubspot import FakeHubSpot
 
 CONTACTS = 40
-CHUNK = 10  # job ids per queue message (core.queue.CHUNK)
+CHUNK = 10  # job ids per queue message (core.jobs.queue.CHUNK)
 PORTAL, TOKEN = 7, "pat-bench"
 NAMES = ["Ann", "Bo", "Cy", "Di", "Ed", "Flo", "Gus", "Hal", "Ida", "Jo"]
 BOUGHT = ["Trail Runner 2 shoes", "Rain Shell jacket", "Summit 40L backpack", "Ridge poles"]

@@ -83,7 +83,7 @@ class Server:
     """``baton up`` in its own process group, on a throwaway data directory."""
 
     def __init__(self, policy: Path, model: Path, threads: int) -> None:
-        from core.apikeys import ApiKeys
+        from core.credentials.apikeys import ApiKeys
         from core.settings import Settings
         from core.store import open_store
 
@@ -159,10 +159,10 @@ def measure(cases: list[Case], catalog: list[str], levers: tuple[int, int] | Non
             threads: int, floor: Floor, model: Path, pool: LlamaPool) -> list[Row]:
     from baton.wiring import build_app, build_backends
     from bench._common import bench_settings
-    from core.backends import default_backends
+    from core.backends.builtin import default_backends
     from core.errors import BatonError
     from core.policy import parse_policy
-    from core.task import Task
+    from core.tasks.kinds import Task
 
     text = policy_text(catalog, levers)
     policy_file = Path(tempfile.mkdtemp(prefix="baton-latency-policy-")) / "baton.toml"

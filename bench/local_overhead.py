@@ -20,7 +20,7 @@ from core.backends.llama import LlamaBackend, grammar_text
 from core.backends.llama_decode import LazyGrammarSampler, Sampling, complete
 from core.errors import GenerationError
 from core.policy import parse_policy
-from core.task import EMAIL, Task
+from core.tasks.kinds import EMAIL, Task
 
 ROUNDS = 6
 POLICY = """

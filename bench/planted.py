@@ -83,7 +83,7 @@ def defects(case: Case) -> list[tuple[str, dict[str, str]]]:
 
 def planted(data: EvalSet, per_language: int = 12) -> list[tuple[Any, dict[str, str], str]]:
     """(task, bad output, defect) for the first ``per_language`` cases of each language."""
-    from core.task import Task
+    from core.tasks.kinds import Task
 
     out = []
     for lang in ("en", "ja"):

@@ -15,10 +15,10 @@ from collections.abc import Sequence
 
 from baton.wiring import build_app
 from bench._common import BRANDS, bench_settings
-from core.engine import Result
+from core.engine.engine import Result
 from core.errors import BatonError
 from core.policy import Policy, parse_policy
-from core.task import EMAIL, Task
+from core.tasks.kinds import EMAIL, Task
 
 PER_BRAND = 25
 FIRST = ["Ann", "Bo", "Cy", "Di", "Ed", "Flo", "Gus", "Hal", "Ida", "Jo", "Kai", "Lu", "Max",

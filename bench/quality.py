@@ -218,7 +218,7 @@ def _names_a_product_shortly(before: str, word: str, names: Sequence[str]) -> bo
 
 
 def rules_for(policy: Any, data: EvalSet) -> Rules:
-    from core.templates import BUILTIN_EXAMPLES  # the examples the prompts show: data, not checks
+    from core.tasks.prompts import BUILTIN_EXAMPLES  # the examples the prompts show: data, not checks
 
     brand = policy.brand_for("eval") if hasattr(policy, "brand_for") else policy.brand
     sentences: dict[str, list[str]] = {}
@@ -265,7 +265,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     from baton.wiring import build_app
     from bench._common import bench_settings
     from core.errors import BatonError
-    from core.task import Task
+    from core.tasks.kinds import Task
 
     data = make(args.n)
     policy = eval_policy(data)

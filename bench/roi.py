@@ -35,7 +35,7 @@ from typing import Any
 
 from bench.evalset import Case, make
 from bench.latency import policy_text
-from core.ledger import Receipt
+from core.engine.ledger import Receipt
 
 
 @dataclass
@@ -78,7 +78,7 @@ def all_cloud(app: Any, tasks: list[Any], lengths: list[int]) -> tuple[float, fl
     cloud model that writes the email once, as a frontier model would (the 270M stand-in in
     JSON mode mostly runs on to its token limit, which would flatter the hybrid)."""
     from core.backends.base import Limits
-    from core.ledger import baseline_cost, cloud_cost
+    from core.engine.ledger import baseline_cost, cloud_cost
 
     engine = app.engine
     backend = engine.backends["cloud"]
@@ -123,7 +123,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     from bench._common import bench_settings, llama_server
     from bench.quality import rules_for
     from core.policy import parse_policy
-    from core.task import Task
+    from core.tasks.kinds import Task
 
     data = make(args.n)
     cases = list(data.cases)

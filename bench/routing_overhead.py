@@ -14,7 +14,7 @@ import time
 
 from baton.wiring import build_app
 from bench._common import bench_settings
-from core.task import Task
+from core.tasks.kinds import Task
 
 ROUTES = 500
 GENERATIONS = 5

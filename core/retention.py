@@ -7,7 +7,7 @@ finds them all. Receipts are the ledger: they keep their counts (tokens, cost, l
 masked), never values, and lose their error text and reasons on erasure.
 
 Everything else goes after the retention period (:func:`purge`), which is never shorter than the
-longest platform horizon (:func:`retention_floor_days`): HubSpot retries a workflow action for
+longest platform horizon (:func:`core.settings.retention_floor_days`): HubSpot retries a workflow action for
 3 days, a ``BLOCK`` waits for its expiry, and dedupe keys must outlive every redelivery.
 """
 
@@ -17,34 +17,14 @@ import hashlib
 import json
 import re
 from collections.abc import Sequence
-from datetime import datetime
-from typing import Any
 
 import sqlalchemy as sa
 
-from core.jobs import FAILED, QUEUED, RUNNING, TERMINAL
+from core.jobs.lifecycle import FAILED, QUEUED, RUNNING
 from core.privacy import folded
-from core.store import InboxKey, JobRow, ReceiptRow, ReplyRow, Store, WriteBackRow, rows_changed
+from core.store import JobRow, ReceiptRow, ReplyRow, Store, WriteBackRow, rows_changed
 
-MIN_RETENTION_DAYS = 7.0  # dedupe keys outlive every platform's retries (reliability.md)
-HUBSPOT_RETRY_DAYS = 3.0  # HubSpot retries a failed workflow action for up to 3 days
 ERASED = "erased at the contact's request"
-_DURATION = re.compile(r"P(?:(\d+)W)?(?:(\d+)D)?(?:T(?:(\d+)H)?(?:(\d+)M)?(?:(\d+)S)?)?")
-
-
-def iso_duration_days(text: str) -> float:
-    """An ISO 8601 duration (``P1D``, ``PT12H``, ``P1W2D``) in days; ValueError if it is not one."""
-    m = _DURATION.fullmatch(text.strip().upper())
-    if m is None or not any(m.groups()) or text.strip().upper().endswith("T"):
-        raise ValueError(f"not an ISO 8601 duration such as P1D or PT12H: {text!r}")
-    weeks, days, hours, minutes, seconds = (int(g or 0) for g in m.groups())
-    return weeks * 7 + days + hours / 24 + minutes / 1440 + seconds / 86400
-
-
-def retention_floor_days(block_expiration: str) -> float:
-    """The shortest allowed retention: dedupe keys' 7 days, HubSpot's 3 days of action retries,
-    and a day past the longest a HubSpot action may wait in ``BLOCK`` for its callback."""
-    return max(MIN_RETENTION_DAYS, HUBSPOT_RETRY_DAYS, iso_duration_days(block_expiration) + 1)
 
 
 def subject_for(contact: str) -> str:
@@ -107,19 +87,3 @@ def forget(store: Store, tenant: str, subject: str, *, mentions: Sequence[str] =
         receipts = rows_changed(session, sa.update(ReceiptRow).where(ReceiptRow.task_id.in_(ids))
                                 .values(error=None, reasons=[]))
     return {"jobs": jobs, "writebacks": writebacks, "replies": answered, "receipts": receipts}
-
-
-def purge(store: Store, cutoff: datetime) -> dict[str, int]:
-    """Delete what is older than ``cutoff``: dedupe keys, ended jobs (their payloads and drafts
-    with them), write-back records and reply rows. Receipts stay: they hold no customer data."""
-    done: dict[str, int] = {}
-    statements: dict[str, Any] = {
-        "inbox_keys": sa.delete(InboxKey).where(InboxKey.created_at < cutoff),
-        "jobs": sa.delete(JobRow).where(JobRow.updated_at < cutoff, JobRow.state.in_(TERMINAL)),
-        "writebacks": sa.delete(WriteBackRow).where(WriteBackRow.created_at < cutoff),
-        "replies": sa.delete(ReplyRow).where(ReplyRow.created_at < cutoff),
-    }
-    with store.session.begin() as session:
-        for name, statement in statements.items():
-            done[name] = rows_changed(session, statement)
-    return done

@@ -22,6 +22,26 @@ def default_data_dir() -> Path:
     return Path.home() / ".baton"
 
 
+MIN_RETENTION_DAYS = 7.0  # dedupe keys outlive every platform's retries (reliability.md)
+HUBSPOT_RETRY_DAYS = 3.0  # HubSpot retries a failed workflow action for up to 3 days
+_DURATION = re.compile(r"P(?:(\d+)W)?(?:(\d+)D)?(?:T(?:(\d+)H)?(?:(\d+)M)?(?:(\d+)S)?)?")
+
+
+def iso_duration_days(text: str) -> float:
+    """An ISO 8601 duration (``P1D``, ``PT12H``, ``P1W2D``) in days; ValueError if it is not one."""
+    m = _DURATION.fullmatch(text.strip().upper())
+    if m is None or not any(m.groups()) or text.strip().upper().endswith("T"):
+        raise ValueError(f"not an ISO 8601 duration such as P1D or PT12H: {text!r}")
+    weeks, days, hours, minutes, seconds = (int(g or 0) for g in m.groups())
+    return weeks * 7 + days + hours / 24 + minutes / 1440 + seconds / 86400
+
+
+def retention_floor_days(block_expiration: str) -> float:
+    """The shortest allowed retention: dedupe keys' 7 days, HubSpot's 3 days of action retries,
+    and a day past the longest a HubSpot action may wait in ``BLOCK`` for its callback."""
+    return max(MIN_RETENTION_DAYS, HUBSPOT_RETRY_DAYS, iso_duration_days(block_expiration) + 1)
+
+
 class Settings(BaseSettings):
     """All ``BATON_*`` settings. Build with :func:`load_settings` to get a readable error."""
 
@@ -145,15 +165,11 @@ class Settings(BaseSettings):
     @field_validator("hubspot_block_expiration")
     @classmethod
     def _iso_duration(cls, value: str) -> str:
-        from core.retention import iso_duration_days
-
         iso_duration_days(value)
         return value
 
     @model_validator(mode="after")
     def _retention_outlives_platform_retries(self) -> Settings:
-        from core.retention import retention_floor_days
-
         floor = retention_floor_days(self.hubspot_block_expiration)
         if self.retention_days < floor:
             raise ValueError(f"BATON_RETENTION_DAYS: at least {floor:g} days, so that dedupe keys "

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from core.backends import LlamaPool
+from core.backends.llama import LlamaPool
 from core.backends.model_file import assemble_embedded, embedded_model_info
 from core.settings import Settings
 from core.store import Store, open_store
@@ -144,14 +144,15 @@ PLUMBING_EXAMPLES = "\n" + _example("email", PLUMBING_BRIEF, {
 # the quick unit tests of a module run before the slow end-to-end ones, so that a mutant one of
 # them kills costs seconds rather than the whole connector suite. Order does not matter otherwise:
 # every test stands alone.
-_QUICK = ("tests/core/test_privacy.py", "tests/core/test_guards.py", "tests/core/test_copycheck.py",
-          "tests/core/test_jobs.py", "tests/core/test_outbox.py", "tests/core/test_replies.py",
-          "tests/core/test_retention.py", "tests/core/test_routing.py", "tests/core/test_ids.py",
-          "tests/core/test_policy.py", "tests/core/test_contacts.py", "tests/core/test_store.py",
-          "tests/core/test_tokens.py", "tests/core/test_templates.py", "tests/core/test_queue.py",
-          "tests/webhooks/test_signatures.py")
-_SLOW = ("tests/connectors/", "tests/core/test_privacy_wire.py", "tests/core/test_replies_race.py",
-         "tests/baton/")
+_QUICK = ("tests/core/test_privacy.py", "tests/core/tasks/test_guards.py",
+          "tests/core/tasks/test_copycheck.py", "tests/core/jobs/test_lifecycle.py",
+          "tests/core/delivery/test_outbox.py", "tests/core/delivery/test_replies.py",
+          "tests/core/test_retention.py", "tests/core/engine/test_routing.py", "tests/core/test_ids.py",
+          "tests/core/test_policy.py", "tests/core/test_contacts.py", "tests/core/store/test_store.py",
+          "tests/core/credentials/test_tokens.py", "tests/core/tasks/test_prompts.py",
+          "tests/core/jobs/test_queue.py", "tests/webhooks/test_signatures.py")
+_SLOW = ("tests/connectors/", "tests/core/test_privacy_wire.py",
+         "tests/core/delivery/test_replies_race.py", "tests/baton/")
 
 
 def _speed(item: pytest.Item) -> tuple[int, bool]:

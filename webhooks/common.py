@@ -11,14 +11,13 @@ from urllib.parse import quote
 
 from flask import current_app, request
 
-from core.jobs import DEAD, DONE, FAILED, Accepted, NewJob
+from core.jobs.lifecycle import ENDED, Accepted, NewJob
 from core.store import InboxKey, JobRow
-from webhooks.app import Services, services_of
 from webhooks.errors import BadRequest, ServiceUnavailable, UnsupportedMediaType
+from webhooks.services import Services, services_of
 
 log = logging.getLogger("baton.web")
 POLL = 0.05  # seconds between two looks at a job a request waits for
-ENDED = (DONE, FAILED, DEAD)  # the states a waiting request stops at
 # What the inbox's columns hold (core/store/db.py)
 _ID_CHARS = int(InboxKey.__table__.c.external_id.type.length)  # type: ignore[attr-defined]
 _TENANT_CHARS = int(JobRow.__table__.c.tenant.type.length)  # type: ignore[attr-defined]
@@ -118,7 +117,7 @@ def record(source: str, items: list[NewJob]) -> Accepted:
 
 def wait_for_job(job_id: str, seconds: float, *, api: bool = False) -> JobRow | None:
     """The job once it has ended (done, failed or dead) or ``seconds`` have passed, whichever
-    is first. Only as many requests wait at once as :class:`webhooks.app.SyncWaits` allows
+    is first. Only as many requests wait at once as :class:`webhooks.services.SyncWaits` allows
     (``api``: a task-API client's wait, of which fewer); the others get the job as it is now."""
     svc = services()
     job = svc.jobs.get(job_id)

@@ -29,8 +29,8 @@ from connectors.hubspot.connector import (
 )
 from connectors.hubspot.setup import create_properties
 from core.errors import ConfigError, InputError
-from core.jobs import NewJob
-from core.templates import LANGUAGES
+from core.jobs.lifecycle import NewJob
+from core.tasks.prompts import LANGUAGES
 from webhooks.common import json_body, original_url, raw_body, record, services
 from webhooks.errors import BadRequest, NotFound, ServiceUnavailable, Unauthorized
 from webhooks.signatures import SignatureError, verify_hubspot

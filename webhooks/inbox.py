@@ -9,7 +9,7 @@ writer thread: handing each delivery to one and waiting for it to wake cost more
 per request than the commit saved (``bench/ack_path.py``).
 
 In ``baton serve`` the new jobs are left undispatched: the workers' pump (see
-:meth:`core.queue.Dispatcher.pump`) sends them, so no queue write sits on the ack path. With
+:meth:`core.jobs.queue.Dispatcher.pump`) sends them, so no queue write sits on the ack path. With
 ``dispatch_new`` (a web process that is also its own worker, as in the tests' immediate mode) the
 committing thread dispatches them right after the commit.
 """
@@ -21,12 +21,12 @@ import threading
 from collections.abc import Sequence
 from typing import Protocol
 
-from core.jobs import Accepted, Jobs, NewJob
+from core.jobs.lifecycle import Accepted, Jobs, NewJob
 
 log = logging.getLogger("baton.web")
 
 class Dispatch(Protocol):
-    """What the web layer needs from the queue (see :class:`core.queue.Dispatcher`)."""
+    """What the web layer needs from the queue (see :class:`core.jobs.queue.Dispatcher`)."""
 
     def dispatch(self, job_ids: Sequence[str], *, mark: bool = True) -> None: ...
 

@@ -9,7 +9,7 @@ import sqlalchemy as sa
 from flask import Blueprint, Response, jsonify, request
 
 from core.store import JobRow, Store
-from core.task import TONES
+from core.tasks.kinds import TONES
 from webhooks.common import services
 from webhooks.errors import Unauthorized
 

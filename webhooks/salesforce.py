@@ -22,7 +22,7 @@ from defusedxml.common import DefusedXmlException
 from flask import Blueprint, Response, request
 from werkzeug.exceptions import RequestEntityTooLarge
 
-from core.jobs import NewJob
+from core.jobs.lifecycle import NewJob
 from core.retention import subject_for
 from webhooks.common import client_address, raw_body, record, services
 from webhooks.errors import ApiError, BadRequest, PayloadTooLarge, Unauthorized, UnsupportedMediaType

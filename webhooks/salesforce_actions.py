@@ -19,11 +19,11 @@ from flask import Blueprint, Response, jsonify
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from core.contacts import canonical
-from core.jobs import DEAD, DONE, FAILED, NewJob
+from core.jobs.lifecycle import DEAD, DONE, FAILED, NewJob
 from core.policy import describe_validation_error
-from core.recommend import summary
 from core.retention import subject_for
-from core.task import ACTION_KINDS, TONES, with_tone
+from core.tasks.kinds import ACTION_KINDS, TONES, with_tone
+from core.tasks.recommend import summary
 from webhooks.common import json_body, record, services, wait_for_job
 from webhooks.errors import BadRequest, NotFound
 from webhooks.tasks import tenant

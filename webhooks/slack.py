@@ -16,7 +16,7 @@ from urllib.parse import parse_qs
 
 from flask import Blueprint, Response, jsonify, request
 
-from core.jobs import NewJob
+from core.jobs.lifecycle import NewJob
 from webhooks.common import json_body, raw_body, record, services
 from webhooks.errors import BadRequest, Unauthorized, UnsupportedMediaType
 from webhooks.signatures import SignatureError, verify_slack

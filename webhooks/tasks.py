@@ -4,7 +4,7 @@ Zapier): submit any engine task with a bearer key, then poll for its state and r
 ``Prefer: wait=N`` (RFC 7240) on either call holds the request until the task has ended or N
 seconds (at most :data:`MAX_WAIT`) have passed: one round trip instead of a polling loop. The
 answer says ``Preference-Applied: wait=N`` when it waited (a request finds no waiting slot when
-other waits hold them, see :class:`webhooks.app.SyncWaits`)."""
+other waits hold them, see :class:`webhooks.services.SyncWaits`)."""
 
 from __future__ import annotations
 
@@ -13,13 +13,13 @@ from typing import Any, Literal
 from flask import Blueprint, Response, jsonify, request
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from core.apikeys import ApiKeys
 from core.contacts import canonical
-from core.jobs import NewJob
+from core.credentials.apikeys import ApiKeys
+from core.jobs.lifecycle import ENDED, NewJob
 from core.policy import describe_validation_error
 from core.retention import subject_for
 from core.store import JobRow
-from webhooks.common import ENDED, json_body, record, services, wait_for_job
+from webhooks.common import json_body, record, services, wait_for_job
 from webhooks.errors import BadRequest, NotFound, Unauthorized
 
 blueprint = Blueprint("tasks", __name__)

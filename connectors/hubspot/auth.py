@@ -1,6 +1,6 @@
 """Which token speaks for a portal: a private app's token (one portal, from settings) or the OAuth
 app flow (many portals: install URL, callback with code exchange, 30-minute access tokens refreshed
-once at a time per portal, tokens encrypted at rest through :class:`core.tokens.TokenVault`)."""
+once at a time per portal, tokens encrypted at rest through :class:`core.credentials.tokens.TokenVault`)."""
 
 from __future__ import annotations
 
@@ -16,9 +16,9 @@ from hubspot import HubSpot
 
 from connectors.errors import NotInstalled, PlatformRejected, PlatformUnavailable
 from connectors.hubspot.client import HubSpotClient, Limiters, TokenSource
+from core.credentials.tokens import Credentials, TokenVault
 from core.errors import ConfigError
 from core.settings import Settings
-from core.tokens import Credentials, TokenVault
 
 PLATFORM = "hubspot"
 AUTHORIZE_URL = "https://app.hubspot.com/oauth/authorize"

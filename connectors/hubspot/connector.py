@@ -9,7 +9,7 @@ and skipped.
 
 ``hubspot.action`` (a custom workflow action): the enrolled contact's task runs through the engine;
 the outputs reach the workflow either in the response (the request is still waiting, see
-:mod:`core.replies`) or by completing the action's callback, batched with the portal's other ready
+:mod:`core.delivery.replies`) or by completing the action's callback, batched with the portal's other ready
 callbacks. A generation that finally fails completes the action with ``FAIL_CONTINUE`` and the
 reason in the ``error`` output, so the workflow goes on and shows why.
 """
@@ -28,8 +28,10 @@ from connectors.errors import PlatformRejected, RecordNotFound
 from connectors.hubspot.auth import HubSpotAuth
 from connectors.hubspot.client import HubSpotClient
 from connectors.hubspot.crm import Result, fetch_context, write_back
-from core.engine import Engine
-from core.engine import Result as EngineResult
+from core.delivery.outbox import Outbox
+from core.delivery.replies import Replies
+from core.engine.engine import Engine
+from core.engine.engine import Result as EngineResult
 from core.errors import (
     BatonError,
     ConsentError,
@@ -39,14 +41,12 @@ from core.errors import (
     LanguageError,
     UnknownNameError,
 )
-from core.outbox import Outbox
-from core.recommend import summary
-from core.replies import Replies
-from core.retention import forget, iso_duration_days
-from core.settings import Settings
+from core.retention import forget
+from core.settings import Settings, iso_duration_days
 from core.store import JobRow
-from core.task import ACTION_KINDS, Task, with_tone
-from core.templates import base_language
+from core.tasks.kinds import ACTION_KINDS, Task, with_tone
+from core.tasks.prompts import base_language
+from core.tasks.recommend import summary
 from manifests import load as load_manifest
 
 log = logging.getLogger("baton.hubspot")

@@ -18,8 +18,8 @@ from typing import Any
 
 from connectors.hubspot.client import HubSpotClient
 from core.contacts import canonical
-from core.outbox import Outbox
-from core.templates import base_language
+from core.delivery.outbox import Outbox
+from core.tasks.prompts import base_language
 
 GROUP = "baton"
 PROPERTIES = {  # name -> (label, HubSpot type, field type)

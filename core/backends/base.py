@@ -8,7 +8,7 @@ from typing import Any, Protocol
 
 from core.policy import ModelRole
 from core.settings import Settings
-from core.task import Prompt, PromptStyle
+from core.tasks.kinds import Prompt, PromptStyle
 
 
 @dataclass(frozen=True)
@@ -55,3 +55,16 @@ class Backend(Protocol):
 
 
 BackendFactory = Callable[[Settings, ModelRole], Backend]
+
+
+_UNSUPPORTED_IN_STRICT = {"maxLength", "minLength", "x-lead", "x-no-digits", "x-one-line"}
+
+
+def api_schema(schema: Any) -> Any:
+    """``schema`` without the keywords OpenAI's strict structured outputs reject; the guards
+    still enforce them on the answer."""
+    if isinstance(schema, dict):
+        return {k: api_schema(v) for k, v in schema.items() if k not in _UNSUPPORTED_IN_STRICT}
+    if isinstance(schema, list):
+        return [api_schema(v) for v in schema]
+    return schema

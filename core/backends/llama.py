@@ -21,15 +21,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
-from core.backends.base import Generation, Limits
+from core.backends.base import Generation, Limits, api_schema
 from core.backends.llama_batch import BatchDecodeError, BatchDecoder, common_prefix_length
 from core.backends.llama_decode import LazyGrammarSampler, Sampling, complete
 from core.backends.model_file import ModelFile, check_sha256, resolve_model
-from core.backends.openai_api import api_schema
 from core.errors import BackendError, InputError, ModelFileError
 from core.policy import ModelRole
 from core.settings import Settings
-from core.task import Prompt, PromptStyle
+from core.tasks.kinds import Prompt, PromptStyle
 
 T = TypeVar("T")
 

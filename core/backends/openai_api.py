@@ -16,11 +16,11 @@ from typing import Any
 
 import openai
 
-from core.backends.base import Generation, Limits
+from core.backends.base import Generation, Limits, api_schema
 from core.errors import BackendError, InputError, QuotaExhaustedError, TransientBackendError
 from core.policy import ModelRole
 from core.settings import Settings
-from core.task import Prompt, PromptStyle
+from core.tasks.kinds import Prompt, PromptStyle
 
 _BILLING_CODES = {
     "insufficient_quota",
@@ -51,19 +51,6 @@ def retry_after_seconds(headers: Mapping[str, str] | None, now: float | None = N
         if parsed is None:
             return None
         return max(0.0, parsed.timestamp() - (now if now is not None else time.time()))
-
-
-_UNSUPPORTED_IN_STRICT = {"maxLength", "minLength", "x-lead", "x-no-digits", "x-one-line"}
-
-
-def api_schema(schema: Any) -> Any:
-    """``schema`` without the keywords OpenAI's strict structured outputs reject; the guards
-    still enforce them on the answer."""
-    if isinstance(schema, dict):
-        return {k: api_schema(v) for k, v in schema.items() if k not in _UNSUPPORTED_IN_STRICT}
-    if isinstance(schema, list):
-        return [api_schema(v) for v in schema]
-    return schema
 
 
 def _error_code(exc: openai.APIStatusError) -> str:

@@ -146,7 +146,7 @@ class ApiKeyRow(Base):
 
 
 class TokenRow(Base):
-    """A platform account's OAuth tokens, encrypted (see :mod:`core.tokens`)."""
+    """A platform account's OAuth tokens, encrypted (see :mod:`core.credentials.tokens`)."""
 
     __tablename__ = "platform_tokens"
 
@@ -158,7 +158,7 @@ class TokenRow(Base):
     scopes: Mapped[str] = mapped_column(sa.Text)
     installed_at: Mapped[datetime] = mapped_column(UTCDateTime())
     refreshed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
-    # who is refreshing the token now, and until when (see core.tokens.TokenVault.fresh)
+    # who is refreshing the token now, and until when (see core.credentials.tokens.TokenVault.fresh)
     refresh_lease: Mapped[str | None] = mapped_column(sa.String(32))
     refresh_lease_until: Mapped[datetime | None] = mapped_column(UTCDateTime())
 

@@ -165,7 +165,7 @@ def test_a_bug_still_ends_in_one_line_and_a_crash_log(env: dict[str, str],
 
 
 def test_keys_and_jobs_commands(env: dict[str, str]) -> None:
-    from core.jobs import Jobs, NewJob
+    from core.jobs.lifecycle import Jobs, NewJob
     from core.settings import Settings
     from core.store import open_store
 

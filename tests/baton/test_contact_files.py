@@ -12,7 +12,7 @@ from click.testing import CliRunner
 from baton.cli import cli
 from baton.files import load_contacts_csv
 from core.errors import InputError
-from core.jobs import Jobs, NewJob
+from core.jobs.lifecycle import Jobs, NewJob
 from core.retention import subject_for
 from core.settings import Settings
 from core.store import open_store

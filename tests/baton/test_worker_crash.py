@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from core.jobs import DONE, RUNNING, Jobs, NewJob
-from core.queue import Dispatcher, make_huey
+from core.jobs.lifecycle import DONE, RUNNING, Jobs, NewJob
+from core.jobs.queue import Dispatcher, make_huey
 from core.settings import Settings
 from core.store import JobRow, open_store
 from tests.conftest import pg_schema as fresh_pg_schema

@@ -12,10 +12,11 @@ import pytest
 from bench.evalset import BRIEFS, make
 from bench.planted import defects, good, planted
 from bench.quality import check, eval_policy, main, rules_for
-from core.engine import Engine
-from core.ledger import Ledger
+from core.engine.engine import Engine
+from core.engine.ledger import Ledger
 from core.store import open_store
-from core.task import Task, default_task_kinds
+from core.tasks.builtin import default_task_kinds
+from core.tasks.kinds import Task
 
 DATA = make()
 POLICY = eval_policy(DATA)

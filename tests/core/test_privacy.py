@@ -380,10 +380,11 @@ def test_initials_and_particles_are_not_masked_in_free_text() -> None:
 
 
 def test_a_context_nested_too_deep_is_refused_not_a_crash(sqlite_store: Store) -> None:
-    from core.engine import Engine
+    from core.engine.engine import Engine
+    from core.engine.ledger import Ledger
     from core.errors import InputError
-    from core.ledger import Ledger
-    from core.task import Task, default_task_kinds
+    from core.tasks.builtin import default_task_kinds
+    from core.tasks.kinds import Task
     from tests.fakes.backends import ScriptedBackend
 
     deep: dict = {"first_name": "Ann"}

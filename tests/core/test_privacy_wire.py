@@ -15,14 +15,15 @@ from typing import Any
 import pytest
 
 from core.backends.openai_api import OpenAIBackend
-from core.engine import Engine
-from core.ledger import Ledger
+from core.engine.engine import Engine
+from core.engine.ledger import Ledger
 from core.policy import BrandVoice, parse_policy
 from core.privacy import folded
 from core.settings import Settings
 from core.store import Store
-from core.task import Task, default_task_kinds
-from core.templates import WORDING, example_pool
+from core.tasks.builtin import default_task_kinds
+from core.tasks.kinds import Task
+from core.tasks.prompts import WORDING, example_pool
 from tests.fakes.backends import ScriptedBackend
 from tests.fakes.openai_server import FakeOpenAI, completion
 

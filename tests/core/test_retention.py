@@ -9,20 +9,17 @@ from datetime import UTC, datetime, timedelta
 import pytest
 import sqlalchemy as sa
 
+from core.delivery.outbox import Outbox
+from core.delivery.replies import Replies
+from core.engine.ledger import Ledger, Receipt
 from core.errors import ConfigError, ConsentError
-from core.jobs import DONE, FAILED, Jobs, NewJob
-from core.ledger import Ledger, Receipt
-from core.outbox import Outbox
-from core.replies import Replies
+from core.jobs.lifecycle import DONE, FAILED, Jobs, NewJob, purge
 from core.retention import (
     ERASED,
     forget,
-    iso_duration_days,
-    purge,
-    retention_floor_days,
     subject_for,
 )
-from core.settings import load_settings
+from core.settings import iso_duration_days, load_settings, retention_floor_days
 from core.store import InboxKey, JobRow, ReplyRow, Store, WriteBackRow
 
 T0 = datetime(2026, 11, 1, tzinfo=UTC)

@@ -9,7 +9,7 @@ from typing import Any
 
 from core.backends.base import Generation, Limits
 from core.errors import BackendError
-from core.task import Prompt, PromptStyle
+from core.tasks.kinds import Prompt, PromptStyle
 
 
 class ScriptedBackend:

@@ -13,7 +13,7 @@ from typing import Any
 
 from baton.serve import work
 from baton.wiring import default_handlers
-from core.outbox import Outbox
+from core.delivery.outbox import Outbox
 from core.settings import load_settings
 from core.store import JobRow, open_store
 

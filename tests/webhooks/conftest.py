@@ -12,7 +12,8 @@ from baton.wiring import build_app, build_services
 from core.policy import parse_policy
 from core.settings import Settings
 from tests.fakes.backends import ScriptedBackend
-from webhooks.app import Services, create_app
+from webhooks.app import create_app
+from webhooks.services import Services
 
 SECRET = "hs-client-secret"
 SLACK_SECRET = "8f742231b10e8888abcd99yyyzzz85a5"

@@ -10,10 +10,11 @@ from flask.testing import FlaskClient
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from core.apikeys import ApiKeys
+from core.credentials.apikeys import ApiKeys
 from core.store import JobRow
 from tests.webhooks.conftest import SECRET
-from webhooks.app import Services, create_app
+from webhooks.app import create_app
+from webhooks.services import Services
 from webhooks.signatures import hubspot_v1, hubspot_v3
 
 

@@ -9,11 +9,12 @@ import time
 
 from flask.testing import FlaskClient
 
-from core.apikeys import ApiKeys
-from core.jobs import FAILED
+from core.credentials.apikeys import ApiKeys
+from core.jobs.lifecycle import FAILED
 from core.store import JobRow
 from tests.webhooks.conftest import SECRET, SLACK_SECRET
-from webhooks.app import Services, create_app
+from webhooks.app import create_app
+from webhooks.services import Services
 from webhooks.signatures import hubspot_v1, hubspot_v3, slack_v0
 
 HUGE = "9" * 400

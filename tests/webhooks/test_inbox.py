@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from core.jobs import Accepted, Jobs, NewJob
+from core.jobs.lifecycle import Accepted, Jobs, NewJob
 from core.store import Store, open_store
 from webhooks.inbox import GroupCommitInbox
 

@@ -14,7 +14,8 @@ from hypothesis import strategies as st
 from core.store import JobRow
 from tests.webhooks.conftest import ORG, SLACK_SECRET
 from tests.webhooks.test_signatures import SLACK_BODY
-from webhooks.app import Services, create_app
+from webhooks.app import create_app
+from webhooks.services import Services
 from webhooks.signatures import slack_v0
 
 

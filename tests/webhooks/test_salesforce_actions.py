@@ -11,8 +11,8 @@ from flask.testing import FlaskClient
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from core.apikeys import ApiKeys
-from webhooks.app import Services
+from core.credentials.apikeys import ApiKeys
+from webhooks.services import Services
 
 RECORD = "003000000000001AAA"
 

@@ -10,13 +10,14 @@ from typing import Any
 import pytest
 
 from baton.wiring import build_app, build_services, default_handlers
-from core.apikeys import ApiKeys
+from core.credentials.apikeys import ApiKeys
+from core.jobs.runner import JobRunner
 from core.policy import parse_policy
 from core.settings import Settings
-from core.worker import JobRunner
 from tests.fakes.backends import ScriptedBackend
 from tests.webhooks.conftest import GOOD
-from webhooks.app import Services, create_app
+from webhooks.app import create_app
+from webhooks.services import Services
 
 BODY = {"kind": "email", "context": {"first_name": "Maya", "company": "Fjord"},
         "brief": "Say hello"}

@@ -12,7 +12,8 @@ from flask.testing import FlaskClient
 from core.settings import load_settings
 from tests.webhooks.conftest import SECRET
 from tests.webhooks.test_platform_routes import outbound
-from webhooks.app import Services, create_app
+from webhooks.app import create_app
+from webhooks.services import Services
 from webhooks.signatures import hubspot_v2
 
 

@@ -1,0 +1,1 @@
+"""Secrets Baton holds for others: platform tokens (encrypted at rest) and its own API keys."""

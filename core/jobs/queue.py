@@ -1,0 +1,98 @@
+"""Dispatch with Huey: SqliteHuey by default, RedisHuey when ``BATON_QUEUE_URL=redis://...``.
+
+The queue only carries job ids; the jobs table is the truth. Huey loses a task that was running
+when its worker got ``kill -9``, so the worker's reconciler (every ``BATON_RECONCILE_SECONDS``)
+re-dispatches whatever :meth:`core.jobs.lifecycle.Jobs.due` finds (lost dispatches, expired leases) and
+purges what outlived the retention.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+from huey import RedisHuey, SqliteHuey
+from huey.api import Huey
+
+from core.errors import ConfigError
+from core.jobs.lifecycle import Jobs
+from core.settings import Settings
+
+
+def make_huey(settings: Settings, *, immediate: bool = False) -> Huey:
+    url = settings.queue_url
+    if url is None:
+        path = Path(settings.data_dir) / "queue.db"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return SqliteHuey("baton", filename=str(path), immediate=immediate)
+    if url.startswith(("redis://", "rediss://", "unix://")):
+        return RedisHuey("baton", url=url, immediate=immediate)
+    raise ConfigError(f"BATON_QUEUE_URL: expected redis://host:port/db (got {url!r})")
+
+
+CHUNK = 10
+PURGE_EVERY = 600.0  # seconds between two purges of one reconciler
+
+
+class Dispatcher:
+    """Sends job ids to the workers and reconciles what the queue lost."""
+
+    def __init__(self, huey: Huey, jobs: Jobs, run_job: Callable[[str], Any], *,
+                 redispatch_after: timedelta = timedelta(seconds=60),
+                 run_jobs: Callable[[list[str]], Any] | None = None) -> None:
+        self.huey, self.jobs, self.redispatch_after = huey, jobs, redispatch_after
+        self._purged_at: float | None = None
+
+        def run(job_ids: list[str]) -> Any:  # the ids of one message run together if they can
+            if run_jobs is not None:
+                return run_jobs(job_ids)
+            return [run_job(job_id) for job_id in job_ids]
+
+        # Huey names a task after its function's module: a closure defined here gives every
+        # process (web, worker, tests) the same name, whatever ``run_job`` is.
+        self._task = huey.task(name="baton.run_job")(run)
+
+    def dispatch(self, job_ids: Sequence[str], *, mark: bool = True) -> None:
+        """Send the ids, up to ``CHUNK`` per message (one message for a typical delivery, yet
+        a large batch still spreads over the worker threads)."""
+        ids = list(job_ids)
+        for start in range(0, len(ids), CHUNK):
+            self._task(ids[start : start + CHUNK])
+        if mark:
+            self.jobs.mark_dispatched(ids)
+
+    def pump(self, limit: int = 100) -> int:
+        """Dispatch the jobs the web processes recorded since the last pump; return how many.
+        Workers call this every ``BATON_DISPATCH_POLL_SECONDS``, which keeps the queue's write
+        off the webhook's ack path."""
+        taken = self.jobs.take_undispatched(limit)
+        if taken:
+            self.dispatch(taken, mark=False)
+        return len(taken)
+
+    def dispatch_later(self, job_id: str, delay: float) -> None:
+        """Send one job id after ``delay`` seconds (a retry after its backoff)."""
+        self._task.schedule(args=([job_id],), delay=delay)
+        self.jobs.mark_dispatched([job_id])
+
+    def reconcile(self) -> int:
+        """Dispatch every job that needs it again; purge what outlived the retention (at most
+        every ``PURGE_EVERY`` seconds: it scans several tables)."""
+        due = self.jobs.due(redispatch_after=self.redispatch_after)
+        self.dispatch(due)
+        now = time.monotonic()
+        if self._purged_at is None or now - self._purged_at >= PURGE_EVERY:
+            self._purged_at = now
+            self.jobs.cleanup()
+        return len(due)
+
+    def ping(self) -> bool:
+        """Whether the queue storage answers (for /readyz)."""
+        try:
+            self.huey.pending_count()
+        except Exception:
+            return False
+        return True

@@ -1,0 +1,156 @@
+"""HubSpot connector fixtures: the real hubspot-api-client against a loopback fake HubSpot, really
+signed requests into create_app, the real inbox and Huey on SQLite and PostgreSQL. The engine
+is real; its backends are scripted (the local model has its own tests and one end-to-end here)."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from flask.testing import FlaskClient
+from werkzeug.test import TestResponse
+
+from baton.wiring import App, build_app, build_services
+from core.jobs.lifecycle import utcnow
+from core.policy import parse_policy
+from core.settings import Settings
+from core.store import JobRow
+from tests.fakes.backends import ScriptedBackend
+from tests.fakes.hubspot import FakeHubSpot
+from webhooks.app import create_app
+from webhooks.services import Services
+from webhooks.signatures import hubspot_v1, hubspot_v2, hubspot_v3
+
+SECRET = "app-secret"
+PORTAL = 7
+TOKEN = "pat-na1-private"
+EMAIL = json.dumps({"subject": "Your next trail", "preheader": "Picked for you",
+                    "body": "Hi {first_name}, your Summit pack is ready for the next trail."})
+
+
+def seed(fake: FakeHubSpot, portal: int = PORTAL, contact: str = "101", name: str = "Maya") -> None:
+    p = fake.portal(portal)
+    p.add("contacts", contact, firstname=name, lastname="Lindqvist", email=f"{name.lower()}@example.net",
+          hs_language="en")
+    p.add("companies", "201", name="Fjord & Field", industry="Retail")
+    p.add("deals", "301", dealname="Spring order")
+    p.add("line_items", "401", name="Summit 40L backpack", quantity="1", createdate="2026-03-02T10:00:00Z")
+    p.add("line_items", "402", name="Trail socks", quantity="3", createdate="2026-01-15T10:00:00Z")
+    p.link("contacts", contact, "companies", "201")
+    p.link("contacts", contact, "deals", "301")
+    p.link("deals", "301", "line_items", "401")
+    p.link("deals", "301", "line_items", "402")
+
+
+@dataclass
+class Hub:
+    fake: FakeHubSpot
+    services: Services
+    client: FlaskClient
+    local: ScriptedBackend
+
+    def action(self, action: str, body: dict[str, Any] | bytes, version: str = "v3",
+               secret: str = SECRET) -> TestResponse:
+        raw = body if isinstance(body, bytes) else json.dumps(body).encode()
+        uri = f"http://localhost/hubspot/actions/{action}"
+        if version == "v3":
+            ts = str(int(time.time() * 1000))
+            headers = {"X-HubSpot-Signature-v3": hubspot_v3(secret, "POST", uri, raw, ts),
+                       "X-HubSpot-Request-Timestamp": ts}
+        else:
+            headers = {"X-HubSpot-Signature": hubspot_v2(secret, "POST", uri, raw),
+                       "X-HubSpot-Signature-Version": "v2"}
+        return self.client.post(f"/hubspot/actions/{action}", data=raw, headers=headers,
+                                content_type="application/json")
+
+    def webhook(self, events: list[dict[str, Any]]) -> TestResponse:
+        raw = json.dumps(events).encode()
+        return self.client.post("/hubspot/webhooks", data=raw, content_type="application/json",
+                                headers={"X-HubSpot-Signature": hubspot_v1(SECRET, raw),
+                                         "X-HubSpot-Signature-Version": "v1"})
+
+    def drain(self) -> int:
+        """Run what is queued, the way a worker would (the real Huey queue, one message at a
+        time). The jobs' clock stands still meanwhile: a retry's backoff never comes due during
+        a drain, however slow the database (that made a test fail 1 run in 15 on PostgreSQL);
+        ``retry_now`` runs retries when the test says so."""
+        huey = self.services.dispatcher.huey  # type: ignore[attr-defined]
+        jobs = self.services.jobs
+        frozen, clock = utcnow(), jobs.clock
+        jobs.clock = lambda: frozen
+        n = 0
+        try:
+            while True:
+                self.services.dispatcher.pump()  # what the web recorded, as a worker's pump sends it
+                task = huey.dequeue()
+                if task is None:
+                    return n
+                huey.execute(task)
+                n += 1
+        finally:
+            jobs.clock = clock
+
+    def retry_now(self) -> int:
+        """Make every job waiting for a retry due now, send them and run them."""
+        with self.services.store.session.begin() as s:
+            ids = list(s.scalars(sa.select(JobRow.id).where(JobRow.state == "queued")))
+            s.execute(sa.update(JobRow).where(JobRow.id.in_(ids)).values(run_after=utcnow()))
+        self.services.dispatcher.dispatch(ids)
+        return self.drain()
+
+    def jobs(self, kind: str) -> list[JobRow]:
+        with self.services.store.session() as s:
+            return list(s.scalars(sa.select(JobRow).where(JobRow.kind == kind)
+                                  .order_by(JobRow.created_at)))
+
+
+def call(callback: str, contact: str = "101", portal: int = PORTAL, **inputs: str) -> dict[str, Any]:
+    return {"callbackId": callback,
+            "origin": {"portalId": portal, "actionDefinitionId": 10646377, "actionDefinitionVersion": 1},
+            "context": {"source": "WORKFLOWS", "workflowId": 192814114},
+            "object": {"objectId": int(contact), "properties": {"email": "x"}, "objectType": "CONTACT"},
+            "inputFields": {"brief": "Suggest what to take on the next trail", "tier": "routine", **inputs}}
+
+
+def make_hub(tmp_path: Path, database_url: str | None, *, immediate: bool, **overrides: Any) -> Iterator[Hub]:
+    with FakeHubSpot(client_secret=SECRET) as fake:
+        fake.private_app(PORTAL, TOKEN)
+        fake.create_baton_properties(PORTAL)  # as `baton hubspot setup` leaves the portal
+        seed(fake)
+        cfg = Settings(data_dir=tmp_path, database_url=database_url,
+                       hubspot_client_secret=SECRET, hubspot_api_base=fake.url,  # type: ignore[arg-type]
+                       hubspot_portal_id=PORTAL, hubspot_access_token=TOKEN,  # type: ignore[arg-type]
+                       hubspot_client_id="client-1", hubspot_redirect_url="https://b.example/hubspot/oauth/callback",
+                       **overrides)
+        local = ScriptedBackend("llama", local=True, model="gemma", outputs=[EMAIL] * 400,
+                                max_batch=8)
+        cloud = ScriptedBackend("openai", local=False, model="gpt-4o-mini")
+        cloud.healthy = (False, "not configured")
+        policy = parse_policy('[[routes]]\nname = "local"\naction = "local"\n')
+        engine_app: App = build_app(cfg, policy, backends={"local": local, "cloud": cloud})
+        services = build_services(cfg, immediate=immediate, engine_app=lambda: engine_app)
+        try:
+            yield Hub(fake, services, create_app(services).test_client(), local)
+        finally:
+            services.store.close()
+            engine_app.close()
+
+
+@pytest.fixture
+def hub(tmp_path: Path, database_url: str | None) -> Iterator[Hub]:
+    """Jobs run inline (Huey immediate): a workflow action is answered synchronously."""
+    yield from make_hub(tmp_path, database_url, immediate=True)
+
+
+@pytest.fixture
+def queued_hub(tmp_path: Path, database_url: str | None) -> Iterator[Hub]:
+    """Jobs wait in the real queue until ``drain``; no sync budget: actions answer BLOCK."""
+    yield from make_hub(tmp_path, database_url, immediate=False, hubspot_sync_budget=0.0,
+                        hubspot_max_attempts=2, hubspot_max_retry_wait=2.0,
+                        hubspot_requests_per_10s=1000)

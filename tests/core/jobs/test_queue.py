@@ -1,0 +1,99 @@
+"""Dispatch through real Huey storages: SQLite (embedded default) and Redis (scale-out)."""
+
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from core.errors import ConfigError, InputError, TransientBackendError
+from core.jobs.lifecycle import Jobs, NewJob
+from core.jobs.queue import Dispatcher, make_huey
+from core.jobs.runner import Handler, JobRunner
+from core.registry import Registry
+from core.settings import Settings
+from core.store import Store
+
+
+@pytest.mark.parametrize("queue", ["sqlite", "redis"])
+def test_dispatch_then_a_consumer_runs_the_job(queue: str, tmp_path: Path, sqlite_store: Store) -> None:
+    url = "redis://127.0.0.1:6379/15" if queue == "redis" else None
+    huey = make_huey(Settings(data_dir=tmp_path, queue_url=url))
+    huey.flush()
+    jobs = Jobs(sqlite_store)
+    ran: list[str] = []
+    dispatcher = Dispatcher(huey, jobs, ran.append)
+    assert dispatcher.ping()
+    ids = jobs.accept("api", [NewJob(None, "task", "t", {}) for _ in range(13)]).job_ids
+    dispatcher.dispatch(ids)
+    assert huey.pending_count() == 2  # ten ids per message
+    assert jobs.due() == []  # dispatched just now
+    while (task := huey.dequeue()) is not None:
+        huey.execute(task)
+    assert sorted(ran) == sorted(ids)
+    huey.flush()
+
+
+def test_reconcile_redispatches_what_was_never_sent(tmp_path: Path, sqlite_store: Store) -> None:
+    huey = make_huey(Settings(data_dir=tmp_path))
+    jobs = Jobs(sqlite_store)
+    dispatcher = Dispatcher(huey, jobs, lambda job_id: None)
+    jobs.accept("api", [NewJob(None, "task", "t", {}) for _ in range(2)])
+    assert dispatcher.reconcile() == 2  # e.g. the web process died between commit and dispatch
+    assert huey.pending_count() == 1
+    assert dispatcher.reconcile() == 0
+
+
+def test_unknown_queue_url_is_a_config_error(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="BATON_QUEUE_URL: expected redis://"):
+        make_huey(Settings(data_dir=tmp_path, queue_url="amqp://x"))
+
+
+def test_a_transient_failure_is_rescheduled_after_its_backoff(tmp_path: Path,
+                                                             sqlite_store: Store) -> None:
+    huey = make_huey(Settings(data_dir=tmp_path))
+    jobs = Jobs(sqlite_store, rand=lambda: 1.0, backoff_base=30.0)
+    calls: list[str] = []
+
+    def flaky(job: object) -> dict[str, object]:
+        calls.append("x")
+        if len(calls) == 1:
+            raise TransientBackendError("503 from the CRM")
+        return {"ok": True}
+
+    handlers: Registry[Handler] = Registry("job kind")
+    handlers.register("task", flaky)  # type: ignore[arg-type]
+    runner = JobRunner(jobs, handlers, timedelta(seconds=30))
+    dispatcher = Dispatcher(huey, jobs, runner.run)
+    runner.retry_later = dispatcher.dispatch_later
+    job_id = jobs.accept("api", [NewJob(None, "task", "t", {})]).job_ids[0]
+    assert runner.run(job_id) == "queued"
+    assert huey.pending_count() == 1  # the consumer moves it to its schedule on sight
+    task = huey.dequeue()
+    assert task is not None and task.args == ([job_id],)
+    now = datetime.now(UTC).replace(tzinfo=None)
+    assert 29 <= (task.eta - now).total_seconds() <= 31
+    assert jobs.due() == []  # the reconciler leaves it to the scheduled retry
+
+
+def test_jobs_of_one_message_run_as_a_batch_and_end_one_by_one(sqlite_store: Store) -> None:
+    jobs = Jobs(sqlite_store)
+    seen: list[list[str]] = []
+
+    def batch(group: list[Any]) -> list[Any]:
+        seen.append([j.payload["n"] for j in group])
+        return [{"n": j.payload["n"]} if j.payload["n"] == "ok" else
+                InputError("bad contact") if j.payload["n"] == "bad" else
+                TransientBackendError("503") for j in group]
+
+    handlers: Registry[Handler] = Registry("job kind")
+    handlers.register("e", lambda job: {"alone": job.payload["n"]})
+    runner = JobRunner(jobs, handlers, timedelta(seconds=30), batch_handlers={"e": batch})
+    ids = jobs.accept("hubspot", [NewJob(None, "e", "t", {"n": n}) for n in ("ok", "bad", "flaky")]).job_ids
+    done_elsewhere = jobs.accept("hubspot", [NewJob(None, "e", "t", {"n": "x"})]).job_ids[0]
+    jobs.claim(done_elsewhere, timedelta(seconds=30))  # another worker holds it
+    assert runner.run_many([*ids, done_elsewhere]) == ["done", "failed", "queued", "not-claimed"]
+    assert seen == [["ok", "bad", "flaky"]]
+    single = jobs.accept("hubspot", [NewJob(None, "e", "t", {"n": "one"})]).job_ids
+    assert runner.run_many(single) == ["done"]  # a batch of one takes the plain handler
+    assert jobs.get(single[0]).result == {"alone": "one"}  # type: ignore[union-attr]
