@@ -8,9 +8,10 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
+from connectors.base import Connector, ConnectorJobs
 from connectors.hubspot.auth import HubSpotAuth
-from connectors.hubspot.client import Limiters
 from connectors.hubspot.connector import HubSpotConnector
+from connectors.ratelimit import Limiters
 from core.backends.base import Backend, BackendFactory
 from core.backends.builtin import default_backends
 from core.backends.llama import LlamaPool
@@ -87,18 +88,28 @@ def task_handler(get_app: Callable[[], App]) -> Handler:
 
 
 def default_handlers(get_app: Callable[[], App],
-                     hubspot: HubSpotConnector | None = None) -> Registry[Handler]:
+                     connector_jobs: ConnectorJobs | None = None) -> Registry[Handler]:
+    """The generic API task, and every registered connector's job kinds."""
     handlers: Registry[Handler] = Registry("job kind")
     handlers.register("task", task_handler(get_app))
-    for kind, handler in (hubspot.handlers() if hubspot else {}).items():
+    for kind, handler in (connector_jobs.handlers() if connector_jobs else {}).items():
         handlers.register(kind, handler)
     return handlers
+
+
+def build_connectors(settings: Settings, store: Store,
+                     get_app: Callable[[], App]) -> Registry[Connector]:
+    """The platforms this Baton serves, by name: the registry is the only list of them."""
+    connectors: Registry[Connector] = Registry("connector")
+    connectors.register("hubspot", build_hubspot(settings, store, get_app))
+    return connectors
 
 
 def build_hubspot(settings: Settings, store: Store, get_app: Callable[[], App]) -> HubSpotConnector:
     vault = TokenVault(store, TokenCipher.from_settings(settings.secret_key.get_secret_value(),
                                                         settings.data_dir))
-    auth = HubSpotAuth(settings, vault, Limiters(settings.hubspot_requests_per_10s, settings.queue_url))
+    auth = HubSpotAuth(settings, vault, Limiters("hubspot", settings.hubspot_requests_per_10s,
+                                                  settings.queue_url))
     return HubSpotConnector(settings, auth, Outbox(store), Replies(store),
                             engine=lambda: get_app().engine)
 
@@ -131,10 +142,11 @@ def build_services(settings: Settings | None = None, *, immediate: bool = False,
             if load is not None and backend.health()[0]:
                 load()
 
-    hubspot = build_hubspot(settings, store, get_app)
-    runner = JobRunner(jobs, handlers or default_handlers(get_app, hubspot),
+    connectors = build_connectors(settings, store, get_app)
+    connector_jobs = ConnectorJobs(connectors, lambda: get_app().engine, Replies(store))
+    runner = JobRunner(jobs, handlers or default_handlers(get_app, connector_jobs),
                        timedelta(seconds=settings.job_lease_seconds),
-                       batch_handlers=hubspot.batch_handlers() if handlers is None else None)
+                       batch_handlers=connector_jobs.batch_handlers() if handlers is None else None)
     dispatcher = Dispatcher(make_huey(settings, immediate=immediate), jobs, runner.run,
                             redispatch_after=timedelta(seconds=settings.redispatch_seconds),
                             run_jobs=runner.run_many)
@@ -142,5 +154,5 @@ def build_services(settings: Settings | None = None, *, immediate: bool = False,
     local = build_backends(settings, policy)["local"]
     return Services(settings=settings, store=store, jobs=jobs, dispatcher=dispatcher,
                     metrics=Metrics(lambda: job_counts(store)), model_ready=local.health,
-                    hubspot=hubspot, dispatch_new=immediate if dispatch_new is None else dispatch_new,
+                    connectors=connectors, dispatch_new=immediate if dispatch_new is None else dispatch_new,
                     warm_up=warm_up)

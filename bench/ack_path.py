@@ -29,7 +29,7 @@ from pathlib import Path
 
 import aiohttp
 
-from webhooks.signatures import hubspot_v1
+from connectors.signatures import hubspot_v1
 
 SECRET = "bench-secret"
 CLIENTS = 32

@@ -23,12 +23,12 @@ from pathlib import Path
 from typing import Any
 
 from baton.wiring import build_app, build_services
+from connectors.signatures import hubspot_v1, hubspot_v2
 from core.policy import parse_policy
 from core.settings import Settings
 from tests.fakes.backends import ScriptedBackend
 from tests.fakes.hubspot import FakeHubSpot
 from webhooks.app import create_app
-from webhooks.signatures import hubspot_v1, hubspot_v2
 
 SECRET, TOKEN, PORTAL = "bench-secret", "pat-bench", 7
 THREADS, ACTIONS, WEBHOOKS, BUDGET = 4, 8, 40, 1.0

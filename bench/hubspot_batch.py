@@ -1,6 +1,7 @@
 """A HubSpot webhook burst (40 new contacts) through the connector with the real embedded model:
-one job at a time (``handle_event`` per job) against the worker's batch path (``handle_events``
-over the 10 job ids of each queue message: one ``engine.run_many`` per message). Same connector,
+one job at a time (the connectors' job handler, ``ConnectorJobs.run`` per job) against the
+worker's batch path (``ConnectorJobs.run_many`` over the 10 job ids of each queue message: one
+``engine.run_many`` per message). Same connector,
 engine, model and loopback HubSpot (``tests/fakes/hubspot.py``, real hubspot-api-client), one run;
 context fetch and write-back included.
 
@@ -13,8 +14,10 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from baton.wiring import build_app, build_hubspot
+from baton.wiring import build_app, build_connectors
 from bench._common import bench_settings
+from connectors.base import ConnectorJobs
+from core.delivery.replies import Replies
 from core.errors import BatonError
 from core.jobs.lifecycle import Jobs, NewJob
 from core.policy import parse_policy
@@ -60,7 +63,8 @@ def main() -> None:
         policy = parse_policy('[[routes]]\nname = "local"\naction = "local"\n'
                               '[local]\nbackend = "llama"\nmax_tokens = 300\ntemperature = 0.6\n')
         app = build_app(settings, policy)
-        hub = build_hubspot(settings, app.store, lambda: app)
+        hub = ConnectorJobs(build_connectors(settings, app.store, lambda: app), lambda: app.engine,
+                            Replies(app.store))
         jobs = Jobs(app.store)
 
         def job_rows(contact_ids: list[str], tag: str) -> list[JobRow]:
@@ -71,16 +75,16 @@ def main() -> None:
             rows = [jobs.get(i) for i in made]
             return [r for r in rows if r is not None]
 
-        hub.handle_event(job_rows(seed(fake, 900), "warm")[0])  # load the model, warm the cache
+        hub.run(job_rows(seed(fake, 900), "warm")[0])  # load the model, warm the cache
 
         rows = job_rows(seed(fake, 1000), "single")
         start = time.perf_counter()
-        single = [_attempt(hub.handle_event, r) for r in rows]
+        single = [_attempt(hub.run, r) for r in rows]
         one_by_one = time.perf_counter() - start
 
         rows = job_rows(seed(fake, 2000), "batch")
         start = time.perf_counter()
-        batched = [o for i in range(0, len(rows), CHUNK) for o in hub.handle_events(rows[i:i + CHUNK])]
+        batched = [o for i in range(0, len(rows), CHUNK) for o in hub.run_many(rows[i:i + CHUNK])]
         in_batches = time.perf_counter() - start
 
         ok_single = sum(1 for o in single if isinstance(o, dict) and "receipt_id" in o)

@@ -150,7 +150,7 @@ _QUICK = ("tests/core/test_privacy.py", "tests/core/tasks/test_guards.py",
           "tests/core/test_retention.py", "tests/core/engine/test_routing.py", "tests/core/test_ids.py",
           "tests/core/test_policy.py", "tests/core/test_contacts.py", "tests/core/store/test_store.py",
           "tests/core/credentials/test_tokens.py", "tests/core/tasks/test_prompts.py",
-          "tests/core/jobs/test_queue.py", "tests/webhooks/test_signatures.py")
+          "tests/core/jobs/test_queue.py", "tests/connectors/test_signatures.py")
 _SLOW = ("tests/connectors/", "tests/core/test_privacy_wire.py",
          "tests/core/delivery/test_replies_race.py", "tests/baton/")
 

@@ -17,8 +17,8 @@ from flask import Flask, Response, g, jsonify, request
 from sqlalchemy.exc import OperationalError
 from werkzeug.exceptions import HTTPException
 
+from connectors.http import ApiError
 from core.ids import new_id
-from webhooks.errors import ApiError
 from webhooks.services import Services
 
 log = logging.getLogger("baton.web")
@@ -27,14 +27,14 @@ SLOW_SECONDS = 1.0  # a response this slow is logged whatever BATON_ACCESS_LOG s
 
 def create_app(services: Services) -> Flask:
     """The WSGI app for one set of services (settings are read once, by the caller)."""
-    from webhooks import hubspot, ops, salesforce, salesforce_actions, slack, tasks
+    from webhooks import ops, platforms, salesforce, salesforce_actions, slack, tasks
 
     app = Flask("baton")
     app.config["MAX_CONTENT_LENGTH"] = services.settings.max_body_bytes
     app.extensions["baton"] = services
     everything = services.settings.access_log == "all"
     app.register_blueprint(ops.blueprint)
-    app.register_blueprint(hubspot.blueprint)
+    app.register_blueprint(platforms.blueprint)
     app.register_blueprint(tasks.blueprint)
     app.register_blueprint(salesforce.blueprint)
     app.register_blueprint(salesforce_actions.blueprint)
@@ -47,7 +47,8 @@ def create_app(services: Services) -> Flask:
 
     @app.after_request
     def _finish(response: Response) -> Response:
-        route = request.url_rule.rule if request.url_rule else "unmatched"
+        # a connector's known route by its path (webhooks.platforms), others by their rule
+        route = g.get("route_label") or (request.url_rule.rule if request.url_rule else "unmatched")
         elapsed = time.perf_counter() - g.get("started", time.perf_counter())
         services.metrics.observe_request(route, response.status_code, elapsed)
         response.headers["X-Request-Id"] = g.get("request_id", "")

@@ -8,10 +8,10 @@ from typing import Any
 import sqlalchemy as sa
 from flask import Blueprint, Response, jsonify, request
 
+from connectors.http import Unauthorized
 from core.store import JobRow, Store
 from core.tasks.kinds import TONES
 from webhooks.common import services
-from webhooks.errors import Unauthorized
 
 blueprint = Blueprint("ops", __name__)
 

@@ -22,10 +22,10 @@ from defusedxml.common import DefusedXmlException
 from flask import Blueprint, Response, request
 from werkzeug.exceptions import RequestEntityTooLarge
 
+from connectors.http import ApiError, BadRequest, PayloadTooLarge, Unauthorized, UnsupportedMediaType
 from core.jobs.lifecycle import NewJob
 from core.retention import subject_for
 from webhooks.common import client_address, raw_body, record, services
-from webhooks.errors import ApiError, BadRequest, PayloadTooLarge, Unauthorized, UnsupportedMediaType
 
 blueprint = Blueprint("salesforce", __name__)
 

@@ -18,6 +18,7 @@ from typing import Any, Literal
 from flask import Blueprint, Response, jsonify
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from connectors.http import BadRequest, NotFound
 from core.contacts import canonical
 from core.jobs.lifecycle import DEAD, DONE, FAILED, NewJob
 from core.policy import describe_validation_error
@@ -25,7 +26,6 @@ from core.retention import subject_for
 from core.tasks.kinds import ACTION_KINDS, TONES, with_tone
 from core.tasks.recommend import summary
 from webhooks.common import json_body, record, services, wait_for_job
-from webhooks.errors import BadRequest, NotFound
 from webhooks.tasks import tenant
 
 blueprint = Blueprint("salesforce_actions", __name__)

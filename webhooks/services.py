@@ -11,8 +11,10 @@ from dataclasses import dataclass, field
 
 from flask import Flask
 
-from connectors.hubspot.connector import HubSpotConnector
+from connectors.base import Connector
+from core.delivery.replies import Replies
 from core.jobs.lifecycle import Jobs
+from core.registry import Registry
 from core.settings import Settings
 from core.store import Store
 from webhooks.inbox import Dispatch, GroupCommitInbox
@@ -30,15 +32,17 @@ class Services:
     metrics: Metrics
     model_ready: Callable[[], tuple[bool, str]]
     clock: Callable[[], float] = time.time
-    hubspot: HubSpotConnector | None = None
+    connectors: Registry[Connector] = field(default_factory=lambda: Registry("connector"))
     dispatch_new: bool = True  # False in `baton serve`: the workers' pump dispatches
     # Builds the engine and loads the local model (a worker calls it at start, so its first
     # job does not wait for the model to load)
     warm_up: Callable[[], None] = lambda: None
     inbox: GroupCommitInbox = field(init=False)
+    replies: Replies = field(init=False)  # the reply rows of requests that wait for their job
     sync_waits: SyncWaits = field(init=False)
 
     def __post_init__(self) -> None:
+        self.replies = Replies(self.store)
         self.inbox = GroupCommitInbox(self.jobs, self.dispatcher, dispatch_new=self.dispatch_new)
         self.sync_waits = SyncWaits(self.settings.web_threads - 1)
 

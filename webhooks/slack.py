@@ -16,10 +16,10 @@ from urllib.parse import parse_qs
 
 from flask import Blueprint, Response, jsonify, request
 
+from connectors.http import BadRequest, Unauthorized, UnsupportedMediaType
+from connectors.signatures import SignatureError, verify_slack
 from core.jobs.lifecycle import NewJob
 from webhooks.common import json_body, raw_body, record, services
-from webhooks.errors import BadRequest, Unauthorized, UnsupportedMediaType
-from webhooks.signatures import SignatureError, verify_slack
 
 blueprint = Blueprint("slack", __name__)
 

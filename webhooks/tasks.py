@@ -13,6 +13,7 @@ from typing import Any, Literal
 from flask import Blueprint, Response, jsonify, request
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from connectors.http import BadRequest, NotFound, Unauthorized
 from core.contacts import canonical
 from core.credentials.apikeys import ApiKeys
 from core.jobs.lifecycle import ENDED, NewJob
@@ -20,7 +21,6 @@ from core.policy import describe_validation_error
 from core.retention import subject_for
 from core.store import JobRow
 from webhooks.common import json_body, record, services, wait_for_job
-from webhooks.errors import BadRequest, NotFound, Unauthorized
 
 blueprint = Blueprint("tasks", __name__)
 MAX_WAIT = 25  # seconds; under the 30 s read timeout many HTTP clients and proxies default to

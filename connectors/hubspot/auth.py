@@ -14,8 +14,9 @@ from urllib.parse import urlencode
 
 from hubspot import HubSpot
 
-from connectors.errors import NotInstalled, PlatformRejected, PlatformUnavailable
-from connectors.hubspot.client import HubSpotClient, Limiters, TokenSource
+from connectors.errors import NotInstalled
+from connectors.hubspot.client import HubSpotClient, TokenSource, translate
+from connectors.ratelimit import Limiters
 from core.credentials.tokens import Credentials, TokenVault
 from core.errors import ConfigError
 from core.settings import Settings
@@ -123,10 +124,5 @@ class HubSpotAuth:
             return getattr(getattr(sdk.oauth, api), method)(
                 *args, _request_timeout=self.settings.hubspot_timeout, **kwargs)
         except Exception as exc:
-            status = getattr(exc, "status", None)
-            if not isinstance(status, int):
-                raise PlatformUnavailable(f"HubSpot OAuth: {type(exc).__name__}") from None
-            if status >= 500 or status == 429:
-                raise PlatformUnavailable(f"HubSpot OAuth answered {status}") from None
-            raise PlatformRejected(f"HubSpot OAuth refused the {api.split('_')[0]} request "
-                                   f"({status}); install the app again", status=status) from None
+            raise translate(exc, f"the OAuth {api.split('_')[0]} request",
+                            hint="install the app again") from None

@@ -21,13 +21,10 @@ from __future__ import annotations
 
 import logging
 import random
-import threading
 import time
-import uuid
-from collections import deque
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import Any
 
 from hubspot import HubSpot
 from hubspot.automation.actions import (
@@ -54,116 +51,18 @@ from hubspot.discovery.discovery_base import DiscoveryBase
 from urllib3.exceptions import HTTPError as Urllib3Error
 from urllib3.util.retry import Retry
 
-from connectors.errors import PlatformRejected, PlatformUnavailable, RecordNotFound
+from connectors.errors import (
+    ConnectorError,
+    PlatformRejected,
+    PlatformUnavailable,
+    RecordNotFound,
+)
+from connectors.ratelimit import Limiter
 
 log = logging.getLogger("baton.hubspot")
 
 NOTE_TO_CONTACT = 202  # HUBSPOT_DEFINED association type id
-WINDOW = 10.0
-
-
-class RateLimiter:
-    """At most ``limit`` requests in any rolling 10-second window, and none before a pause ends."""
-
-    def __init__(self, limit: int, *, clock: Callable[[], float] = time.monotonic,
-                 sleep: Callable[[float], None] = time.sleep) -> None:
-        self.limit, self.clock, self.sleep = limit, clock, sleep
-        self._sent: deque[float] = deque()
-        self._paused_until = 0.0
-        self._lock = threading.Lock()
-
-    def acquire(self) -> None:
-        while True:
-            with self._lock:
-                now = self.clock()
-                while self._sent and self._sent[0] <= now - WINDOW:
-                    self._sent.popleft()
-                wait = self._paused_until - now
-                if wait <= 0 and len(self._sent) >= self.limit:
-                    wait = self._sent[0] + WINDOW - now
-                if wait <= 0:
-                    self._sent.append(now)
-                    return
-            self.sleep(wait)
-
-    def pause(self, seconds: float) -> None:
-        with self._lock:
-            self._paused_until = max(self._paused_until, self.clock() + seconds)
-
-
-class Limiter(Protocol):
-    def acquire(self) -> None: ...
-
-    def pause(self, seconds: float) -> None: ...
-
-
-# The same rolling window in Redis, for every worker process on every machine at once. Redis's own
-# clock decides, so machines with skewed clocks still agree. Returns the seconds to wait (0: go).
-_ACQUIRE = """
-local t = redis.call('TIME')
-local now = tonumber(t[1]) + tonumber(t[2]) / 1e6
-local window, limit = tonumber(ARGV[1]), tonumber(ARGV[2])
-local paused = tonumber(redis.call('GET', KEYS[2]) or '0')
-if paused > now then return tostring(paused - now) end
-redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - window)
-if redis.call('ZCARD', KEYS[1]) < limit then
-  redis.call('ZADD', KEYS[1], now, ARGV[3])
-  redis.call('PEXPIRE', KEYS[1], math.ceil(window * 1000))
-  return '0'
-end
-local oldest = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
-return tostring(tonumber(oldest[2]) + window - now)
-"""
-_PAUSE = """
-local t = redis.call('TIME')
-local until_ = tonumber(t[1]) + tonumber(t[2]) / 1e6 + tonumber(ARGV[1])
-if until_ > tonumber(redis.call('GET', KEYS[1]) or '0') then
-  redis.call('SET', KEYS[1], tostring(until_), 'PX', math.ceil(tonumber(ARGV[1]) * 1000) + 1000)
-end
-return 1
-"""
-
-
-class RedisRateLimiter:
-    """:class:`RateLimiter` shared through Redis by all processes (``BATON_QUEUE_URL=redis://``)."""
-
-    def __init__(self, client: Any, name: str, limit: int, *, window: float = WINDOW,
-                 sleep: Callable[[float], None] = time.sleep) -> None:
-        self.keys = [f"baton:ratelimit:{name}", f"baton:ratelimit:{name}:paused"]
-        self.limit, self.window, self.sleep = limit, window, sleep
-        self._acquire = client.register_script(_ACQUIRE)
-        self._pause = client.register_script(_PAUSE)
-
-    def acquire(self) -> None:
-        while (wait := float(self._acquire(keys=self.keys,
-                                           args=[self.window, self.limit, uuid.uuid4().hex]))) > 0:
-            self.sleep(min(wait, self.window))
-
-    def pause(self, seconds: float) -> None:
-        self._pause(keys=self.keys[1:], args=[seconds])
-
-
-class Limiters:
-    """One limiter per portal: shared by the threads of this process, or, given a Redis URL
-    (the scale-out queue's), by every worker process."""
-
-    def __init__(self, limit: int, redis_url: str | None = None) -> None:
-        self.limit = limit
-        self._redis: Any = None
-        if redis_url and redis_url.startswith(("redis://", "rediss://", "unix://")):
-            import redis
-
-            self._redis = redis.Redis.from_url(redis_url)
-        self._by_portal: dict[int, Limiter] = {}
-        self._lock = threading.Lock()
-
-    def get(self, portal: int) -> Limiter:
-        with self._lock:
-            if portal not in self._by_portal:
-                self._by_portal[portal] = (
-                    RedisRateLimiter(self._redis, f"hubspot:{portal}", self.limit)
-                    if self._redis is not None else RateLimiter(self.limit))
-            return self._by_portal[portal]
+WINDOW = 10.0  # seconds: HubSpot counts its request limits over a rolling ten seconds
 
 
 TokenSource = Callable[[str | None], str]  # (rejected token or None) -> a valid access token
@@ -235,12 +134,8 @@ class HubSpotClient:
                     reason = "rate limited (429)"
                 elif status >= 500 or status in (408, 423):
                     reason, wait = f"HubSpot answered {status}", self._backoff(attempt)
-                elif status == 404:
-                    raise RecordNotFound(f"HubSpot portal {self.portal}: not found "
-                                         f"({_method(args)})") from None
                 else:
-                    raise PlatformRejected(f"HubSpot portal {self.portal} refused {_method(args)}: "
-                                           f"{status} {_message(exc)}", status=status) from None
+                    raise translate(exc, f"portal {self.portal}: {_method(args)}") from None
             if attempt == self.max_attempts:
                 raise PlatformUnavailable(f"HubSpot portal {self.portal}: {reason} after "
                                           f"{attempt} attempts; the job will be retried")
@@ -263,6 +158,14 @@ class HubSpotClient:
         links = {kind: list(dict.fromkeys(a.id for a in (coll.results or [])))
                  for kind, coll in (found.associations or {}).items()}
         return _props(found.properties), links
+
+    def find_contact(self, key: str, properties: list[str], *, by: str | None = None
+                     ) -> tuple[str, dict[str, str]]:
+        """A contact's id and properties, by record id or, with ``by``, by a unique property
+        (``email``); :class:`RecordNotFound` if there is none."""
+        found = self.sdk.crm.contacts.basic_api.get_by_id(key, properties=properties,
+                                                         id_property=by, archived=False)
+        return str(found.id), _props(found.properties)
 
     def read(self, object_type: str, ids: list[str], properties: list[str]) -> list[dict[str, str]]:
         """Objects by id, 100 per batch call."""
@@ -333,6 +236,23 @@ class HubSpotClient:
             api.complete_batch(BatchInputCallbackCompletionBatchRequest(inputs=[
                 CallbackCompletionBatchRequest(callback_id=cb, output_fields=fields)
                 for cb, fields in outputs.items()]))
+
+
+def translate(exc: BaseException, what: str, *, hint: str = "") -> ConnectorError:
+    """An exception of HubSpot's SDK (or of the HTTP below it) as a connector error: the one place
+    vendor errors are read. No status, 408, 423, 429 or 5xx: :class:`PlatformUnavailable` (the job
+    is retried later); 404: :class:`RecordNotFound`; any other 4xx: :class:`PlatformRejected`
+    with HubSpot's message (never its whole body) and ``hint``, what the user can do about it."""
+    status = getattr(exc, "status", None)
+    if not isinstance(status, int) or status >= 500 or status in (408, 423, 429):
+        answered = f"answered {status}" if isinstance(status, int) else \
+            f"could not be reached ({type(exc).__name__})"
+        return PlatformUnavailable(f"HubSpot {answered} for {what}; the job will be retried")
+    if status == 404:
+        return RecordNotFound(f"HubSpot: not found ({what}){'; ' + hint if hint else ''}")
+    message = _message(exc)
+    return PlatformRejected(f"HubSpot refused {what}: {status}{' ' + message if message else ''}"
+                            f"{'; ' + hint if hint else ''}", status=status)
 
 
 def _props(props: dict[str, Any] | None) -> dict[str, str]:

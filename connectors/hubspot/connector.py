@@ -1,17 +1,27 @@
-"""The HubSpot connector's two jobs.
+"""HubSpot on the connector contract (:mod:`connectors.base`).
 
-``hubspot.event`` (a webhook event): a new contact, or a change of a trigger property such as the
-``baton_generate`` checkbox, gets a personalized email written into its Baton properties and a
-note, unless the contact unsubscribed from all email (``hs_email_optout``): then nothing is
-generated or written and the job ends with that reason. ``contact.privacyDeletion`` erases what
-Baton stored about the contact (:func:`core.retention.forget`). Other events are acknowledged
-and skipped.
+Requests (``/hubspot/<route>``):
 
-``hubspot.action`` (a custom workflow action): the enrolled contact's task runs through the engine;
-the outputs reach the workflow either in the response (the request is still waiting, see
-:mod:`core.delivery.replies`) or by completing the action's callback, batched with the portal's other ready
-callbacks. A generation that finally fails completes the action with ``FAIL_CONTINUE`` and the
-reason in the ``error`` output, so the workflow goes on and shows why.
+* ``POST webhooks``: deliveries (batches of up to 100 events) are verified, deduped on (portalId,
+  subscriptionId, eventId) and acked; ``hubspot.event`` jobs follow.
+* ``POST actions/<action>``: a custom workflow action. Verified (v3 when its headers are there,
+  else v2), checked against the installed definition, deduped on the callbackId; answered with the
+  outputs if the job is done within ``BATON_HUBSPOT_SYNC_BUDGET``, else with ``BLOCK`` and its
+  callback is completed later. Content Baton cannot run is answered ``FAIL_CONTINUE`` with the
+  reason (HubSpot shows no reason for a 4xx); malformed requests are 4xx.
+* ``GET install`` and ``GET oauth/callback``: the OAuth app flow.
+
+Jobs:
+
+* ``hubspot.event`` (a webhook event): a new contact, or a change of a trigger property such as
+  the ``baton_generate`` checkbox, gets a personalized email written into its Baton properties and
+  a note, unless the contact unsubscribed from all email (``hs_email_optout``): then nothing is
+  generated or written and the job ends with that reason. ``contact.privacyDeletion`` erases what
+  Baton stored about the contact (:func:`core.retention.forget`). Other events are skipped.
+* ``hubspot.action`` (a workflow action): the enrolled contact's task runs through the engine; the
+  outputs reach the workflow in the response or by completing the action's callback, batched with
+  the portal's other ready callbacks. A generation that finally fails completes the action with
+  ``FAIL_CONTINUE`` and the reason in the ``error`` output, so the workflow goes on and shows why.
 """
 
 from __future__ import annotations
@@ -19,21 +29,36 @@ from __future__ import annotations
 import dataclasses
 import logging
 import time
-from collections.abc import Callable, Collection, Mapping
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from html import escape
 from typing import Any
 
-from connectors.errors import PlatformRejected, RecordNotFound
+from connectors.base import Contact, Delivery, Finished, Outcome, Page, ReplyWait
+from connectors.errors import ConnectorError, PlatformRejected, RecordNotFound
+from connectors.http import (
+    ApiError,
+    BadRequest,
+    Inbound,
+    NotFound,
+    Outbound,
+    ServiceUnavailable,
+    Unauthorized,
+)
 from connectors.hubspot.auth import HubSpotAuth
 from connectors.hubspot.client import HubSpotClient
 from connectors.hubspot.crm import Result, fetch_context, write_back
+from connectors.hubspot.setup import create_properties
+from connectors.signatures import SignatureError, verify_hubspot
+from core.contacts import canonical
 from core.delivery.outbox import Outbox
 from core.delivery.replies import Replies
 from core.engine.engine import Engine
 from core.engine.engine import Result as EngineResult
 from core.errors import (
     BatonError,
+    ConfigError,
     ConsentError,
     GenerationError,
     InputError,
@@ -41,11 +66,12 @@ from core.errors import (
     LanguageError,
     UnknownNameError,
 )
+from core.jobs.lifecycle import Accepted, NewJob
 from core.retention import forget
 from core.settings import Settings, iso_duration_days
-from core.store import JobRow
+from core.store import JobRow, ReplyRow
 from core.tasks.kinds import ACTION_KINDS, Task, with_tone
-from core.tasks.prompts import base_language
+from core.tasks.prompts import LANGUAGES, base_language
 from core.tasks.recommend import summary
 from manifests import load as load_manifest
 
@@ -69,6 +95,23 @@ def event_kind(event: Mapping[str, Any]) -> str:
         return "contact." + kind.split(".", 1)[1]
     return kind
 CATALOG_TTL = 300.0
+MAX_EVENTS = 1000  # HubSpot sends up to 100 a request; more is not HubSpot
+
+
+def _event_job(i: int, event: Any) -> NewJob:
+    if not isinstance(event, dict):
+        raise BadRequest(f"event {i}: expected an object")
+    for key in ("eventId", "portalId", "objectId"):
+        if not isinstance(event.get(key), int) or isinstance(event.get(key), bool):
+            raise BadRequest(f"event {i}: {key} must be an integer")
+    kind = event.get("subscriptionType") or event.get("eventType")
+    if not isinstance(kind, str) or not kind:
+        raise BadRequest(f"event {i}: subscriptionType (or eventType) must be a string")
+    sub = event.get("subscriptionId", "")
+    subject = f"contact:{event['objectId']}" if event_kind(event).startswith("contact.") else None
+    return NewJob(external_id=f"{event['portalId']}:{sub}:{event['eventId']}",
+                  kind="hubspot.event", tenant=f"hubspot:{event['portalId']}", payload=event,
+                  subject=subject)
 
 
 @dataclass(frozen=True)
@@ -96,16 +139,6 @@ def action_specs() -> dict[str, ActionSpec]:
                      for f in fields if f.get("options")},
             outputs=tuple(f["typeDefinition"]["name"] for f in d["outputFields"]))
     return specs
-
-
-@dataclass(frozen=True)
-class _Event:
-    """A webhook event ready for the engine."""
-
-    client: HubSpotClient
-    contact_id: str
-    why: str
-    task: Task
 
 
 @dataclass(frozen=True)
@@ -199,6 +232,11 @@ def _is_int(value: Any) -> bool:
 
 
 class HubSpotConnector:
+    """HubSpot on the connector contract (:mod:`connectors.base`): routes ``webhooks``,
+    ``actions/<action>``, and the pages ``install`` and ``oauth/callback``."""
+
+    name = "hubspot"
+
     def __init__(self, settings: Settings, auth: HubSpotAuth, outbox: Outbox, replies: Replies,
                  engine: Callable[[], Engine]) -> None:
         self.settings, self.auth, self.outbox, self.replies = settings, auth, outbox, replies
@@ -207,13 +245,252 @@ class HubSpotConnector:
         self.lease = timedelta(seconds=settings.job_lease_seconds)
         self._catalogs: dict[int, tuple[float, list[dict[str, str]]]] = {}
 
-    def handlers(self) -> dict[str, Callable[[JobRow], dict[str, Any]]]:
-        return {"hubspot.event": self.handle_event, "hubspot.action": self.handle_action}
+    # -- requests --------------------------------------------------------------------------------
 
-    def batch_handlers(self) -> dict[str, Callable[[list[JobRow]], list[dict[str, Any] | BaseException]]]:
-        return {"hubspot.event": self.handle_events}
+    def pages(self) -> Mapping[str, Page]:
+        return {"install": self._install, "oauth/callback": self._oauth_callback}
 
-    # -- webhooks ------------------------------------------------------------------------------
+    def verify(self, req: Inbound) -> None:
+        try:
+            verify_hubspot(secrets=self.settings.secrets_of(self.settings.hubspot_client_secret),
+                           method=req.method, uri=req.url, body=req.body, headers=req.headers,
+                           now=req.received_at)
+        except SignatureError as exc:
+            raise Unauthorized(str(exc)) from None
+
+    def parse(self, req: Inbound) -> Delivery | Outbound:
+        if req.route == "webhooks":
+            return self._parse_events(req)
+        if req.route.startswith("actions/"):
+            return self._parse_action(req, req.route.split("/", 1)[1])
+        raise NotFound("no such route")
+
+    def _parse_events(self, req: Inbound) -> Delivery:
+        events = req.json()
+        if not isinstance(events, list):
+            raise BadRequest("expected a JSON array of events")
+        if not events or len(events) > MAX_EVENTS:
+            raise BadRequest(f"expected 1 to {MAX_EVENTS} events, got {len(events)}")
+        return Delivery("hubspot", [_event_job(i, e) for i, e in enumerate(events)])
+
+    def _parse_action(self, req: Inbound, action: str) -> Delivery | Outbound:
+        spec = self.specs.get(action)
+        if spec is None:
+            raise NotFound(f"unknown action {action!r}; known: {', '.join(sorted(self.specs))}")
+        try:
+            call = parse_action(spec, req.json())
+        except InputError as exc:
+            raise BadRequest(str(exc)) from None
+        if not self.auth.installed(call.portal):  # signed by HubSpot: say why in the workflow
+            return Outbound.json(outputFields=ActionRefused(
+                "not_connected", f"HubSpot portal {call.portal} is not connected to this Baton; "
+                "reinstall the app (or set BATON_HUBSPOT_PORTAL_ID and its token)").outputs())
+        try:  # HubSpot shows no reason for a 4xx: content it sent us is answered in the workflow
+            call = check_content(spec, call, LANGUAGES)
+        except ActionRefused as refused:
+            return Outbound.json(outputFields=refused.outputs())
+        return Delivery("hubspot", [NewJob(
+            external_id=f"action:{call.portal}:{call.callback_id}", kind="hubspot.action",
+            tenant=f"hubspot:{call.portal}",
+            payload={"action": action, "portal": call.portal, "object_id": call.object_id,
+                     "object_type": call.object_type, "inputs": call.inputs,
+                     "callback_id": call.callback_id, "reply_key": call.reply_key},
+            subject=f"{call.object_type.lower()}:{call.object_id}")],
+            reply=ReplyWait(call.reply_key, str(call.portal), self.settings.hubspot_sync_budget))
+
+    def ack(self, req: Inbound, delivery: Delivery, accepted: Accepted,
+            reply: ReplyRow | None) -> Outbound:
+        if delivery.reply is None:
+            return Outbound.json(accepted=len(accepted.new), duplicates=sum(accepted.duplicate))
+        if reply is None:
+            raise ServiceUnavailable("the action's reply row is missing; retry")
+        if reply.reply == "sync":
+            return Outbound.json(outputFields=reply.outputs)
+        return Outbound.json(outputFields={
+            "hs_execution_state": "BLOCK",
+            "hs_expiration_duration": self.settings.hubspot_block_expiration})
+
+    def refuse(self, req: Inbound, error: ApiError) -> Outbound:
+        return Outbound.json(error.status, error=error.code, reason=error.reason)
+
+    def _install(self, req: Inbound) -> Outbound:
+        try:
+            return Outbound.redirect(self.auth.install_url())
+        except ConfigError as exc:
+            raise NotFound(str(exc)) from None
+
+    def _oauth_callback(self, req: Inbound) -> Outbound:
+        code, state = req.query.get("code", ""), req.query.get("state", "")
+        if req.query.get("error"):
+            raise BadRequest(f"HubSpot said: {req.query.get('error_description') or req.query['error']}")
+        try:
+            if not code or not self.auth.check_state(state):
+                raise BadRequest("missing code or stale state; start again from /hubspot/install")
+            portal = self.auth.connect(code)
+        except ConfigError as exc:
+            raise NotFound(str(exc)) from None
+        except ConnectorError as exc:
+            raise BadRequest(str(exc)) from None
+        try:  # the properties Baton writes, in the portal that just installed it
+            create_properties(self.auth.client(portal))
+            ready = "Its Baton contact properties are in place."
+        except ConnectorError as exc:
+            log.warning("could not create the Baton properties",
+                        extra={"portal": portal, "error": str(exc)[:200]})
+            ready = (f"But its Baton contact properties could not be created ({escape(str(exc))}); "
+                     "run <code>baton hubspot setup</code> for this portal.")
+        return Outbound.html(200, f"<!doctype html><title>Baton connected</title><p>HubSpot portal "
+                                  f"{escape(str(portal))} is connected to Baton. {ready} You can "
+                                  "close this tab.</p>")
+
+    # -- jobs --------------------------------------------------------------------------------------
+
+    def job_kinds(self) -> Sequence[str]:
+        return ("hubspot.event", "hubspot.action")
+
+    def prepare(self, jobs: list[JobRow]) -> list[Task | Finished | BaseException]:
+        """A webhook event's email task (or why it is skipped, or the erasure it asks for), a
+        workflow action's task with its inputs; each contact's context read from HubSpot."""
+        prepared: list[Task | Finished | BaseException] = []
+        for job in jobs:
+            try:
+                prepared.append(self._prepare_event(job) if job.kind == "hubspot.event"
+                                else self._prepare_action(job))
+            except Exception as exc:
+                prepared.append(exc)
+        return prepared
+
+    def _prepare_event(self, job: JobRow) -> Task | Finished:
+        event = job.payload
+        kind = event_kind(event)
+        if kind == ERASURE:
+            erased = forget(self.outbox.store, job.tenant, f"contact:{event['objectId']}",
+                            keep_job=job.id)
+            log.info("contact erased", extra={"job_id": job.id, **erased})
+            return Finished({"erased": erased})
+        why = self.wants(event)
+        if why is not None and self.echo_of_our_write(job):
+            return Finished({"skipped": f"{kind} {event.get('propertyName', '')}: a change that "
+                                        "followed Baton's own write to this contact (loop guard)"})
+        if why is None:
+            return Finished({"skipped": f"{kind} {event.get('propertyName', '')}".strip()})
+        client = self.auth.client(int(event["portalId"]))
+        return self._task(client, job, str(event["objectId"]), "email", {})
+
+    def _prepare_action(self, job: JobRow) -> Task:
+        p = job.payload
+        client = self.auth.client(int(p["portal"]))
+        return self._task(client, job, str(p["object_id"]), self.specs[p["action"]].kind, p["inputs"])
+
+    def write_back(self, done: list[tuple[JobRow, EngineResult | BaseException]]) -> list[Outcome]:
+        """Each contact's Baton properties and a note (a webhook event also unticks its trigger);
+        a contact who opted out is skipped, not failed."""
+        outcomes: list[Outcome] = []
+        for job, result in done:
+            if isinstance(result, ConsentError) and job.kind == "hubspot.event":
+                outcomes.append({"skipped": str(result)})
+                continue
+            if isinstance(result, BaseException):
+                outcomes.append(result)
+                continue
+            try:
+                outcomes.append(self._write_event(job, result) if job.kind == "hubspot.event"
+                                else self._write_action(job, result))
+            except Exception as exc:  # one write-back's failure is that job's alone
+                outcomes.append(exc)
+        return outcomes
+
+    def _write_event(self, job: JobRow, result: EngineResult) -> dict[str, Any]:
+        event = job.payload
+        out = _result("email", result)
+        if event.get("propertyName") in Settings.list_of(self.settings.hubspot_trigger_properties):
+            # Untick the trigger with the results, so ticking it again asks again (our own
+            # change arrives as an event with a false value, which is skipped).
+            out = Result({**out.properties, str(event["propertyName"]): "false"}, out.note,
+                         out.receipt_id)
+        written = write_back(self.auth.client(int(event["portalId"])), self.outbox, job_id=job.id,
+                             contact_id=str(event["objectId"]), result=out)
+        return {"trigger": self.wants(event), "receipt_id": result.receipt.id,
+                "route": result.receipt.role, **written}
+
+    def _write_action(self, job: JobRow, result: EngineResult) -> dict[str, Any]:
+        p = job.payload
+        kind = self.specs[p["action"]].kind
+        write_back(self.auth.client(int(p["portal"])), self.outbox, job_id=job.id,
+                   contact_id=str(p["object_id"]), result=_result(kind, result))
+        outputs = {name: "" for name in self.specs[p["action"]].outputs}
+        outputs.update({"hs_execution_state": "SUCCESS", "receipt_id": result.receipt.id,
+                        "route": result.receipt.role})
+        outputs.update(_outputs(kind, result))
+        return {"outputs": outputs}
+
+    def answer(self, job: JobRow, outcome: Outcome) -> dict[str, Any] | None:
+        """A workflow action's output fields: the results, or ``FAIL_CONTINUE`` with the reason
+        (at once for what retrying cannot mend; after the last attempt for the rest)."""
+        if job.kind != "hubspot.action":
+            return None
+        if not isinstance(outcome, BaseException):
+            return dict(outcome["outputs"])
+        if isinstance(outcome, GenerationError | InputError | UnknownNameError):
+            log.info("workflow action failed", extra={"job_id": job.id,
+                                                      "error": type(outcome).__name__})
+            return ActionRefused(_error_code(outcome), str(outcome)).outputs()
+        if job.attempts < job.max_attempts:  # transient: retried first
+            return None
+        log.info("workflow action gave up", extra={"job_id": job.id, "error": type(outcome).__name__})
+        reason = outcome if isinstance(outcome, BatonError) else InternalError(outcome)
+        return ActionRefused("unavailable", f"gave up after {job.attempts} attempts: {reason}").outputs()
+
+    def complete(self, account: str) -> int:
+        """Complete the portal's ready callbacks, up to 100 in one call; return how many were
+        completed. A callback past its ``BLOCK`` expiry is dropped with a log line (HubSpot moved
+        on without it); a batch HubSpot refuses is sent again one callback at a time, and the
+        callbacks it refuses alone are set aside, never resent."""
+        portal = int(account)
+        rows = self.replies.claim("hubspot", account, lease=self.lease)
+        if not rows:
+            return 0
+        horizon = datetime.now(UTC) - timedelta(
+            days=iso_duration_days(self.settings.hubspot_block_expiration))
+        expired = [r.key for r in rows if r.created_at < horizon]
+        if expired:
+            log.warning("workflow callbacks expired before they could be completed",
+                        extra={"portal": portal, "callbacks": len(expired)})
+            self.replies.set_aside(expired, "expired")
+        live = [r for r in rows if r.key not in expired]
+        if not live:
+            return 0
+        client = self.auth.client(portal)
+        try:
+            client.complete({_callback_id(r.key): dict(r.outputs or {}) for r in live})
+        except (PlatformRejected, RecordNotFound) as exc:
+            if not _refuses_callbacks(exc):  # a 401/403: nothing wrong with the callbacks
+                self.replies.release([r.key for r in live])
+                raise
+            return self._complete_one_by_one(portal, client, live)
+        except Exception:
+            self.replies.release([r.key for r in live])
+            raise
+        self.replies.sent([r.key for r in live])
+        return len(live)
+
+    def find_contact(self, tenant: str, key: str) -> Contact | None:
+        """A contact of the portal ``hubspot:<portal>`` by email (HubSpot's ``idProperty``) or
+        record id, with the configured contact properties."""
+        platform, _, account = tenant.partition(":")
+        if platform != self.name or not account.isdigit():
+            raise InputError(f"not a HubSpot account: {tenant!r} (expected hubspot:<portal id>)")
+        client = self.auth.client(int(account))
+        by_email = "@" in key
+        if not by_email and not key.isdigit():
+            raise InputError(f"expected an email address or a HubSpot record id, got {key[:60]!r}")
+        props = Settings.list_of(self.settings.hubspot_contact_properties)
+        try:
+            found_id, fields = client.find_contact(key.strip().lower() if by_email else key, props,
+                                                   by="email" if by_email else None)
+        except RecordNotFound:
+            return None
+        return Contact(tenant, found_id, canonical(fields))
 
     def wants(self, event: Mapping[str, Any]) -> str | None:
         """Why this event starts a job, or None to skip it. The 2025.2 platform's generic
@@ -249,149 +526,6 @@ class HubSpotConnector:
         return self.outbox.written_since(f"hubspot:{job.tenant.split(':', 1)[-1]}:contact:"
                                          f"{event['objectId']}", at - window, at + CLOCK_SKEW)
 
-    def handle_event(self, job: JobRow) -> dict[str, Any]:
-        prepared = self._prepare_event(job)
-        if isinstance(prepared, dict):
-            return prepared
-        try:
-            result = self.engine().run(prepared.task)
-        except ConsentError as exc:
-            return {"skipped": str(exc)}
-        return self._finish_event(job, prepared, result)
-
-    def handle_events(self, jobs: list[JobRow]) -> list[dict[str, Any] | BaseException]:
-        """A webhook batch at once: contexts fetched per contact, then one ``engine.run_many``
-        (the brand's prompt prefix evaluated once, contacts decoded together), then each
-        write-back. One job's failure is that job's alone."""
-        outcomes: list[dict[str, Any] | BaseException] = []
-        runs: list[tuple[int, _Event]] = []
-        for i, job in enumerate(jobs):
-            try:
-                prepared = self._prepare_event(job)
-            except Exception as exc:
-                outcomes.append(exc)
-                continue
-            outcomes.append(prepared if isinstance(prepared, dict) else {})
-            if not isinstance(prepared, dict):
-                runs.append((i, prepared))
-        results = self.engine().run_many([p.task for _, p in runs])
-        for (i, prepared), result in zip(runs, results, strict=True):
-            if isinstance(result, ConsentError):
-                outcomes[i] = {"skipped": str(result)}
-                continue
-            try:
-                if isinstance(result, BaseException):
-                    raise result
-                outcomes[i] = self._finish_event(jobs[i], prepared, result)
-            except BatonError as exc:
-                outcomes[i] = exc
-            except Exception as exc:  # a bug in one write-back ends that job alone
-                outcomes[i] = InternalError(exc)
-        return outcomes
-
-    def _prepare_event(self, job: JobRow) -> _Event | dict[str, Any]:
-        """What to generate for this event, or the reason it is skipped."""
-        event = job.payload
-        kind = event_kind(event)
-        if kind == ERASURE:
-            erased = forget(self.outbox.store, job.tenant, f"contact:{event['objectId']}",
-                            keep_job=job.id)
-            log.info("contact erased", extra={"job_id": job.id, **erased})
-            return {"erased": erased}
-        why = self.wants(event)
-        if why is not None and self.echo_of_our_write(job):
-            return {"skipped": f"{kind} {event.get('propertyName', '')}: a change that followed "
-                               "Baton's own write to this contact (loop guard)"}
-        if why is None:
-            return {"skipped": f"{kind} {event.get('propertyName', '')}".strip()}
-        client = self.auth.client(int(event["portalId"]))
-        contact_id = str(event["objectId"])
-        return _Event(client, contact_id, why, self._task(client, job, contact_id, "email", {}))
-
-    def _finish_event(self, job: JobRow, prepared: _Event, result: EngineResult) -> dict[str, Any]:
-        event = job.payload
-        out = _result("email", result)
-        if event.get("propertyName") in Settings.list_of(self.settings.hubspot_trigger_properties):
-            # Untick the trigger with the results, so ticking it again asks again (our own
-            # change arrives as an event with a false value, which is skipped).
-            out = Result({**out.properties, str(event["propertyName"]): "false"}, out.note,
-                         out.receipt_id)
-        written = write_back(prepared.client, self.outbox, job_id=job.id,
-                             contact_id=prepared.contact_id, result=out)
-        return {"trigger": prepared.why, "receipt_id": result.receipt.id,
-                "route": result.receipt.role, **written}
-
-    # -- workflow actions ------------------------------------------------------------------------
-
-    def handle_action(self, job: JobRow) -> dict[str, Any]:
-        p = job.payload
-        key, portal = p["reply_key"], int(p["portal"])
-        row = self.replies.get(key)
-        if row is None or row.outputs is None:  # not generated yet (a retry skips the model)
-            outputs = self._run_action(job)
-            if self.replies.answer(key, outputs):
-                return {"answered": "sync", "outputs": outputs}
-        self.flush(portal)
-        row = self.replies.get(key)
-        return {"answered": "callback", "state": row.state if row else "missing",
-                "outputs": row.outputs if row else None}
-
-    def _run_action(self, job: JobRow) -> dict[str, str]:
-        p = job.payload
-        client = self.auth.client(int(p["portal"]))
-        kind, inputs = self.specs[p["action"]].kind, p["inputs"]
-        try:
-            result = self._generate(client, job, str(p["object_id"]), kind, inputs)
-            written = _result(kind, result)
-            write_back(client, self.outbox, job_id=job.id, contact_id=str(p["object_id"]),
-                       result=written)
-        except (GenerationError, InputError, UnknownNameError) as exc:
-            log.info("workflow action failed", extra={"job_id": job.id, "error": type(exc).__name__})
-            return ActionRefused(_error_code(exc), str(exc)).outputs()
-        except BatonError as exc:  # transient: retried, but the last attempt answers the workflow
-            if job.attempts < job.max_attempts:
-                raise
-            log.info("workflow action gave up", extra={"job_id": job.id, "error": type(exc).__name__})
-            return ActionRefused("unavailable",
-                                 f"gave up after {job.attempts} attempts: {exc}").outputs()
-        outputs = {name: "" for name in self.specs[p["action"]].outputs}
-        outputs.update({"hs_execution_state": "SUCCESS", "receipt_id": result.receipt.id,
-                        "route": result.receipt.role})
-        outputs.update(_outputs(kind, result))
-        return outputs
-
-    def flush(self, portal: int) -> int:
-        """Complete the portal's ready callbacks, up to 100 in one call; return how many were
-        completed. A callback past its ``BLOCK`` expiry is dropped with a log line (HubSpot moved
-        on without it); a batch HubSpot refuses is sent again one callback at a time, and the
-        callbacks it refuses alone are set aside, never resent."""
-        rows = self.replies.claim("hubspot", str(portal), lease=self.lease)
-        if not rows:
-            return 0
-        horizon = datetime.now(UTC) - timedelta(
-            days=iso_duration_days(self.settings.hubspot_block_expiration))
-        expired = [r.key for r in rows if r.created_at < horizon]
-        if expired:
-            log.warning("workflow callbacks expired before they could be completed",
-                        extra={"portal": portal, "callbacks": len(expired)})
-            self.replies.set_aside(expired, "expired")
-        live = [r for r in rows if r.key not in expired]
-        if not live:
-            return 0
-        client = self.auth.client(portal)
-        try:
-            client.complete({_callback_id(r.key): dict(r.outputs or {}) for r in live})
-        except (PlatformRejected, RecordNotFound) as exc:
-            if not _refuses_callbacks(exc):  # a 401/403: nothing wrong with the callbacks
-                self.replies.release([r.key for r in live])
-                raise
-            return self._complete_one_by_one(portal, client, live)
-        except Exception:
-            self.replies.release([r.key for r in live])
-            raise
-        self.replies.sent([r.key for r in live])
-        return len(live)
-
     def _complete_one_by_one(self, portal: int, client: HubSpotClient, rows: list[Any]) -> int:
         sent: list[str] = []
         refused: list[str] = []
@@ -424,11 +558,7 @@ class HubSpotConnector:
             cached = self._catalogs[client.portal] = (now, items)
         return cached[1]
 
-    # -- shared --------------------------------------------------------------------------------
-
-    def _generate(self, client: HubSpotClient, job: JobRow, contact_id: str, kind: str,
-                  inputs: Mapping[str, str]) -> EngineResult:
-        return self.engine().run(self._task(client, job, contact_id, kind, inputs))
+    # -- shared ------------------------------------------------------------------------------------
 
     def _task(self, client: HubSpotClient, job: JobRow, contact_id: str, kind: str,
               inputs: Mapping[str, str]) -> Task:

@@ -18,7 +18,7 @@ from typing import Any
 from hubspot import HubSpot
 
 from connectors.errors import PlatformRejected
-from connectors.hubspot.client import HubSpotClient
+from connectors.hubspot.client import HubSpotClient, translate
 from connectors.hubspot.crm import GROUP, PROPERTIES
 from manifests import load as load_manifest
 
@@ -86,9 +86,5 @@ def _translated(method: Any, *args: Any) -> Any:
     try:
         return method(*args)
     except Exception as exc:
-        status = getattr(exc, "status", None)
-        if not isinstance(status, int):
-            raise
-        raise PlatformRejected(f"HubSpot refused {getattr(method, '__name__', 'a call')} for the app "
-                               f"({status}); check the app id and the developer API key",
-                               status=status) from None
+        raise translate(exc, f"{getattr(method, '__name__', 'a call')} for the app",
+                        hint="check the app id and the developer API key") from None

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
+from connectors.signatures import hubspot_v1
 from tests.conftest import PLUMBING_BRIEF
-from webhooks.signatures import hubspot_v1
 
 pytestmark = pytest.mark.model
 

@@ -17,7 +17,7 @@ import time
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, unquote, urlsplit
 
 from tests.fakes.loopback import JsonHandler, LoopbackServer
 
@@ -60,6 +60,7 @@ def _object(oid: str, props: dict[str, str], wanted: list[str] | None = None) ->
 
 # A portal's built-in contact properties (the ones Baton reads or a test seeds); Baton's own exist
 # only once created (``baton hubspot setup`` or the OAuth callback)
+UNIQUE_PROPERTIES = {"contacts": ("email", "hs_object_id")}
 CONTACT_PROPERTIES = {"firstname", "lastname", "email", "phone", "mobilephone", "company",
                       "jobtitle", "industry", "city", "state", "zip", "country", "address",
                       "lifecyclestage", "hs_language", "hs_email_optout", "website", "salutation",
@@ -349,6 +350,20 @@ class FakeHubSpot(LoopbackServer):
             return self._complete([(m[1], body["outputFields"])])
         if path == "/automation/v4/actions/callbacks/complete":
             return self._complete([(i["callbackId"], i["outputFields"]) for i in body["inputs"]])
+        if (m := re.fullmatch(r"/crm/v3/objects/(\w+)/([^/]+)", path)) and method == "GET" \
+                and query.get("idProperty"):
+            # as HubSpot: a record by a unique property (email for contacts), case-insensitive
+            prop, key = query["idProperty"][0], unquote(m[2])
+            if prop not in UNIQUE_PROPERTIES.get(m[1], ()):
+                return 400, {"status": "error", "category": "VALIDATION_ERROR",
+                             "message": f"Property {prop} is not a unique identifier"}
+            oid = next((i for i, o in p.objects[m[1]].items()
+                        if o.get(prop, "").casefold() == key.casefold()), None)
+            if oid is None:
+                return 404, {"status": "error", "message": "resource not found",
+                             "category": "OBJECT_NOT_FOUND"}
+            wanted = [w for v in query.get("properties", []) for w in v.split(",")]
+            return 200, _object(oid, p.objects[m[1]][oid], wanted or None)
         if m := re.fullmatch(r"/crm/v3/objects/(\w+)/(\d+)", path):
             kind, oid = m[1], m[2]
             props = p.objects[kind][oid]

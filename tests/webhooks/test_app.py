@@ -10,12 +10,12 @@ from flask.testing import FlaskClient
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from connectors.signatures import hubspot_v1, hubspot_v3
 from core.credentials.apikeys import ApiKeys
 from core.store import JobRow
 from tests.webhooks.conftest import SECRET
 from webhooks.app import create_app
 from webhooks.services import Services
-from webhooks.signatures import hubspot_v1, hubspot_v3
 
 
 def events(n: int, start: int = 0, portal: int = 62515) -> bytes:

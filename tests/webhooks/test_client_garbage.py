@@ -9,13 +9,14 @@ import time
 
 from flask.testing import FlaskClient
 
+from connectors.signatures import hubspot_v1, hubspot_v3, slack_v0
 from core.credentials.apikeys import ApiKeys
 from core.jobs.lifecycle import FAILED
 from core.store import JobRow
+from tests.connectors.hubspot.conftest import hubspot_of
 from tests.webhooks.conftest import SECRET, SLACK_SECRET
 from webhooks.app import create_app
 from webhooks.services import Services
-from webhooks.signatures import hubspot_v1, hubspot_v3, slack_v0
 
 HUGE = "9" * 400
 
@@ -35,8 +36,7 @@ def test_signature_timestamps_of_hundreds_of_digits_are_401(client: FlaskClient)
 def test_an_oauth_state_with_non_ascii_is_400(client: FlaskClient, services: Services) -> None:
     services.settings = services.settings.model_copy(update={
         "hubspot_client_id": "c", "hubspot_redirect_url": "https://b.example/cb"})
-    assert services.hubspot is not None
-    services.hubspot.auth.settings = services.settings
+    hubspot_of(services).auth.settings = services.settings
     r = client.get("/hubspot/oauth/callback?code=x&state=%C3%A9t%C3%A9.1.abc")
     assert r.status_code == 400 and "stale state" in r.json["reason"]
 

@@ -11,12 +11,12 @@ from flask.testing import FlaskClient
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
+from connectors.signatures import slack_v0
 from core.store import JobRow
+from tests.connectors.test_signatures import SLACK_BODY
 from tests.webhooks.conftest import ORG, SLACK_SECRET
-from tests.webhooks.test_signatures import SLACK_BODY
 from webhooks.app import create_app
 from webhooks.services import Services
-from webhooks.signatures import slack_v0
 
 
 def outbound(org: str = ORG, ids: tuple[str, ...] = ("04l000000000001AAA", "04l000000000002AAA")) -> bytes:

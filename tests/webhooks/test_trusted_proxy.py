@@ -9,12 +9,12 @@ import json
 import pytest
 from flask.testing import FlaskClient
 
+from connectors.signatures import hubspot_v2
 from core.settings import load_settings
 from tests.webhooks.conftest import SECRET
 from tests.webhooks.test_platform_routes import outbound
 from webhooks.app import create_app
 from webhooks.services import Services
-from webhooks.signatures import hubspot_v2
 
 
 def behind(services: Services, proxies: int, cidrs: str = "") -> FlaskClient:

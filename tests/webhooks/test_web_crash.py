@@ -15,9 +15,9 @@ from pathlib import Path
 
 import sqlalchemy as sa
 
+from connectors.signatures import hubspot_v1
 from core.settings import Settings
 from core.store import InboxKey, open_store
-from webhooks.signatures import hubspot_v1
 
 SECRET = "s3cret"
 

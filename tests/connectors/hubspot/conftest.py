@@ -9,7 +9,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pytest
 import sqlalchemy as sa
@@ -17,6 +17,8 @@ from flask.testing import FlaskClient
 from werkzeug.test import TestResponse
 
 from baton.wiring import App, build_app, build_services
+from connectors.hubspot.connector import HubSpotConnector
+from connectors.signatures import hubspot_v1, hubspot_v2, hubspot_v3
 from core.jobs.lifecycle import utcnow
 from core.policy import parse_policy
 from core.settings import Settings
@@ -25,7 +27,6 @@ from tests.fakes.backends import ScriptedBackend
 from tests.fakes.hubspot import FakeHubSpot
 from webhooks.app import create_app
 from webhooks.services import Services
-from webhooks.signatures import hubspot_v1, hubspot_v2, hubspot_v3
 
 SECRET = "app-secret"
 PORTAL = 7
@@ -46,6 +47,11 @@ def seed(fake: FakeHubSpot, portal: int = PORTAL, contact: str = "101", name: st
     p.link("contacts", contact, "deals", "301")
     p.link("deals", "301", "line_items", "401")
     p.link("deals", "301", "line_items", "402")
+
+
+def hubspot_of(services: Services) -> HubSpotConnector:
+    """The services' HubSpot connector, as its own type."""
+    return cast(HubSpotConnector, services.connectors.get("hubspot"))
 
 
 @dataclass
@@ -74,6 +80,10 @@ class Hub:
         return self.client.post("/hubspot/webhooks", data=raw, content_type="application/json",
                                 headers={"X-HubSpot-Signature": hubspot_v1(SECRET, raw),
                                          "X-HubSpot-Signature-Version": "v1"})
+
+    @property
+    def connector(self) -> HubSpotConnector:
+        return hubspot_of(self.services)
 
     def drain(self) -> int:
         """Run what is queued, the way a worker would (the real Huey queue, one message at a

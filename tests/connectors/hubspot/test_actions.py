@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 
 from core.delivery.replies import Replies
 from core.store import ReplyRow
-from tests.connectors.hubspot.conftest import PORTAL, Hub, call
+from tests.connectors.hubspot.conftest import PORTAL, Hub, call, hubspot_of
 
 
 def test_action_is_answered_synchronously_with_the_outputs(hub: Hub) -> None:
@@ -30,7 +30,7 @@ def test_action_is_answered_synchronously_with_the_outputs(hub: Hub) -> None:
     assert out["subject"] == "Your next trail"
     assert out["body"].startswith("Hi Maya,")  # the placeholder restored with the real name
     assert out["route"] == "local" and len(out["receipt_id"]) == 32
-    assert set(out) <= set(hub.services.hubspot.specs["email"].outputs) | {"hs_execution_state"}
+    assert set(out) <= set(hub.connector.specs["email"].outputs) | {"hs_execution_state"}
     contact = hub.fake.portal(PORTAL).objects["contacts"]["101"]
     assert contact["baton_email_subject"] == "Your next trail"
     assert contact["baton_last_receipt"] == out["receipt_id"]
@@ -79,11 +79,12 @@ def test_ready_callbacks_are_completed_in_one_batch(queued_hub: Hub) -> None:
     hub = queued_hub
     for i in range(3):
         assert hub.action("email", call(f"ap-4-{i}")).status_code == 200
-    hub.fake.inject(503, 6, path="/automation/.*")  # the callbacks API is down while the three jobs finish
+    # the callbacks API is down while the three jobs finish (one batch: one completion, 2 attempts)
+    hub.fake.inject(503, 2, path="/automation/.*")
     hub.drain()
     assert not hub.fake.completions
     assert {j.state for j in hub.jobs("hubspot.action")} == {"queued"}  # to be retried, not lost
-    flushed = hub.services.hubspot.flush(PORTAL)  # the API is back: the next flush sends them all
+    flushed = hub.connector.complete(str(PORTAL))  # the API is back: the next flush sends them all
     assert flushed == 3 and hub.fake.completion_calls[-1] == ["ap-4-0", "ap-4-1", "ap-4-2"]
     assert hub.fake.calls("POST", "/automation/v4/actions/callbacks/complete")
     generated = len(hub.local.prompts)
@@ -147,7 +148,7 @@ def test_the_reply_race_has_exactly_one_winner(hub: Hub) -> None:
     row = replies.give_up("k1")
     assert row is not None and row.reply == "later"
     assert replies.answer("k1", {"a": "1"}) is False  # lost: the outputs wait for the callback
-    assert replies.get("k1").state == "ready"  # type: ignore[union-attr]
+    assert replies.get("k1").state == "ready"
     replies.open("k2", platform="hubspot", account="7")
     assert replies.answer("k2", {"a": "2"}) is True
     row = replies.give_up("k2")
@@ -234,17 +235,17 @@ def test_a_refused_batch_is_completed_one_by_one_and_the_refused_set_aside(queue
     hub = queued_hub
     for i in range(3):
         assert hub.action("email", call(f"ap-9-{i}")).status_code == 200
-    hub.fake.inject(503, 6, path="/automation/.*")  # callbacks pile up while the API is down
+    hub.fake.inject(503, 2, path="/automation/.*")  # callbacks pile up while the API is down
     hub.drain()
     hub.fake.refused_callbacks.add("ap-9-1")  # HubSpot no longer knows this one
     hub.fake.refusal_status = refusal  # 400, or 404 for an id it does not know
-    assert hub.services.hubspot.flush(PORTAL) == 2
+    assert hub.connector.complete(str(PORTAL)) == 2
     assert set(hub.fake.completed) == {"ap-9-0", "ap-9-2"}
     assert hub.fake.completion_calls[0] == ["ap-9-0", "ap-9-1", "ap-9-2"]  # the batch, refused
     replies = {k: Replies(hub.services.store).get(f"hubspot:{PORTAL}:ap-9-{k}") for k in range(3)}
     assert replies[1] is not None and replies[1].state == "refused"
     calls = len(hub.fake.completion_calls)
-    assert hub.services.hubspot.flush(PORTAL) == 0  # never resent
+    assert hub.connector.complete(str(PORTAL)) == 0  # never resent
     assert len(hub.fake.completion_calls) == calls
 
 
@@ -296,15 +297,15 @@ def test_a_403_on_completion_keeps_the_callbacks_for_later(queued_hub: Hub) -> N
     hub = queued_hub
     for i in range(2):
         assert hub.action("email", call(f"ap-12-{i}")).status_code == 200
-    hub.fake.inject(503, 4, path="/automation/.*")
+    hub.fake.inject(503, 2, path="/automation/.*")  # one completion for both, 2 attempts
     hub.drain()
     hub.fake.inject(403, 1, path="/automation/.*")
     with pytest.raises(Exception, match="403"):
-        hub.services.hubspot.flush(PORTAL)
-    states = {Replies(hub.services.store).get(f"hubspot:{PORTAL}:ap-12-{i}").state  # type: ignore[union-attr]
+        hub.connector.complete(str(PORTAL))
+    states = {Replies(hub.services.store).get(f"hubspot:{PORTAL}:ap-12-{i}").state
               for i in range(2)}
     assert states == {"ready"}
-    assert hub.services.hubspot.flush(PORTAL) == 2  # access mended: both completed
+    assert hub.connector.complete(str(PORTAL)) == 2  # access mended: both completed
 
 
 def test_a_portal_without_batons_properties_gets_crm_refused(hub: Hub) -> None:
@@ -345,7 +346,7 @@ def test_concurrent_flushes_complete_each_callback_once(queued_hub: Hub) -> None
     def flush() -> None:
         barrier.wait()
         for _ in range(3):
-            sent.append(hub.services.hubspot.flush(PORTAL))  # type: ignore[union-attr]
+            sent.append(hub.connector.complete(str(PORTAL)))
 
     threads = [threading.Thread(target=flush) for _ in range(4)]
     for t in threads:
@@ -362,10 +363,9 @@ def _flush_elsewhere(settings: Any, ready: Any, go: Any, sent: Any) -> None:
     from baton.wiring import build_services
 
     services = build_services(settings, immediate=True)
-    assert services.hubspot is not None
     ready.set()
     go.wait(30)
-    sent.put(sum(services.hubspot.flush(PORTAL) for _ in range(3)))
+    sent.put(sum(hubspot_of(services).complete(str(PORTAL)) for _ in range(3)))
     services.store.close()
 
 
@@ -386,7 +386,7 @@ def test_two_processes_flushing_at_once_complete_each_callback_once(queued_hub: 
     try:
         assert ready.wait(60)
         go.set()
-        here = sum(hub.services.hubspot.flush(PORTAL) for _ in range(3))  # type: ignore[union-attr]
+        here = sum(hub.connector.complete(str(PORTAL)) for _ in range(3))
         there = out.get(timeout=60)
     finally:
         other.join(60)

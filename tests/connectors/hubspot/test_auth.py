@@ -1,5 +1,5 @@
 """OAuth portals: install, code exchange, one refresh for many jobs, tokens encrypted at rest,
-one portal's event never touching another's data; the rate limiter's window."""
+one portal's event never touching another's data."""
 
 from __future__ import annotations
 
@@ -11,7 +11,6 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 import sqlalchemy as sa
 
-from connectors.hubspot.client import RateLimiter
 from core.credentials.tokens import Credentials
 from core.store import TokenRow
 from tests.connectors.hubspot.conftest import PORTAL, Hub, seed
@@ -19,7 +18,7 @@ from tests.connectors.hubspot.conftest import PORTAL, Hub, seed
 
 def connect(hub: Hub, portal: int) -> None:
     """A portal admin installs the app: HubSpot redirects back with a code."""
-    auth = hub.services.hubspot.auth  # type: ignore[union-attr]
+    auth = hub.connector.auth
     r = hub.client.get("/hubspot/install")
     assert r.status_code == 302
     query = parse_qs(urlsplit(r.headers["Location"]).query)
@@ -31,7 +30,7 @@ def connect(hub: Hub, portal: int) -> None:
 
 
 def expire_tokens(hub: Hub, portal: int) -> None:
-    vault = hub.services.hubspot.auth.vault  # type: ignore[union-attr]
+    vault = hub.connector.auth.vault
     creds = vault.get("hubspot", str(portal))
     assert creds is not None
     hub.fake.expire(creds.access_token)
@@ -46,12 +45,12 @@ def test_install_flow_connects_a_portal_and_refuses_a_forged_state(hub: Hub) -> 
     code = hub.fake.authorization_code(62)
     r = hub.client.get("/hubspot/oauth/callback", query_string={"code": code, "state": "x.1.forged"})
     assert r.status_code == 400 and "stale state" in r.json["reason"]
-    assert not hub.services.hubspot.auth.installed(62)  # type: ignore[union-attr]
+    assert not hub.connector.auth.installed(62)
 
 
 def test_tokens_are_encrypted_at_rest(hub: Hub, tmp_path: Path) -> None:
     connect(hub, 61)
-    creds = hub.services.hubspot.auth.vault.get("hubspot", "61")  # type: ignore[union-attr]
+    creds = hub.connector.auth.vault.get("hubspot", "61")
     assert creds is not None and creds.access_token.startswith("at-")
     with hub.services.store.engine.connect() as conn:
         dump = " ".join(str(v) for row in conn.execute(sa.select(TokenRow.__table__)) for v in row)
@@ -63,7 +62,7 @@ def test_twenty_jobs_on_an_expired_token_make_one_refresh(hub: Hub) -> None:
     connect(hub, 61)
     seed(hub.fake, portal=61)
     expire_tokens(hub, 61)
-    auth = hub.services.hubspot.auth  # type: ignore[union-attr]
+    auth = hub.connector.auth
     results: list[object] = []
     barrier = threading.Barrier(20)
 
@@ -84,10 +83,10 @@ def test_twenty_jobs_on_an_expired_token_make_one_refresh(hub: Hub) -> None:
 def test_a_token_the_platform_rejects_is_refreshed_once_and_the_call_repeated(hub: Hub) -> None:
     connect(hub, 61)
     seed(hub.fake, portal=61)
-    creds = hub.services.hubspot.auth.vault.get("hubspot", "61")  # type: ignore[union-attr]
+    creds = hub.connector.auth.vault.get("hubspot", "61")
     assert creds is not None
     hub.fake.expire(creds.access_token)  # revoked early, though our clock says it is valid
-    props, _ = hub.services.hubspot.auth.client(61).contact("101", ["firstname"])  # type: ignore[union-attr]
+    props, _ = hub.connector.auth.client(61).contact("101", ["firstname"])
     assert props == {"firstname": "Maya"} and hub.fake.refreshes == 1
 
 
@@ -109,69 +108,12 @@ def test_each_portal_reads_and_writes_only_its_own_records(hub: Hub) -> None:
     assert by_portal == {61, 62}  # every CRM call carried the token of the portal it was for
 
 
-def test_the_limiter_never_allows_more_than_the_limit_in_any_ten_seconds() -> None:
-    now = [0.0]
-    sent: list[float] = []
-
-    def sleep(s: float) -> None:
-        now[0] += s
-
-    limiter = RateLimiter(100, clock=lambda: now[0], sleep=sleep)
-    for _ in range(450):
-        limiter.acquire()
-        sent.append(now[0])
-        now[0] += 0.01
-    assert max(sum(1 for t in sent if start <= t < start + 10) for start in sent) == 100
-    assert sent[-1] < 41  # and it does not hold back more than it must
-    limiter.pause(5)
-    before = now[0]
-    limiter.acquire()
-    assert now[0] >= before + 5
-
-
-def test_the_redis_window_holds_across_processes_and_so_does_a_pause() -> None:
-    import time
-    import uuid
-
-    import redis
-
-    from connectors.hubspot.client import RedisRateLimiter
-
-    client = redis.Redis.from_url("redis://127.0.0.1:6379/15")
-    name = f"test:{uuid.uuid4().hex}"
-    # Two limiters on one key: what two worker processes hold.
-    limiters = [RedisRateLimiter(client, name, 5, window=1.0) for _ in range(2)]
-    sent: list[float] = []
-    lock = threading.Lock()
-
-    def worker(limiter: RedisRateLimiter) -> None:
-        for _ in range(4):
-            limiter.acquire()
-            with lock:
-                sent.append(time.monotonic())
-
-    threads = [threading.Thread(target=worker, args=(limiters[i % 2],)) for i in range(4)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    sent.sort()
-    assert len(sent) == 16
-    assert max(sum(1 for t in sent if s <= t < s + 0.98) for s in sent) <= 5
-    limiters[0].pause(0.6)  # one process got a 429 with Retry-After
-    before = time.monotonic()
-    limiters[1].acquire()
-    assert time.monotonic() - before >= 0.55
-    client.delete(*limiters[0].keys)
-    client.close()
-
-
 def test_every_hubspot_call_has_a_timeout(hub: Hub) -> None:
     """A hung HubSpot ends in a retryable error after the timeout, not a worker held forever."""
     from connectors.errors import PlatformUnavailable
     from connectors.hubspot.client import HubSpotClient
 
-    auth = hub.services.hubspot.auth  # type: ignore[union-attr]
+    auth = hub.connector.auth
     client = HubSpotClient(PORTAL, auth.tokens(PORTAL), auth.limiters.get(PORTAL),
                            base_url=hub.fake.url, max_attempts=2, max_wait=0.01, timeout=0.2)
     release = hub.fake.stall(2, path=r"/crm/v3/objects/contacts/\d+")
@@ -186,7 +128,7 @@ def test_every_hubspot_call_has_a_timeout(hub: Hub) -> None:
 def test_a_redirect_url_that_is_not_the_apps_is_refused_at_the_code_exchange(hub: Hub) -> None:
     """HubSpot refuses a code exchange whose redirect_uri differs from the one in the install."""
     hub.fake.redirect_uri = "https://elsewhere.example/cb"
-    auth = hub.services.hubspot.auth  # type: ignore[union-attr]
+    auth = hub.connector.auth
     r = hub.client.get("/hubspot/install")
     state = parse_qs(urlsplit(r.headers["Location"]).query)["state"][0]
     code = hub.fake.authorization_code(63)

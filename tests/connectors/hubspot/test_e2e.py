@@ -14,11 +14,11 @@ from pathlib import Path
 
 import pytest
 
+from connectors.signatures import hubspot_v1, hubspot_v2
 from tests.baton.test_up import _port, call
 from tests.conftest import PLUMBING_BRIEF, PLUMBING_EXAMPLES
 from tests.connectors.hubspot.conftest import PORTAL, SECRET, TOKEN, seed
 from tests.fakes.hubspot import FakeHubSpot
-from webhooks.signatures import hubspot_v1, hubspot_v2
 
 pytestmark = pytest.mark.model
 

@@ -71,7 +71,7 @@ def test_a_note_that_never_landed_is_written_once_the_search_has_settled(queued_
     it (time is the outbox's clock, advanced by its own waits: no test waits for real)."""
     hub = queued_hub
     seed_many(hub, 1)
-    outbox = hub.services.hubspot.outbox  # type: ignore[union-attr]
+    outbox = hub.connector.outbox
     now = [datetime.now(UTC)]
     outbox.clock = lambda: now[0]
     outbox.sleep = lambda seconds: now.__setitem__(0, now[0] + timedelta(seconds=seconds))

@@ -25,13 +25,15 @@ def test_rendered_action_definitions_match_the_routes_and_their_answers(hub: Hub
     adapter = app.url_map.bind("baton.example.com", url_scheme="https")
     for definition in actions:
         endpoint, args = adapter.match(definition["actionUrl"].split(".com", 1)[1], method="POST")
-        assert endpoint == "hubspot.action"
+        assert endpoint == "platforms.platform" and args["name"] == "hubspot"
+        action = args["route"].removeprefix("actions/")
+        assert action in hub.connector.specs
         assert definition["objectTypes"] == ["CONTACT"]
         required = [f["typeDefinition"]["name"] for f in definition["inputFields"] if f["isRequired"]]
         for name in required:  # every required input is enforced by the route
-            body = call(f"m-{args['action']}-{name}")
+            body = call(f"m-{action}-{name}")
             del body["inputFields"][name]
-            r = hub.action(args["action"], body)
+            r = hub.action(action, body)
             out = r.json["outputFields"]
             assert r.status_code == 200 and out["errorCode"] == "missing_input" and name in out["error"]
         fields = {f["typeDefinition"]["name"] for f in definition["outputFields"]}
@@ -44,8 +46,10 @@ def test_rendered_action_definitions_match_the_routes_and_their_answers(hub: Hub
     assert set(answer.json["outputFields"]) - {"hs_execution_state"} == outputs
     app_manifest = json.loads((tmp_path / "hubspot" / "app.json").read_text())
     assert app_manifest["webhooks"]["targetUrl"] == "https://baton.example.com/hubspot/webhooks"
-    assert adapter.match("/hubspot/webhooks", method="POST")[0] == "hubspot.webhooks"
-    assert adapter.match("/hubspot/oauth/callback", method="GET")[0] == "hubspot.oauth_callback"
+    assert adapter.match("/hubspot/webhooks", method="POST") == (
+        "platforms.platform", {"name": "hubspot", "route": "webhooks"})
+    callback = hub.client.get("/hubspot/oauth/callback")  # the redirect URL is a page Baton serves
+    assert callback.status_code == 400 and "missing code" in callback.json["reason"]
 
 
 def test_render_refuses_a_base_url_that_is_not_one(tmp_path: Path) -> None:

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from webhooks.signatures import (
+from connectors.signatures import (
     SignatureError,
     hubspot_v1,
     hubspot_v2,

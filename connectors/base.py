@@ -1,0 +1,266 @@
+"""The contract every platform connector implements, and the one flow that drives them all.
+
+A connector is what Baton knows of one platform (HubSpot today; Salesforce and Slack next): how its
+requests are signed and shaped, how a record's context is read, where results are written. The rest
+of Baton drives every connector the same way, so adding a platform is a folder under connectors/
+with a class that implements :class:`Connector`, and one line in the registry
+(:func:`baton.wiring.build_connectors`)::
+
+    POST /<connector>/<route>                                    (webhooks/platforms.py)
+      verify ──► parse ──► Delivery: jobs, and maybe a reply the request waits for
+            ──► inbox (one commit; nothing is lost after it) ──► wait for the reply, or not ──► ack
+    GET /<connector>/<page>  ──► pages()[page]                    (OAuth install and callback)
+
+    worker: jobs of kind "<connector>.<what>", several at once     (ConnectorJobs below)
+      prepare (context; one query for many records) ──► engine ──► write_back (through the outbox,
+      many records in one call) ──► answer (outputs for the waiting request or its callback)
+    complete(account): the account's deferred answers              (HubSpot callbacks, batched)
+
+**Answer now or later.** A request that waits for its job (a HubSpot workflow action) names a reply
+row in its :class:`Delivery`; the web layer opens the row before the jobs are committed, waits up
+to ``ReplyWait.seconds`` (one thread fewer than the process has may wait at once) and hands the row
+to :meth:`Connector.ack`: answered (``reply == "sync"``) or not (``"later"``: HubSpot's ``BLOCK``, a
+Flow's 202). The worker's :meth:`ConnectorJobs.release` sets the answer; if the request gave up
+first, :meth:`Connector.complete` delivers it (:mod:`core.delivery.replies` explains the race).
+
+**Holding for approval** (a reviewer approves a draft before it reaches the CRM) sits between the
+engine and :meth:`Connector.write_back`: a held job keeps its engine result, and approving it calls
+:meth:`ConnectorJobs.release` with that result, which writes back, answers and completes, exactly
+as an unheld job does; discarding it answers with the reason through :meth:`Connector.answer`.
+
+Connectors import no web framework (requests arrive as :class:`connectors.http.Inbound`) and never
+each other; each owns its settings, CLI group, manifests and tests folder.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from connectors.http import ApiError, Inbound, Outbound
+from core.delivery.replies import Replies
+from core.engine.engine import Engine
+from core.engine.engine import Result as EngineResult
+from core.errors import InternalError
+from core.jobs.lifecycle import Accepted, NewJob
+from core.registry import Registry
+from core.store import JobRow, ReplyRow
+from core.tasks.kinds import Task
+
+Page = Callable[[Inbound], Outbound]
+Outcome = dict[str, Any] | BaseException  # a job's result, or the error it ends with
+
+
+@dataclass(frozen=True)
+class ReplyWait:
+    """The request waits for its job's answer: the reply row's key (unique on the platform, e.g.
+    ``hubspot:<portal>:<callbackId>``), the account whose deferred answers it joins, and how long
+    the request may wait before it answers "later"."""
+
+    key: str
+    account: str
+    seconds: float
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """What one request becomes: jobs for the inbox under ``source`` (its dedupe namespace)."""
+
+    source: str
+    jobs: list[NewJob]
+    reply: ReplyWait | None = None
+
+
+@dataclass(frozen=True)
+class Finished:
+    """A job that needs no generation (a skipped event, an erasure): its result as it is."""
+
+    result: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Contact:
+    """A CRM record found by email or id, its fields in the canonical contact vocabulary
+    (:mod:`core.contacts`)."""
+
+    tenant: str
+    id: str
+    fields: dict[str, Any] = field(default_factory=dict)
+
+
+class Connector(Protocol):
+    """One platform. ``name`` is its registry key, its URL prefix and the prefix of its job kinds."""
+
+    name: str
+
+    # -- requests (web processes) --------------------------------------------------------------
+
+    def pages(self) -> Mapping[str, Page]:
+        """GET routes outside the delivery flow, by route (the OAuth install and callback)."""
+
+    def verify(self, req: Inbound) -> None:
+        """Check the request's signature or credentials; fail closed with
+        :class:`connectors.http.Unauthorized`."""
+
+    def parse(self, req: Inbound) -> Delivery | Outbound:
+        """The request as jobs, or an answer given at once without recording anything (content
+        the platform sent that Baton cannot run, answered in the platform's own terms). A
+        malformed request raises :class:`connectors.http.ApiError` (a 4xx with the reason)."""
+
+    def ack(self, req: Inbound, delivery: Delivery, accepted: Accepted,
+            reply: ReplyRow | None) -> Outbound:
+        """The answer once the delivery is committed; ``reply`` is the reply row after the wait
+        when the delivery asked for one."""
+
+    def refuse(self, req: Inbound, error: ApiError) -> Outbound:
+        """A refused request in the form the platform reads."""
+
+    # -- jobs (workers) ------------------------------------------------------------------------
+
+    def job_kinds(self) -> Sequence[str]:
+        """The job kinds this connector's deliveries create (``hubspot.event``, ...)."""
+
+    def prepare(self, jobs: list[JobRow]) -> list[Task | Finished | BaseException]:
+        """Each job's engine task with its context from the platform (for many records, in as
+        few calls as the platform allows), or its result if it needs no generation."""
+
+    def write_back(self, done: list[tuple[JobRow, EngineResult | BaseException]]) -> list[Outcome]:
+        """Write each result where the user works, through the outbox (so a retried job never
+        writes twice; many records in one call where the platform allows), and return each job's
+        outcome. An engine error arrives as it is, for the connector to settle (a contact who
+        opted out is a result, "skipped", not a failure)."""
+
+    def answer(self, job: JobRow, outcome: Outcome) -> dict[str, Any] | None:
+        """The outputs a waiting request (or its callback) answers with, or None to let the
+        outcome stand (a transient error: the job is retried and answers later)."""
+
+    def complete(self, account: str) -> int:
+        """Deliver the account's ready deferred answers; return how many went out."""
+
+    def find_contact(self, tenant: str, key: str) -> Contact | None:
+        """The tenant's contact with this email address or record id, or None."""
+
+
+def connector_of(connectors: Registry[Connector], kind: str) -> Connector:
+    """The connector whose jobs are of ``kind`` (``hubspot.action`` -> hubspot)."""
+    return connectors.get(kind.split(".", 1)[0])
+
+
+class ConnectorJobs:
+    """The one job handler of every connector: prepare, generate, write back, answer."""
+
+    def __init__(self, connectors: Registry[Connector], engine: Callable[[], Engine],
+                 replies: Replies) -> None:
+        self.connectors, self.engine, self.replies = connectors, engine, replies
+
+    def handlers(self) -> dict[str, Callable[[JobRow], dict[str, Any]]]:
+        """A handler per job kind of every registered connector (for the job runner)."""
+        return {kind: self.run for name in self.connectors
+                for kind in self.connectors.get(name).job_kinds()}
+
+    def batch_handlers(self) -> dict[str, Callable[[list[JobRow]], list[Outcome]]]:
+        return {kind: self.run_many for kind in self.handlers()}
+
+    def run(self, job: JobRow) -> dict[str, Any]:
+        [outcome] = self.run_many([job])
+        if isinstance(outcome, BaseException):
+            raise outcome
+        return outcome
+
+    def run_many(self, jobs: list[JobRow]) -> list[Outcome]:
+        """Jobs of one kind at once: the contexts fetched together, one ``engine.run_many`` (the
+        brand's prompt prefix evaluated once), the write-backs together, the deferred answers
+        of each account completed in one call. One job's failure is that job's alone. A job
+        whose answer was recorded before (a retry after its callback could not be sent) skips
+        the model and only delivers it."""
+        if not jobs:
+            return []
+        connector = connector_of(self.connectors, jobs[0].kind)
+        outcomes: dict[int, Outcome] = {}
+        fresh: list[int] = []
+        for i, job in enumerate(jobs):
+            key = job.payload.get("reply_key")
+            row = self.replies.get(key) if key else None
+            if row is not None and row.outputs is not None:
+                outcomes[i] = {"answered": "callback"}
+            else:
+                fresh.append(i)
+        runs: list[tuple[int, Task]] = []
+        for i, prepared in zip(fresh, _guarded(lambda: connector.prepare([jobs[i] for i in fresh]),
+                                               len(fresh)), strict=True):
+            if isinstance(prepared, Task):
+                runs.append((i, prepared))
+            elif isinstance(prepared, Finished):
+                outcomes[i] = prepared.result
+            else:  # failed before generation: a waiting request is answered all the same
+                outcomes[i] = self._answer(connector, jobs[i], prepared)
+        results = self._generate([task for _, task in runs])
+        written = _guarded(lambda: connector.write_back(
+            [(jobs[i], r) for (i, _), r in zip(runs, results, strict=True)]), len(runs))
+        for (i, _), outcome in zip(runs, written, strict=True):
+            outcomes[i] = self._answer(connector, jobs[i], outcome)
+        return self._complete(connector, jobs, [outcomes[i] for i in range(len(jobs))])
+
+    def release(self, connector: Connector,
+                done: list[tuple[JobRow, EngineResult | BaseException]]) -> list[Outcome]:
+        """Write back, answer and complete jobs whose engine results are in hand: what
+        :meth:`run_many` does after generating, and what approving a held draft does."""
+        jobs = [job for job, _ in done]
+        written = _guarded(lambda: connector.write_back(done), len(done))
+        return self._complete(connector, jobs, [self._answer(connector, job, outcome)
+                                                for job, outcome in zip(jobs, written, strict=True)])
+
+    def _generate(self, tasks: list[Task]) -> list[EngineResult | BaseException]:
+        if not tasks:
+            return []
+        if len(tasks) == 1:
+            try:
+                return [self.engine().run(tasks[0])]
+            except Exception as exc:
+                return [exc]
+        return list(self.engine().run_many(tasks))
+
+    def _answer(self, connector: Connector, job: JobRow, outcome: Outcome) -> Outcome:
+        """Answer a waiting request: ``answered: sync`` if it took the outputs, ``callback`` if
+        they wait to be completed with the account's others."""
+        if not job.payload.get("reply_key"):
+            return outcome
+        outputs = connector.answer(job, outcome)
+        if outputs is None:
+            return outcome
+        took = self.replies.answer(job.payload["reply_key"], outputs)
+        return {"answered": "sync" if took else "callback", "outputs": outputs}
+
+    def _complete(self, connector: Connector, jobs: list[JobRow],
+                  outcomes: list[Outcome]) -> list[Outcome]:
+        """Complete the deferred answers of the accounts these jobs answered by callback, one
+        call per account; a job whose completion failed is retried (its answer is kept)."""
+        later = {i: self.replies.get(jobs[i].payload["reply_key"]) for i, o in enumerate(outcomes)
+                 if isinstance(o, dict) and o.get("answered") == "callback"}
+        failed: dict[str, BaseException] = {}
+        for account in dict.fromkeys(row.account for row in later.values() if row is not None):
+            try:
+                connector.complete(account)
+            except Exception as exc:
+                failed[account] = exc
+        for i, row in later.items():
+            if row is not None and row.account in failed:
+                outcomes[i] = failed[row.account]
+                continue
+            row = self.replies.get(jobs[i].payload["reply_key"])
+            outcomes[i] = {"answered": "callback", "state": row.state if row else "missing",
+                           "outputs": row.outputs if row else None}
+        return outcomes
+
+
+def _guarded(call: Callable[[], Sequence[Any]], n: int) -> list[Any]:
+    """Each item of ``call()``, or for all ``n`` the error it raised (a bug or an outage that
+    hit the whole batch is each job's, judged by the runner: retried or failed)."""
+    try:
+        out = list(call())
+    except Exception as exc:
+        return [exc] * n
+    if len(out) != n:
+        return [InternalError(RuntimeError(f"{n} jobs, {len(out)} outcomes"))] * n
+    return out
