@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -11,6 +11,7 @@ from typing import Any
 from connectors.base import Connector, ConnectorJobs
 from connectors.hubspot.auth import HubSpotAuth
 from connectors.hubspot.connector import HubSpotConnector
+from connectors.hubspot.settings import HubSpotSettings, load_hubspot_settings
 from connectors.ratelimit import Limiters
 from core.backends.base import Backend, BackendFactory
 from core.backends.builtin import default_backends
@@ -21,6 +22,7 @@ from core.delivery.replies import Replies
 from core.engine.engine import Engine
 from core.engine.ledger import Ledger
 from core.engine.routing import Role
+from core.errors import ConfigError
 from core.jobs.lifecycle import Jobs
 from core.jobs.queue import Dispatcher, make_huey
 from core.jobs.runner import Handler, JobRunner
@@ -68,7 +70,7 @@ def build_app(settings: Settings | None = None, policy: Policy | None = None, *,
     return App(settings, policy, store, engine)
 
 
-# -- web and workers (step 2) ------------------------------------------------------------------
+# -- web and workers -------------------------------------------------------------------------
 
 
 def task_handler(get_app: Callable[[], App]) -> Handler:
@@ -97,27 +99,46 @@ def default_handlers(get_app: Callable[[], App],
     return handlers
 
 
-def build_connectors(settings: Settings, store: Store,
-                     get_app: Callable[[], App]) -> Registry[Connector]:
-    """The platforms this Baton serves, by name: the registry is the only list of them."""
-    connectors: Registry[Connector] = Registry("connector")
-    connectors.register("hubspot", build_hubspot(settings, store, get_app))
-    return connectors
-
-
-def build_hubspot(settings: Settings, store: Store, get_app: Callable[[], App]) -> HubSpotConnector:
+def build_hubspot(settings: Settings, store: Store, get_app: Callable[[], App],
+                  hubspot: HubSpotSettings | None = None) -> HubSpotConnector:
+    """HubSpot with its own settings (``BATON_HUBSPOT_*``, read here unless given)."""
+    hubspot = hubspot or load_hubspot_settings()
+    floor = hubspot.retention_floor_days()
+    if settings.retention_days < floor:
+        raise ConfigError(f"BATON_RETENTION_DAYS: at least {floor:g} days, so that dedupe keys and "
+                          "drafts outlive HubSpot's 3 days of retries and its BLOCK expiry "
+                          f"(BATON_HUBSPOT_BLOCK_EXPIRATION={hubspot.block_expiration}; got "
+                          f"{settings.retention_days:g})")
     vault = TokenVault(store, TokenCipher.from_settings(settings.secret_key.get_secret_value(),
                                                         settings.data_dir))
-    auth = HubSpotAuth(settings, vault, Limiters("hubspot", settings.hubspot_requests_per_10s,
-                                                  settings.queue_url))
-    return HubSpotConnector(settings, auth, Outbox(store), Replies(store),
-                            engine=lambda: get_app().engine)
+    auth = HubSpotAuth(hubspot, vault, Limiters("hubspot", hubspot.requests_per_10s,
+                                                 settings.queue_url))
+    return HubSpotConnector(hubspot, auth, Outbox(store), Replies(store),
+                            engine=lambda: get_app().engine,
+                            lease=timedelta(seconds=settings.job_lease_seconds))
+
+
+# The platforms this Baton serves: the only list of them. A factory takes the core settings, the
+# store, the engine's app and the connector's own settings (None: read from the environment).
+CONNECTORS: tuple[tuple[str, Callable[[Settings, Store, Callable[[], App], Any], Connector]], ...] = (
+    ("hubspot", build_hubspot),
+)
+
+
+def build_connectors(settings: Settings, store: Store, get_app: Callable[[], App],
+                     own: Mapping[str, Any] | None = None) -> Registry[Connector]:
+    """Every connector, by name; ``own`` gives a connector its settings by name (tests)."""
+    connectors: Registry[Connector] = Registry("connector")
+    for name, factory in CONNECTORS:
+        connectors.register(name, factory(settings, store, get_app, (own or {}).get(name)))
+    return connectors
 
 
 def build_services(settings: Settings | None = None, *, immediate: bool = False,
                    handlers: Registry[Handler] | None = None,
                    engine_app: Callable[[], App] | None = None,
-                   dispatch_new: bool | None = None) -> Services:
+                   dispatch_new: bool | None = None,
+                   connector_settings: Mapping[str, Any] | None = None) -> Services:
     """The services of a web process (and, with ``immediate``, a worker in the same process).
     ``dispatch_new``: whether the web's inbox dispatches new jobs itself (default: only when
     ``immediate``; otherwise the workers' pump does)."""
@@ -142,7 +163,7 @@ def build_services(settings: Settings | None = None, *, immediate: bool = False,
             if load is not None and backend.health()[0]:
                 load()
 
-    connectors = build_connectors(settings, store, get_app)
+    connectors = build_connectors(settings, store, get_app, connector_settings)
     connector_jobs = ConnectorJobs(connectors, lambda: get_app().engine, Replies(store))
     runner = JobRunner(jobs, handlers or default_handlers(get_app, connector_jobs),
                        timedelta(seconds=settings.job_lease_seconds),

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from baton.wiring import build_app, build_services
+from connectors.hubspot.settings import HubSpotSettings
 from connectors.signatures import hubspot_v1, hubspot_v2
 from core.policy import parse_policy
 from core.settings import Settings
@@ -36,14 +37,15 @@ THREADS, ACTIONS, WEBHOOKS, BUDGET = 4, 8, 40, 1.0
 
 def run(fake: FakeHubSpot, bounded: bool) -> list[float]:
     data = Path(tempfile.mkdtemp(prefix="baton-bench-"))
-    cfg = Settings(data_dir=data, hubspot_client_secret=SECRET,  # type: ignore[arg-type]
-                   hubspot_api_base=fake.url, hubspot_portal_id=PORTAL,
-                   hubspot_access_token=TOKEN, hubspot_sync_budget=BUDGET,  # type: ignore[arg-type]
-                   web_threads=THREADS)
+    cfg = Settings(data_dir=data, web_threads=THREADS)
+    hubspot = HubSpotSettings(client_secret=SECRET, api_base=fake.url,  # type: ignore[arg-type]
+                              portal_id=PORTAL, access_token=TOKEN,  # type: ignore[arg-type]
+                              sync_budget=BUDGET)
     local = ScriptedBackend("llama", local=True, model="gemma")
     policy = parse_policy('[[routes]]\nname = "local"\naction = "local"\n')
     engine_app = build_app(cfg, policy, backends={"local": local, "cloud": local})
-    services = build_services(cfg, immediate=False, engine_app=lambda: engine_app)
+    services = build_services(cfg, immediate=False, engine_app=lambda: engine_app,
+                              connector_settings={"hubspot": hubspot})
     if not bounded:
         services.sync_waits.slots = 1_000  # as before: any number of threads may wait
     client = create_app(services).test_client()

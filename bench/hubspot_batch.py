@@ -17,6 +17,7 @@ from typing import Any
 from baton.wiring import build_app, build_connectors
 from bench._common import bench_settings
 from connectors.base import ConnectorJobs
+from connectors.hubspot.settings import HubSpotSettings
 from core.delivery.replies import Replies
 from core.errors import BatonError
 from core.jobs.lifecycle import Jobs, NewJob
@@ -58,12 +59,14 @@ def main() -> None:
     with FakeHubSpot() as fake:
         fake.private_app(PORTAL, TOKEN)
         fake.create_baton_properties(PORTAL)
-        settings = bench_settings(hubspot_api_base=fake.url, hubspot_portal_id=PORTAL,
-                                  hubspot_access_token=TOKEN, hubspot_requests_per_10s=1000)
+        settings = bench_settings()
+        hubspot = HubSpotSettings(api_base=fake.url, portal_id=PORTAL,
+                                  access_token=TOKEN, requests_per_10s=1000)  # type: ignore[arg-type]
         policy = parse_policy('[[routes]]\nname = "local"\naction = "local"\n'
                               '[local]\nbackend = "llama"\nmax_tokens = 300\ntemperature = 0.6\n')
         app = build_app(settings, policy)
-        hub = ConnectorJobs(build_connectors(settings, app.store, lambda: app), lambda: app.engine,
+        hub = ConnectorJobs(build_connectors(settings, app.store, lambda: app, {"hubspot": hubspot}),
+                            lambda: app.engine,
                             Replies(app.store))
         jobs = Jobs(app.store)
 

@@ -1,1 +1,1 @@
-"""Platform connectors: inbound parsing, context fetch and write-back, one folder per platform."""
+"""Platform connectors: one folder per platform, each on the contract of :mod:`connectors.base`."""

@@ -23,7 +23,6 @@ def default_data_dir() -> Path:
 
 
 MIN_RETENTION_DAYS = 7.0  # dedupe keys outlive every platform's retries (reliability.md)
-HUBSPOT_RETRY_DAYS = 3.0  # HubSpot retries a failed workflow action for up to 3 days
 _DURATION = re.compile(r"P(?:(\d+)W)?(?:(\d+)D)?(?:T(?:(\d+)H)?(?:(\d+)M)?(?:(\d+)S)?)?")
 
 
@@ -34,12 +33,6 @@ def iso_duration_days(text: str) -> float:
         raise ValueError(f"not an ISO 8601 duration such as P1D or PT12H: {text!r}")
     weeks, days, hours, minutes, seconds = (int(g or 0) for g in m.groups())
     return weeks * 7 + days + hours / 24 + minutes / 1440 + seconds / 86400
-
-
-def retention_floor_days(block_expiration: str) -> float:
-    """The shortest allowed retention: dedupe keys' 7 days, HubSpot's 3 days of action retries,
-    and a day past the longest a HubSpot action may wait in ``BLOCK`` for its callback."""
-    return max(MIN_RETENTION_DAYS, HUBSPOT_RETRY_DAYS, iso_duration_days(block_expiration) + 1)
 
 
 class Settings(BaseSettings):
@@ -66,9 +59,8 @@ class Settings(BaseSettings):
     openai_max_retries: int = Field(default=3, ge=0, le=10)
     openai_max_retry_wait: float = Field(default=120.0, ge=0)
 
-    # Web gateway and jobs (step 2)
+    # Web gateway and jobs
     queue_url: str | None = None
-    hubspot_client_secret: SecretStr = SecretStr("")
     slack_signing_secret: SecretStr = SecretStr("")
     salesforce_org_ids: str = ""
     salesforce_path_token: SecretStr = SecretStr("")
@@ -95,35 +87,6 @@ class Settings(BaseSettings):
     # Days after which dedupe keys, ended jobs (payloads, drafts), write-back records and reply
     # rows are purged; at least 7, and a day past the HubSpot BLOCK expiry
     retention_days: float = Field(default=30.0, gt=0, le=3650)
-
-    # HubSpot connector (step 3)
-    hubspot_api_base: str = "https://api.hubapi.com"
-    hubspot_portal_id: int | None = None
-    hubspot_access_token: SecretStr = SecretStr("")  # a private app's token for that portal
-    hubspot_client_id: str = ""  # OAuth app (many portals); the secret is hubspot_client_secret
-    hubspot_redirect_url: str = ""
-    hubspot_scopes: str = "oauth crm.objects.contacts.read crm.objects.contacts.write " \
-        "crm.objects.companies.read crm.objects.deals.read crm.objects.line_items.read " \
-        "e-commerce automation crm.schemas.contacts.write"
-    hubspot_requests_per_10s: int = Field(default=100, ge=1, le=1000)
-    hubspot_max_attempts: int = Field(default=5, ge=1, le=20)
-    hubspot_max_retry_wait: float = Field(default=30.0, ge=0)
-    hubspot_sync_budget: float = Field(default=3.0, ge=0, le=20)
-    hubspot_timeout: float = Field(default=15.0, gt=0, le=120)  # seconds per HubSpot API call
-    hubspot_block_expiration: str = "P1D"
-    hubspot_contact_properties: str = "firstname,lastname,email,company,jobtitle,industry," \
-        "lifecyclestage,city,country,hs_language"
-    hubspot_trigger_properties: str = "baton_generate"
-    # Events from these change sources start nothing (contacts created by an import)
-    hubspot_skip_change_sources: str = "IMPORT"
-    # A change by an app, workflow or sync this soon after Baton wrote to the contact is Baton's
-    # own write coming back and starts nothing (no loops through workflows or a CRM sync)
-    hubspot_loop_seconds: float = Field(default=300.0, ge=0, le=86400)
-    # Read with every contact: an opted-out value in any of them means no marketing email (add
-    # the hs_email_optout_<id> property of your marketing subscription type)
-    hubspot_consent_properties: str = "hs_email_optout"
-    hubspot_brief: str = "A short, friendly note that suggests a next step based on their " \
-        "recent purchases."
 
     @staticmethod
     def secrets_of(value: SecretStr) -> list[str]:
@@ -162,19 +125,12 @@ class Settings(BaseSettings):
             return 0
         return value
 
-    @field_validator("hubspot_block_expiration")
-    @classmethod
-    def _iso_duration(cls, value: str) -> str:
-        iso_duration_days(value)
-        return value
-
     @model_validator(mode="after")
-    def _retention_outlives_platform_retries(self) -> Settings:
-        floor = retention_floor_days(self.hubspot_block_expiration)
-        if self.retention_days < floor:
-            raise ValueError(f"BATON_RETENTION_DAYS: at least {floor:g} days, so that dedupe keys "
-                             "and drafts outlive every platform's retries and the HubSpot BLOCK "
-                             f"expiry (got {self.retention_days:g})")
+    def _retention_outlives_dedupe(self) -> Settings:
+        if self.retention_days < MIN_RETENTION_DAYS:
+            raise ValueError(f"BATON_RETENTION_DAYS: at least {MIN_RETENTION_DAYS:g} days, so that "
+                             "dedupe keys outlive every platform's retries "
+                             f"(got {self.retention_days:g})")
         return self
 
     @property
@@ -191,14 +147,15 @@ def load_settings(**overrides: object) -> Settings:
     try:
         return Settings(**overrides)  # type: ignore[arg-type]
     except ValidationError as exc:
-        raise ConfigError(_describe_settings_error(exc)) from None
+        raise ConfigError(describe_settings_error(exc, "BATON_")) from None
 
 
-def _describe_settings_error(exc: ValidationError) -> str:
+def describe_settings_error(exc: ValidationError, prefix: str) -> str:
+    """The first problem of a settings class, naming its variable (``prefix`` + field)."""
     first = exc.errors()[0]
     if not first["loc"]:  # a rule across settings names its own; the input holds secrets
         return str(first["msg"]).removeprefix("Value error, ")
-    key = "BATON_" + "_".join(str(p) for p in first["loc"]).upper()
+    key = prefix + "_".join(str(p) for p in first["loc"]).upper()
     if first["type"] == "extra_forbidden":
         return f"{key}: unknown setting"
     return f"{key}: {first['msg']} (got {first.get('input')!r})"

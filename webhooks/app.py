@@ -53,8 +53,8 @@ def create_app(services: Services) -> Flask:
         services.metrics.observe_request(route, response.status_code, elapsed)
         response.headers["X-Request-Id"] = g.get("request_id", "")
         # A line per request costs a contended handler lock and a write on the ack path
-        # (bench.ack_path: 1.8 more context switches per request, 6% of throughput); by default
-        # only the requests someone has to look at get one at INFO.
+        # (bench.ack_path measures it); by default only the requests someone has to look at get
+        # one at INFO.
         problem = response.status_code >= 400 or elapsed >= SLOW_SECONDS
         level = logging.INFO if problem or everything else logging.DEBUG
         if log.isEnabledFor(level):

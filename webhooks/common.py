@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 from urllib.parse import quote
 
 from flask import current_app, request
@@ -16,7 +17,8 @@ from core.store import InboxKey, JobRow
 from webhooks.services import Services, services_of
 
 log = logging.getLogger("baton.web")
-POLL = 0.05  # seconds between two looks at a job a request waits for
+POLL = 0.05  # seconds between two looks at what a waiting request waits for
+T = TypeVar("T")
 # What the inbox's columns hold (core/store/db.py)
 _ID_CHARS = int(InboxKey.__table__.c.external_id.type.length)  # type: ignore[attr-defined]
 _TENANT_CHARS = int(JobRow.__table__.c.tenant.type.length)  # type: ignore[attr-defined]
@@ -97,18 +99,27 @@ def record(source: str, items: list[NewJob]) -> Accepted:
     return accepted
 
 
-def wait_for_job(job_id: str, seconds: float, *, api: bool = False) -> JobRow | None:
-    """The job once it has ended (done, failed or dead) or ``seconds`` have passed, whichever
-    is first. Only as many requests wait at once as :class:`webhooks.services.SyncWaits` allows
-    (``api``: a task-API client's wait, of which fewer); the others get the job as it is now."""
-    svc = services()
-    job = svc.jobs.get(job_id)
-    if seconds <= 0 or job is None or job.state in ENDED:
-        return job
-    with svc.sync_waits.slot(api=api) as may_wait:
+def wait_until(look: Callable[[], T], answered: Callable[[T], bool], seconds: float, *,
+               api: bool = False) -> T:
+    """Answer now or later: look again every ``POLL`` seconds until ``answered`` or ``seconds``
+    have passed, and return the last look. Only as many requests wait at once as
+    :class:`webhooks.services.SyncWaits` allows (``api``: a task-API client's wait, of which
+    fewer); the others look once. A HubSpot workflow action waits on its reply row
+    (:func:`webhooks.platforms.answer_now_or_later`), the task API and the Salesforce Flow
+    action on their job (:func:`wait_for_job`)."""
+    seen = look()
+    if seconds <= 0 or answered(seen):
+        return seen
+    with services().sync_waits.slot(api=api) as may_wait:
         deadline = time.monotonic() + (seconds if may_wait else 0)
-        while job is not None and job.state not in ENDED and \
-                time.monotonic() < deadline:
+        while not answered(seen) and time.monotonic() < deadline:
             time.sleep(POLL)
-            job = svc.jobs.get(job_id)
-    return job
+            seen = look()
+    return seen
+
+
+def wait_for_job(job_id: str, seconds: float, *, api: bool = False) -> JobRow | None:
+    """The job once it has ended (done, failed or dead) or ``seconds`` have passed."""
+    jobs = services().jobs
+    return wait_until(lambda: jobs.get(job_id), lambda job: job is None or job.state in ENDED,
+                      seconds, api=api)

@@ -10,8 +10,6 @@ mistake.
 
 from __future__ import annotations
 
-import time
-
 from flask import Blueprint, Response, g, request
 from werkzeug.exceptions import RequestEntityTooLarge
 
@@ -25,10 +23,9 @@ from connectors.http import (
     PayloadTooLarge,
 )
 from core.store import ReplyRow
-from webhooks.common import client_address, original_url, raw_body, record, services
+from webhooks.common import client_address, original_url, raw_body, record, services, wait_until
 
 blueprint = Blueprint("platforms", __name__)
-POLL = 0.05  # seconds between two looks at a reply row a request waits for
 
 
 @blueprint.route("/<name>/<path:route>", methods=["GET", "POST"])
@@ -76,12 +73,8 @@ def answer_now_or_later(wait: ReplyWait) -> ReplyRow | None:
     wait slot is free), as the race with the worker left it: ``reply`` is ``sync`` if the answer
     is in it, ``later`` if the request gave up first and the answer goes by callback."""
     replies = services().replies
-    with services().sync_waits.slot() as may_wait:
-        deadline = time.monotonic() + (wait.seconds if may_wait else 0)
-        row = replies.get(wait.key)
-        while row is not None and row.reply is None and time.monotonic() < deadline:
-            time.sleep(POLL)
-            row = replies.get(wait.key)
+    row = wait_until(lambda: replies.get(wait.key),
+                     lambda row: row is None or row.reply is not None, wait.seconds)
     if row is not None and row.reply is None:
         row = replies.give_up(wait.key)
     return row

@@ -8,7 +8,6 @@ within ``BATON_SALESFORCE_SYNC_BUDGET`` seconds (default 8, under Apex's 10-seco
 timeout) the answer carries the outputs, which the Flow writes to the record with an Update Records
 element; otherwise 202 with the task's id and its poll URL (``GET /v1/tasks/<id>``, same key). A
 generation that fails its checks is a 422 with the reason, so the Flow takes its fault path.
-Step 4 adds fetching the record and its history with simple-salesforce and writing back itself.
 """
 
 from __future__ import annotations
@@ -47,7 +46,7 @@ class FlowAction(BaseModel):
     recordId: str = Field(min_length=15, max_length=18, pattern=r"^[A-Za-z0-9]+$")
     fields: dict[str, Scalar] = Field(default_factory=dict, max_length=100)
     brief: str = Field(default="", max_length=4000)
-    tone: str | None = None
+    tone: str | None = Field(default=None, json_schema_extra={"enum": [*TONES, None]})
     tier: Literal["routine", "critical"] = "routine"
     language: str = Field(default="en", max_length=8)
     requestId: str | None = Field(default=None, min_length=1, max_length=200)

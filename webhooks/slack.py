@@ -4,7 +4,6 @@ The v0 signature over the raw body is checked first (401 on failure). URL verifi
 answered with its challenge. Event callbacks are deduped on ``event_id`` (Slack retries after 3 s
 even while the first delivery is still running), slash commands on ``trigger_id``, interactions
 on their ``trigger_id`` or action timestamp; each becomes a job and Slack gets its 200 at once.
-Step 5 adds the listeners (mentions in threads, approvals) that process these jobs.
 """
 
 from __future__ import annotations

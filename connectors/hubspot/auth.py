@@ -16,6 +16,7 @@ from hubspot import HubSpot
 
 from connectors.errors import NotInstalled
 from connectors.hubspot.client import HubSpotClient, TokenSource, translate
+from connectors.hubspot.settings import HubSpotSettings
 from connectors.ratelimit import Limiters
 from core.credentials.tokens import Credentials, TokenVault
 from core.errors import ConfigError
@@ -27,14 +28,14 @@ STATE_TTL = 600
 
 
 class HubSpotAuth:
-    def __init__(self, settings: Settings, vault: TokenVault, limiters: Limiters) -> None:
+    def __init__(self, settings: HubSpotSettings, vault: TokenVault, limiters: Limiters) -> None:
         self.settings, self.vault, self.limiters = settings, vault, limiters
 
     # -- per-portal clients ------------------------------------------------------------------------
 
     def tokens(self, portal: int) -> TokenSource:
-        private = self.settings.hubspot_access_token.get_secret_value()
-        if private and portal == self.settings.hubspot_portal_id:
+        private = self.settings.access_token.get_secret_value()
+        if private and portal == self.settings.portal_id:
             return lambda rejected: private
         if self.vault.get(PLATFORM, str(portal)) is None:
             raise NotInstalled(f"HubSpot portal {portal} is not connected (install the app in it, "
@@ -58,23 +59,23 @@ class HubSpotAuth:
     def client(self, portal: int) -> HubSpotClient:
         s = self.settings
         return HubSpotClient(portal, self.tokens(portal), self.limiters.get(portal),
-                             base_url=s.hubspot_api_base, max_attempts=s.hubspot_max_attempts,
-                             max_wait=s.hubspot_max_retry_wait, timeout=s.hubspot_timeout)
+                             base_url=s.api_base, max_attempts=s.max_attempts,
+                             max_wait=s.max_retry_wait, timeout=s.timeout)
 
     # -- the OAuth app flow ------------------------------------------------------------------------
 
     def _app(self) -> tuple[str, str, str]:
         s = self.settings
-        client_secret = (s.secrets_of(s.hubspot_client_secret) or [""])[0]
-        if not (s.hubspot_client_id and client_secret and s.hubspot_redirect_url):
+        client_secret = (Settings.secrets_of(s.client_secret) or [""])[0]
+        if not (s.client_id and client_secret and s.redirect_url):
             raise ConfigError("the HubSpot OAuth app needs BATON_HUBSPOT_CLIENT_ID, "
                               "BATON_HUBSPOT_CLIENT_SECRET and BATON_HUBSPOT_REDIRECT_URL")
-        return s.hubspot_client_id, client_secret, s.hubspot_redirect_url
+        return s.client_id, client_secret, s.redirect_url
 
     def install_url(self) -> str:
         client_id, secret, redirect = self._app()
         query = urlencode({"client_id": client_id, "redirect_uri": redirect,
-                           "scope": self.settings.hubspot_scopes, "state": self._state(secret)})
+                           "scope": self.settings.scopes, "state": self._state(secret)})
         return f"{AUTHORIZE_URL}?{query}"
 
     def _state(self, secret: str, now: float | None = None) -> str:
@@ -119,10 +120,10 @@ class HubSpotAuth:
         return self._oauth("tokens_api", "create", **form)
 
     def _oauth(self, api: str, method: str, *args: Any, **kwargs: Any) -> Any:
-        sdk = HubSpot(host=self.settings.hubspot_api_base.rstrip("/"))
+        sdk = HubSpot(host=self.settings.api_base.rstrip("/"))
         try:
             return getattr(getattr(sdk.oauth, api), method)(
-                *args, _request_timeout=self.settings.hubspot_timeout, **kwargs)
+                *args, _request_timeout=self.settings.timeout, **kwargs)
         except Exception as exc:
             raise translate(exc, f"the OAuth {api.split('_')[0]} request",
                             hint="install the app again") from None

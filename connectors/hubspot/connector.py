@@ -49,10 +49,11 @@ from connectors.http import (
 from connectors.hubspot.auth import HubSpotAuth
 from connectors.hubspot.client import HubSpotClient
 from connectors.hubspot.crm import Result, fetch_context, write_back
+from connectors.hubspot.settings import HubSpotSettings
 from connectors.hubspot.setup import create_properties
 from connectors.signatures import SignatureError, verify_hubspot
 from core.contacts import canonical
-from core.delivery.outbox import Outbox
+from core.delivery.outbox import Outbox, target_key
 from core.delivery.replies import Replies
 from core.engine.engine import Engine
 from core.engine.engine import Result as EngineResult
@@ -237,12 +238,13 @@ class HubSpotConnector:
 
     name = "hubspot"
 
-    def __init__(self, settings: Settings, auth: HubSpotAuth, outbox: Outbox, replies: Replies,
-                 engine: Callable[[], Engine]) -> None:
+    def __init__(self, settings: HubSpotSettings, auth: HubSpotAuth, outbox: Outbox,
+                 replies: Replies, engine: Callable[[], Engine], *,
+                 lease: timedelta = timedelta(seconds=300)) -> None:
         self.settings, self.auth, self.outbox, self.replies = settings, auth, outbox, replies
         self.engine = engine
         self.specs = action_specs()
-        self.lease = timedelta(seconds=settings.job_lease_seconds)
+        self.lease = lease  # a claim of callbacks to complete expires after this (a crashed sender)
         self._catalogs: dict[int, tuple[float, list[dict[str, str]]]] = {}
 
     # -- requests --------------------------------------------------------------------------------
@@ -252,7 +254,7 @@ class HubSpotConnector:
 
     def verify(self, req: Inbound) -> None:
         try:
-            verify_hubspot(secrets=self.settings.secrets_of(self.settings.hubspot_client_secret),
+            verify_hubspot(secrets=Settings.secrets_of(self.settings.client_secret),
                            method=req.method, uri=req.url, body=req.body, headers=req.headers,
                            now=req.received_at)
         except SignatureError as exc:
@@ -296,7 +298,7 @@ class HubSpotConnector:
                      "object_type": call.object_type, "inputs": call.inputs,
                      "callback_id": call.callback_id, "reply_key": call.reply_key},
             subject=f"{call.object_type.lower()}:{call.object_id}")],
-            reply=ReplyWait(call.reply_key, str(call.portal), self.settings.hubspot_sync_budget))
+            reply=ReplyWait(call.reply_key, str(call.portal), self.settings.sync_budget))
 
     def ack(self, req: Inbound, delivery: Delivery, accepted: Accepted,
             reply: ReplyRow | None) -> Outbound:
@@ -308,7 +310,7 @@ class HubSpotConnector:
             return Outbound.json(outputFields=reply.outputs)
         return Outbound.json(outputFields={
             "hs_execution_state": "BLOCK",
-            "hs_expiration_duration": self.settings.hubspot_block_expiration})
+            "hs_expiration_duration": self.settings.block_expiration})
 
     def refuse(self, req: Inbound, error: ApiError) -> Outbound:
         return Outbound.json(error.status, error=error.code, reason=error.reason)
@@ -403,12 +405,12 @@ class HubSpotConnector:
     def _write_event(self, job: JobRow, result: EngineResult) -> dict[str, Any]:
         event = job.payload
         out = _result("email", result)
-        if event.get("propertyName") in Settings.list_of(self.settings.hubspot_trigger_properties):
+        if event.get("propertyName") in Settings.list_of(self.settings.trigger_properties):
             # Untick the trigger with the results, so ticking it again asks again (our own
             # change arrives as an event with a false value, which is skipped).
             out = Result({**out.properties, str(event["propertyName"]): "false"}, out.note,
                          out.receipt_id)
-        written = write_back(self.auth.client(int(event["portalId"])), self.outbox, job_id=job.id,
+        written = write_back(self.auth.client(int(event["portalId"])), self.outbox, job=job,
                              contact_id=str(event["objectId"]), result=out)
         return {"trigger": self.wants(event), "receipt_id": result.receipt.id,
                 "route": result.receipt.role, **written}
@@ -416,7 +418,7 @@ class HubSpotConnector:
     def _write_action(self, job: JobRow, result: EngineResult) -> dict[str, Any]:
         p = job.payload
         kind = self.specs[p["action"]].kind
-        write_back(self.auth.client(int(p["portal"])), self.outbox, job_id=job.id,
+        write_back(self.auth.client(int(p["portal"])), self.outbox, job=job,
                    contact_id=str(p["object_id"]), result=_result(kind, result))
         outputs = {name: "" for name in self.specs[p["action"]].outputs}
         outputs.update({"hs_execution_state": "SUCCESS", "receipt_id": result.receipt.id,
@@ -451,7 +453,7 @@ class HubSpotConnector:
         if not rows:
             return 0
         horizon = datetime.now(UTC) - timedelta(
-            days=iso_duration_days(self.settings.hubspot_block_expiration))
+            days=iso_duration_days(self.settings.block_expiration))
         expired = [r.key for r in rows if r.created_at < horizon]
         if expired:
             log.warning("workflow callbacks expired before they could be completed",
@@ -484,7 +486,7 @@ class HubSpotConnector:
         by_email = "@" in key
         if not by_email and not key.isdigit():
             raise InputError(f"expected an email address or a HubSpot record id, got {key[:60]!r}")
-        props = Settings.list_of(self.settings.hubspot_contact_properties)
+        props = Settings.list_of(self.settings.contact_properties)
         try:
             found_id, fields = client.find_contact(key.strip().lower() if by_email else key, props,
                                                    by="email" if by_email else None)
@@ -498,13 +500,13 @@ class HubSpotConnector:
         kind = event_kind(event)
         source = str(event.get("changeSource") or "").upper()
         if source and source in {s.upper() for s in
-                                 Settings.list_of(self.settings.hubspot_skip_change_sources)}:
+                                 Settings.list_of(self.settings.skip_change_sources)}:
             return None
         if kind == "contact.creation":
             return "contact created"
         if kind == "contact.propertyChange":
             prop = event.get("propertyName")
-            if prop in Settings.list_of(self.settings.hubspot_trigger_properties) and \
+            if prop in Settings.list_of(self.settings.trigger_properties) and \
                     str(event.get("propertyValue", "")).strip().lower() not in TRIGGER_OFF:
                 return f"{prop} set"
         return None
@@ -519,12 +521,12 @@ class HubSpotConnector:
         by_a_person = source in HUMAN_SOURCES or str(event.get("sourceId") or "").startswith("userId:")
         if by_a_person or event_kind(event) != "contact.propertyChange":
             return False
-        window = timedelta(seconds=self.settings.hubspot_loop_seconds)
+        window = timedelta(seconds=self.settings.loop_seconds)
         occurred = event.get("occurredAt")
         at = datetime.fromtimestamp(occurred / 1000, UTC) if isinstance(occurred, int | float) \
             and 0 < occurred < 1e14 else job.created_at
-        return self.outbox.written_since(f"hubspot:{job.tenant.split(':', 1)[-1]}:contact:"
-                                         f"{event['objectId']}", at - window, at + CLOCK_SKEW)
+        return self.outbox.written_since(target_key(job.tenant, "contact", str(event["objectId"])),
+                                         at - window, at + CLOCK_SKEW)
 
     def _complete_one_by_one(self, portal: int, client: HubSpotClient, rows: list[Any]) -> int:
         sent: list[str] = []
@@ -563,12 +565,12 @@ class HubSpotConnector:
     def _task(self, client: HubSpotClient, job: JobRow, contact_id: str, kind: str,
               inputs: Mapping[str, str]) -> Task:
         """The engine task for a contact: its context from HubSpot, the action's inputs."""
-        props = Settings.list_of(self.settings.hubspot_contact_properties)
-        consent = tuple(Settings.list_of(self.settings.hubspot_consent_properties))
+        props = Settings.list_of(self.settings.contact_properties)
+        consent = tuple(Settings.list_of(self.settings.consent_properties))
         context, language = fetch_context(client, contact_id, props, consent)
         if kind == "recommendation":
             context["catalog"] = self.catalog(client)
-        brief = with_tone(inputs.get("brief") or self.settings.hubspot_brief, inputs.get("tone"))
+        brief = with_tone(inputs.get("brief") or self.settings.brief, inputs.get("tone"))
         tier = inputs.get("tier") if inputs.get("tier") in ("routine", "critical") else "routine"
         return Task(kind=kind, context=context, brief=brief, tenant=job.tenant,
                     tier=tier,  # type: ignore[arg-type]

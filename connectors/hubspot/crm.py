@@ -18,7 +18,8 @@ from typing import Any
 
 from connectors.hubspot.client import HubSpotClient
 from core.contacts import canonical
-from core.delivery.outbox import Outbox
+from core.delivery.outbox import Outbox, target_key, write_key
+from core.store import JobRow
 from core.tasks.prompts import base_language
 
 GROUP = "baton"
@@ -88,13 +89,12 @@ class Result:
     receipt_id: str
 
 
-def write_back(client: HubSpotClient, outbox: Outbox, *, job_id: str, contact_id: str,
+def write_back(client: HubSpotClient, outbox: Outbox, *, job: JobRow, contact_id: str,
                result: Result) -> dict[str, Any]:
     """Properties, then the note, each once per job however often the job runs."""
-    portal = client.portal
-    token = f"baton-{job_id}"
-    outbox.once(f"hubspot:{portal}:{job_id}:properties", job_id=job_id,
-                target=f"hubspot:{portal}:contact:{contact_id}",
+    token = f"baton-{job.id}"
+    outbox.once(write_key(job, "properties"), job_id=job.id,
+                target=target_key(job.tenant, "contact", contact_id),
                 perform=lambda: client.update_contact(contact_id, result.properties),
                 find=lambda: None)  # a PATCH of the same values is harmless to repeat
 
@@ -106,7 +106,7 @@ def write_back(client: HubSpotClient, outbox: Outbox, *, job_id: str, contact_id
         found = client.find_note(token)
         return {"note_id": found} if found else None
 
-    note = outbox.once(f"hubspot:{portal}:{job_id}:note", job_id=job_id,
-                       target=f"hubspot:{portal}:note:{contact_id}", perform=create, find=find,
+    note = outbox.once(write_key(job, "note"), job_id=job.id,
+                       target=target_key(job.tenant, "note", contact_id), perform=create, find=find,
                        settle=SEARCH_SETTLE)
     return {"contact_id": contact_id, "note_id": note.get("note_id")}

@@ -4,10 +4,9 @@ One ``Llama`` per model path, shared by every backend instance that uses that pa
 into llama.cpp runs on one thread per process, the pool's inference thread: a ``Llama`` is not
 thread-safe, and llama.cpp's CPU backend keeps an OpenMP thread team per calling thread, so a
 model used from two live threads (a worker's two job threads) runs two teams on the same cores and
-decodes about a third slower (``bench/latency.py`` found it: the same emails took 1.4x as long in
-the worker as in one thread). Calls on the same ``Llama`` reuse the KV cache of the longest common
-token prefix with the previous call, so tasks that share a brand-voice prefix should run back to
-back (the engine's bulk path groups them).
+decodes markedly slower (``bench/latency.py`` compares a worker with one thread). Calls on the
+same ``Llama`` reuse the KV cache of the longest common token prefix with the previous call, so
+tasks that share a brand-voice prefix should run back to back (the engine's bulk path groups them).
 """
 
 from __future__ import annotations

@@ -46,7 +46,13 @@ class ApiKeys:
             return None
         return row.tenant
 
+    def list(self) -> list[ApiKeyRow]:
+        """Every key (its hash, never the key), newest first."""
+        with self.store.session() as session:
+            return list(session.scalars(sa.select(ApiKeyRow).order_by(ApiKeyRow.created_at.desc())))
+
     def revoke(self, key_id: str) -> bool:
+        """Refuse the key from now on; False if there is no active key with this id."""
         with self.store.session.begin() as session:
             row = session.get(ApiKeyRow, key_id)
             if row is None or row.revoked_at is not None:

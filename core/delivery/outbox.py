@@ -31,6 +31,17 @@ from core.store import JobRow, Store, WriteBackRow
 Response = dict[str, Any]
 
 
+def write_key(job: JobRow, what: str) -> str:
+    """The outbox key of one write a job makes (``what``: ``properties``, ``note``, ``task``):
+    the same however often the job runs, so the write happens once."""
+    return f"{job.tenant}:{job.id}:{what}"
+
+
+def target_key(tenant: str, kind: str, record_id: str) -> str:
+    """What a write touches (a tenant's record), for :meth:`Outbox.written_since`."""
+    return f"{tenant}:{kind}:{record_id}"
+
+
 class Outbox:
     def __init__(self, store: Store, clock: Callable[[], datetime] = lambda: datetime.now(UTC),
                  sleep: Callable[[float], None] = time.sleep, poll: float = 0.5):
@@ -95,7 +106,3 @@ class Outbox:
             return session.execute(sa.select(WriteBackRow.key).where(
                 WriteBackRow.target == target, when >= since, when <= until).limit(1)
             ).first() is not None
-
-    def get(self, key: str) -> WriteBackRow | None:
-        with self.store.session() as session:
-            return session.get(WriteBackRow, key)

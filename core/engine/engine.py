@@ -180,10 +180,6 @@ class Engine:
         lead = prep.kind.lead(prep.task, prep.plain, brand)
         return run_guards(prep.kind.guards(brand, lead, prep.task.context, prep.task), output)
 
-    def explain(self, task: Task) -> Decision:
-        """The routing decision for ``task`` without running it."""
-        return self.prepare(task).decision
-
     # -- running -----------------------------------------------------------------------------
 
     def run(self, task: Task) -> Result:

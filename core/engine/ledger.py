@@ -9,6 +9,7 @@ discount: what the call would have cost had everything gone to the cloud.
 
 from __future__ import annotations
 
+import math
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -105,7 +106,9 @@ def percentile(values: list[float], q: float) -> float:
     if not values:
         return 0.0
     ordered = sorted(values)
-    rank = max(1, min(len(ordered), round(q / 100 * len(ordered) + 0.5)))
+    # the smallest value with at least q% of the values at or below it (ceil, not round: Python
+    # rounds half to even, which put the p50 of two values on the larger one)
+    rank = max(1, min(len(ordered), math.ceil(q * len(ordered) / 100)))
     return ordered[rank - 1]
 
 

@@ -261,8 +261,8 @@ class Jobs:
         holding the write lock, and every request waiting on it, through two fsyncs. The
         connections the inbox writes on turn that off; instead the inbox's committing thread calls
         this once its requests are answered, and every ``CHECKPOINT_EVERY`` commits of this process
-        a passive checkpoint runs, which does not block writers (bench.ack_path: p99 about 5 ms
-        lower). The other processes' connections (workers, the CLI) keep SQLite's automatic
+        a passive checkpoint runs, which does not block writers (``bench.ack_path`` measures the
+        difference). The other processes' connections (workers, the CLI) keep SQLite's automatic
         checkpoints."""
         if self.store.engine.dialect.name != "sqlite" or \
                 self._commits - self._checkpointed < CHECKPOINT_EVERY:

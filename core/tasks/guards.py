@@ -1,7 +1,7 @@
 """Output guards: each returns the list of its violations (empty means the output passes).
 
-A guard sees the whole output object and the task, so grounding guards (step 6: recommended SKUs
-exist in the catalog, reply claims cite the knowledge base) fit the same interface.
+A guard sees the whole output object and the task, so grounding guards (recommended SKUs exist
+in the catalog, reply claims cite the knowledge base) fit the same interface.
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 
 A :class:`TaskKind` knows its output schema, how to render a prompt in either style (completion
 for base models, chat for instruct models), how to finish a raw output (the brand's required
-sign-off) and which guards apply. ``recommendation`` and ``reply`` (step 6) are further kinds
+sign-off) and which guards apply. ``recommendation`` and ``reply`` are further kinds
 registered the same way; their grounding guards read ``task.context`` (catalog, knowledge base).
 """
 

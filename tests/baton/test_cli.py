@@ -149,12 +149,12 @@ def test_real_entry_point_prints_no_traceback(env: dict[str, str]) -> None:
 def test_a_bug_still_ends_in_one_line_and_a_crash_log(env: dict[str, str],
                                                        monkeypatch: pytest.MonkeyPatch,
                                                        tmp_path: Path) -> None:
-    import baton.cli
+    import baton.cli.common
 
     def broken() -> None:
         raise RuntimeError("boom")
 
-    monkeypatch.setattr(baton.cli, "_app", broken)
+    monkeypatch.setattr(baton.cli.common, "app", broken)
     monkeypatch.setattr("tempfile.tempdir", str(tmp_path))
     result = CliRunner().invoke(cli, ["generate"], env=env)
     assert result.exit_code == 2
@@ -165,6 +165,7 @@ def test_a_bug_still_ends_in_one_line_and_a_crash_log(env: dict[str, str],
 
 
 def test_keys_and_jobs_commands(env: dict[str, str]) -> None:
+    from core.credentials.apikeys import ApiKeys
     from core.jobs.lifecycle import Jobs, NewJob
     from core.settings import Settings
     from core.store import open_store
@@ -173,6 +174,15 @@ def test_keys_and_jobs_commands(env: dict[str, str]) -> None:
     assert made.exit_code == 0 and made.stdout.strip().startswith("bk_")
     assert "shown once" in made.stderr
     store = open_store(Settings(data_dir=Path(env["BATON_DATA_DIR"])).resolved_database_url)
+    key = made.stdout.strip()
+    assert ApiKeys(store).tenant_for(key) == "acme"
+    [key_id] = [row.id for row in ApiKeys(store).list()]
+    listed_keys = run(env, "keys", "list").stdout
+    assert key_id in listed_keys and "zapier" in listed_keys and key not in listed_keys
+    assert run(env, "keys", "revoke", key_id).exit_code == 0
+    assert ApiKeys(store).tenant_for(key) is None  # refused from now on
+    twice = CliRunner().invoke(cli, ["keys", "revoke", key_id], env=env)
+    assert twice.exit_code == 1 and "no active key" in twice.stderr
     jobs = Jobs(store)
     job_id = jobs.accept("api", [NewJob(None, "task", "acme", {"kind": "email"})]).job_ids[0]
     jobs.claim(job_id, __import__("datetime").timedelta(seconds=30))

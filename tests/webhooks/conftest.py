@@ -9,6 +9,7 @@ import pytest
 from flask.testing import FlaskClient
 
 from baton.wiring import build_app, build_services
+from connectors.hubspot.settings import HubSpotSettings
 from core.policy import parse_policy
 from core.settings import Settings
 from tests.fakes.backends import ScriptedBackend
@@ -23,7 +24,7 @@ GOOD = json.dumps({"subject": "s", "preheader": "p", "body": "Hi {first_name}, h
 
 @pytest.fixture
 def services(database_url: str | None, tmp_path: Path) -> Iterator[Services]:
-    cfg = Settings(data_dir=tmp_path, database_url=database_url, hubspot_client_secret=SECRET,  # type: ignore[arg-type]
+    cfg = Settings(data_dir=tmp_path, database_url=database_url,  # type: ignore[arg-type]
                    slack_signing_secret=SLACK_SECRET, salesforce_org_ids=ORG,  # type: ignore[arg-type]
                    max_body_bytes=64 * 1024)
     local = ScriptedBackend("llama", local=True, model="gemma", outputs=[GOOD] * 50)
@@ -31,7 +32,8 @@ def services(database_url: str | None, tmp_path: Path) -> Iterator[Services]:
     cloud.healthy = (False, "not configured")
     policy = parse_policy('[[routes]]\nname = "local"\naction = "local"\n')
     engine_app = build_app(cfg, policy, backends={"local": local, "cloud": cloud})
-    svc = build_services(cfg, immediate=True, engine_app=lambda: engine_app)
+    svc = build_services(cfg, immediate=True, engine_app=lambda: engine_app, connector_settings={
+        "hubspot": HubSpotSettings(client_secret=SECRET)})  # type: ignore[arg-type]
     yield svc
     svc.store.close()
     engine_app.close()

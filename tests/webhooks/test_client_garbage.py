@@ -34,9 +34,9 @@ def test_signature_timestamps_of_hundreds_of_digits_are_401(client: FlaskClient)
 
 
 def test_an_oauth_state_with_non_ascii_is_400(client: FlaskClient, services: Services) -> None:
-    services.settings = services.settings.model_copy(update={
-        "hubspot_client_id": "c", "hubspot_redirect_url": "https://b.example/cb"})
-    hubspot_of(services).auth.settings = services.settings
+    auth = hubspot_of(services).auth
+    auth.settings = auth.settings.model_copy(update={"client_id": "c",
+                                                     "redirect_url": "https://b.example/cb"})
     r = client.get("/hubspot/oauth/callback?code=x&state=%C3%A9t%C3%A9.1.abc")
     assert r.status_code == 400 and "stale state" in r.json["reason"]
 

@@ -18,6 +18,7 @@ from werkzeug.test import TestResponse
 
 from baton.wiring import App, build_app, build_services
 from connectors.hubspot.connector import HubSpotConnector
+from connectors.hubspot.settings import HubSpotSettings
 from connectors.signatures import hubspot_v1, hubspot_v2, hubspot_v3
 from core.jobs.lifecycle import utcnow
 from core.policy import parse_policy
@@ -133,18 +134,21 @@ def make_hub(tmp_path: Path, database_url: str | None, *, immediate: bool, **ove
         fake.private_app(PORTAL, TOKEN)
         fake.create_baton_properties(PORTAL)  # as `baton hubspot setup` leaves the portal
         seed(fake)
-        cfg = Settings(data_dir=tmp_path, database_url=database_url,
-                       hubspot_client_secret=SECRET, hubspot_api_base=fake.url,  # type: ignore[arg-type]
-                       hubspot_portal_id=PORTAL, hubspot_access_token=TOKEN,  # type: ignore[arg-type]
-                       hubspot_client_id="client-1", hubspot_redirect_url="https://b.example/hubspot/oauth/callback",
-                       **overrides)
+        own = {k.removeprefix("hubspot_"): v for k, v in overrides.items() if k.startswith("hubspot_")}
+        cfg = Settings(data_dir=tmp_path, database_url=database_url,  # type: ignore[arg-type]
+                       **{k: v for k, v in overrides.items() if not k.startswith("hubspot_")})
+        hubspot = HubSpotSettings(client_secret=SECRET, api_base=fake.url,  # type: ignore[arg-type]
+                                  portal_id=PORTAL, access_token=TOKEN,  # type: ignore[arg-type]
+                                  client_id="client-1",
+                                  redirect_url="https://b.example/hubspot/oauth/callback", **own)
         local = ScriptedBackend("llama", local=True, model="gemma", outputs=[EMAIL] * 400,
                                 max_batch=8)
         cloud = ScriptedBackend("openai", local=False, model="gpt-4o-mini")
         cloud.healthy = (False, "not configured")
         policy = parse_policy('[[routes]]\nname = "local"\naction = "local"\n')
         engine_app: App = build_app(cfg, policy, backends={"local": local, "cloud": cloud})
-        services = build_services(cfg, immediate=immediate, engine_app=lambda: engine_app)
+        services = build_services(cfg, immediate=immediate, engine_app=lambda: engine_app,
+                                  connector_settings={"hubspot": hubspot})
         try:
             yield Hub(fake, services, create_app(services).test_client(), local)
         finally:

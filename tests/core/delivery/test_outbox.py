@@ -11,7 +11,7 @@ import pytest
 from core.delivery.outbox import Outbox
 from core.errors import ConsentError
 from core.jobs.lifecycle import Jobs, NewJob
-from core.store import Store
+from core.store import Store, WriteBackRow
 
 T0 = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)
 
@@ -44,7 +44,7 @@ def test_a_write_is_made_once_and_its_response_kept(store: Store) -> None:
     again = outbox.once("k1", job_id=job, target="contact:1",
                         perform=lambda: calls.append("w") or {"id": "n2"}, find=lambda: None)
     assert first == again == {"id": "n1"} and calls == ["w"]
-    row = outbox.get("k1")
+    row = _written(outbox.store, "k1")
     assert row is not None and (row.state, row.attempts, row.done_at) == ("done", 1, T0)
 
 
@@ -71,7 +71,7 @@ def test_a_pending_write_is_found_after_the_search_settles_instead_of_made_again
                       perform=lambda: made.append("w") or {"id": "n2"}, find=find)
     assert got == {"id": "n1"} and made == []
     assert looks[0] == T0 and looks[-1] == visible_at
-    row = outbox.get("k1")
+    row = _written(outbox.store, "k1")
     assert row is not None and (row.state, row.attempts, row.response) == ("done", 2, {"id": "n1"})
 
 
@@ -122,3 +122,9 @@ def test_written_since_has_exact_edges_and_reads_the_landing_time(store: Store) 
         outbox.once("k4", job_id=job, target="contact:4", perform=lambda: 1 / 0 or {},
                     find=lambda: None)
     assert outbox.written_since("contact:4", T0 + 30 * minute, T0 + 30 * minute)
+
+
+def _written(store: Store, key: str) -> WriteBackRow | None:
+    """The outbox's record of a write-back, as the database holds it."""
+    with store.session() as session:
+        return session.get(WriteBackRow, key)

@@ -2,11 +2,10 @@
 
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
 
 import pytest
 
-from core.errors import ConfigError, InputError, TransientBackendError
+from core.errors import ConfigError, TransientBackendError
 from core.jobs.lifecycle import Jobs, NewJob
 from core.jobs.queue import Dispatcher, make_huey
 from core.jobs.runner import Handler, JobRunner
@@ -74,26 +73,3 @@ def test_a_transient_failure_is_rescheduled_after_its_backoff(tmp_path: Path,
     now = datetime.now(UTC).replace(tzinfo=None)
     assert 29 <= (task.eta - now).total_seconds() <= 31
     assert jobs.due() == []  # the reconciler leaves it to the scheduled retry
-
-
-def test_jobs_of_one_message_run_as_a_batch_and_end_one_by_one(sqlite_store: Store) -> None:
-    jobs = Jobs(sqlite_store)
-    seen: list[list[str]] = []
-
-    def batch(group: list[Any]) -> list[Any]:
-        seen.append([j.payload["n"] for j in group])
-        return [{"n": j.payload["n"]} if j.payload["n"] == "ok" else
-                InputError("bad contact") if j.payload["n"] == "bad" else
-                TransientBackendError("503") for j in group]
-
-    handlers: Registry[Handler] = Registry("job kind")
-    handlers.register("e", lambda job: {"alone": job.payload["n"]})
-    runner = JobRunner(jobs, handlers, timedelta(seconds=30), batch_handlers={"e": batch})
-    ids = jobs.accept("hubspot", [NewJob(None, "e", "t", {"n": n}) for n in ("ok", "bad", "flaky")]).job_ids
-    done_elsewhere = jobs.accept("hubspot", [NewJob(None, "e", "t", {"n": "x"})]).job_ids[0]
-    jobs.claim(done_elsewhere, timedelta(seconds=30))  # another worker holds it
-    assert runner.run_many([*ids, done_elsewhere]) == ["done", "failed", "queued", "not-claimed"]
-    assert seen == [["ok", "bad", "flaky"]]
-    single = jobs.accept("hubspot", [NewJob(None, "e", "t", {"n": "one"})]).job_ids
-    assert runner.run_many(single) == ["done"]  # a batch of one takes the plain handler
-    assert jobs.get(single[0]).result == {"alone": "one"}  # type: ignore[union-attr]
