@@ -114,7 +114,6 @@ def build_hubspot(settings: Settings, store: Store, get_app: Callable[[], App],
     auth = HubSpotAuth(hubspot, vault, Limiters("hubspot", hubspot.requests_per_10s,
                                                  settings.queue_url))
     return HubSpotConnector(hubspot, auth, Outbox(store), Replies(store),
-                            engine=lambda: get_app().engine,
                             lease=timedelta(seconds=settings.job_lease_seconds))
 
 

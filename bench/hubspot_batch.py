@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from datetime import timedelta
 from typing import Any
 
 from baton.wiring import build_app, build_connectors
@@ -75,7 +76,7 @@ def main() -> None:
                 external_id=f"{tag}:{c}", kind="hubspot.event", tenant=f"hubspot:{PORTAL}",
                 payload={"eventId": int(c), "portalId": PORTAL, "objectId": int(c),
                          "subscriptionType": "contact.creation"}) for c in contact_ids]).job_ids
-            rows = [jobs.get(i) for i in made]
+            rows = [jobs.claim(i, timedelta(minutes=30)) for i in made]  # as a worker claims them
             return [r for r in rows if r is not None]
 
         hub.run(job_rows(seed(fake, 900), "warm")[0])  # load the model, warm the cache

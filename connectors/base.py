@@ -38,11 +38,12 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from connectors.errors import PlatformUnavailable
 from connectors.http import ApiError, Inbound, Outbound
-from core.delivery.replies import Replies
+from core.delivery.replies import READY, Replies
 from core.engine.engine import Engine
 from core.engine.engine import Result as EngineResult
-from core.errors import InternalError
+from core.errors import BatonError, InternalError
 from core.jobs.lifecycle import Accepted, NewJob
 from core.registry import Registry
 from core.store import JobRow, ReplyRow
@@ -50,6 +51,7 @@ from core.tasks.kinds import Task
 
 Page = Callable[[Inbound], Outbound]
 Outcome = dict[str, Any] | BaseException  # a job's result, or the error it ends with
+COMPLETION_ROUNDS = 10  # completions of one account a batch makes at most to get its answers out
 
 
 @dataclass(frozen=True)
@@ -171,11 +173,20 @@ class ConnectorJobs:
     def run_many(self, jobs: list[JobRow]) -> list[Outcome]:
         """Jobs of one kind at once: the contexts fetched together, one ``engine.run_many`` (the
         brand's prompt prefix evaluated once), the write-backs together, the deferred answers
-        of each account completed in one call. One job's failure is that job's alone. A job
+        of each account completed together. One job's failure is that job's alone. A job a
+        request waits for runs on its own, so its answer never waits for the others'; a job
         whose answer was recorded before (a retry after its callback could not be sent) skips
         the model and only delivers it."""
         if not jobs:
             return []
+        outcomes: dict[int, Outcome] = {}
+        waited = [i for i, job in enumerate(jobs) if job.payload.get("reply_key")]
+        rest = [i for i in range(len(jobs)) if i not in waited]
+        for group in [[i] for i in waited] + ([rest] if rest else []):
+            outcomes.update(zip(group, self._run_group([jobs[i] for i in group]), strict=True))
+        return [outcomes[i] for i in range(len(jobs))]
+
+    def _run_group(self, jobs: list[JobRow]) -> list[Outcome]:
         connector = connector_of(self.connectors, jobs[0].kind)
         outcomes: dict[int, Outcome] = {}
         fresh: list[int] = []
@@ -219,7 +230,10 @@ class ConnectorJobs:
                 return [self.engine().run(tasks[0])]
             except Exception as exc:
                 return [exc]
-        return list(self.engine().run_many(tasks))
+        try:
+            return list(self.engine().run_many(tasks))
+        except Exception as exc:  # the engine could not run at all: each job's error
+            return [exc] * len(tasks)
 
     def _answer(self, connector: Connector, job: JobRow, outcome: Outcome) -> Outcome:
         """Answer a waiting request: ``answered: sync`` if it took the outputs, ``callback`` if
@@ -234,24 +248,42 @@ class ConnectorJobs:
 
     def _complete(self, connector: Connector, jobs: list[JobRow],
                   outcomes: list[Outcome]) -> list[Outcome]:
-        """Complete the deferred answers of the accounts these jobs answered by callback, one
-        call per account; a job whose completion failed is retried (its answer is kept)."""
-        later = {i: self.replies.get(jobs[i].payload["reply_key"]) for i, o in enumerate(outcomes)
+        """Complete the deferred answers of the accounts these jobs answered by callback. An
+        account's oldest ready answers go first (a backlog after an outage), so it is completed
+        until these jobs' answers are out; a job whose answer could not be sent is retried
+        later, its answer kept (the retry only delivers it)."""
+        later = {i: jobs[i].payload["reply_key"] for i, o in enumerate(outcomes)
                  if isinstance(o, dict) and o.get("answered") == "callback"}
         failed: dict[str, BaseException] = {}
-        for account in dict.fromkeys(row.account for row in later.values() if row is not None):
+        accounts = {key: row.account for key in later.values()
+                    if (row := self.replies.get(key)) is not None}
+        for account in dict.fromkeys(accounts.values()):
+            mine = [key for key, acc in accounts.items() if acc == account]
             try:
-                connector.complete(account)
-            except Exception as exc:
+                for _ in range(COMPLETION_ROUNDS):
+                    if connector.complete(account) == 0 or not self._still_ready(mine):
+                        break
+            except BatonError as exc:  # the platform refused or failed: not the answer's fault
+                failed[account] = PlatformUnavailable(f"the answer is kept; completing it "
+                                                      f"failed: {exc}")
+            except Exception as exc:  # a bug: the runner logs it and retries
                 failed[account] = exc
-        for i, row in later.items():
-            if row is not None and row.account in failed:
-                outcomes[i] = failed[row.account]
-                continue
-            row = self.replies.get(jobs[i].payload["reply_key"])
-            outcomes[i] = {"answered": "callback", "state": row.state if row else "missing",
-                           "outputs": row.outputs if row else None}
+        for i, key in later.items():
+            owner = accounts.get(key, "")
+            row = self.replies.get(key)
+            if owner in failed:
+                outcomes[i] = failed[owner]
+            elif row is not None and row.state == READY:
+                outcomes[i] = PlatformUnavailable("the answer is kept; older answers of the "
+                                                  "account are completed first")
+            else:
+                outcomes[i] = {"answered": "callback", "state": row.state if row else "missing",
+                               "outputs": row.outputs if row else None}
         return outcomes
+
+    def _still_ready(self, keys: list[str]) -> bool:
+        return any((row := self.replies.get(key)) is not None and row.state == READY
+                   for key in keys)
 
 
 def _guarded(call: Callable[[], Sequence[Any]], n: int) -> list[Any]:

@@ -34,7 +34,7 @@ def create_app(services: Services) -> Flask:
     app.extensions["baton"] = services
     everything = services.settings.access_log == "all"
     app.register_blueprint(ops.blueprint)
-    app.register_blueprint(platforms.blueprint)
+    platforms.register(app, services.connectors.names())
     app.register_blueprint(tasks.blueprint)
     app.register_blueprint(salesforce.blueprint)
     app.register_blueprint(salesforce_actions.blueprint)

@@ -8,6 +8,7 @@ OpenAPI 3.0.3, because Salesforce External Services reads 3.0 and not 3.1: pydan
 
 from __future__ import annotations
 
+import functools
 from typing import Any, Literal
 
 from pydantic import BaseModel, Field
@@ -96,8 +97,9 @@ def components() -> dict[str, Any]:
     return schemas
 
 
+@functools.cache
 def document() -> dict[str, Any]:
-    """The whole document, as served at ``/openapi.json``."""
+    """The whole document, as served at ``/openapi.json`` (built once per process)."""
     bad_request = _json("Error", "bad request")
     return {
         "openapi": "3.0.3",

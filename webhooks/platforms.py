@@ -10,7 +10,7 @@ mistake.
 
 from __future__ import annotations
 
-from flask import Blueprint, Response, g, request
+from flask import Flask, Response, g, request
 from werkzeug.exceptions import RequestEntityTooLarge
 
 from connectors.base import Connector, ReplyWait
@@ -18,20 +18,22 @@ from connectors.http import (
     ApiError,
     Inbound,
     MethodNotAllowed,
-    NotFound,
     Outbound,
     PayloadTooLarge,
 )
 from core.store import ReplyRow
 from webhooks.common import client_address, original_url, raw_body, record, services, wait_until
 
-blueprint = Blueprint("platforms", __name__)
+
+def register(app: Flask, names: list[str]) -> None:
+    """``/<connector>/<route>`` for these connectors only: any other path is left to the other
+    routes (and their 404 and 405 answers)."""
+    if names:
+        app.add_url_rule(f"/<any({', '.join(names)}):name>/<path:route>", endpoint="platforms.platform",
+                         view_func=platform, methods=["GET", "POST"])
 
 
-@blueprint.route("/<name>/<path:route>", methods=["GET", "POST"])
 def platform(name: str, route: str) -> Response:
-    if name not in services().connectors:
-        raise NotFound("no such route")
     connector = services().connectors.get(name)
     try:
         req = Inbound(method=request.method, route=route, url=original_url(),
@@ -50,9 +52,10 @@ def platform(name: str, route: str) -> Response:
 
 def _handle(connector: Connector, req: Inbound) -> Outbound:
     pages = connector.pages()
-    if (req.method == "GET") != (req.route in pages):  # pages are read, deliveries posted
+    read = req.method in ("GET", "HEAD")  # Flask answers HEAD as GET, without the body
+    if read != (req.route in pages):  # pages are read, deliveries posted
         raise MethodNotAllowed("method not allowed on this route")
-    if req.method == "GET":
+    if read:
         g.route_label = f"/{connector.name}/{req.route}"
         return pages[req.route](req)
     connector.verify(req)

@@ -29,7 +29,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import time
-from collections.abc import Callable, Collection, Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from html import escape
@@ -55,7 +55,6 @@ from connectors.signatures import SignatureError, verify_hubspot
 from core.contacts import canonical
 from core.delivery.outbox import Outbox, target_key
 from core.delivery.replies import Replies
-from core.engine.engine import Engine
 from core.engine.engine import Result as EngineResult
 from core.errors import (
     BatonError,
@@ -65,9 +64,10 @@ from core.errors import (
     InputError,
     InternalError,
     LanguageError,
-    UnknownNameError,
+    QuotaExhaustedError,
 )
 from core.jobs.lifecycle import Accepted, NewJob
+from core.jobs.runner import PERMANENT
 from core.retention import forget
 from core.settings import Settings, iso_duration_days
 from core.store import JobRow, ReplyRow
@@ -239,10 +239,9 @@ class HubSpotConnector:
     name = "hubspot"
 
     def __init__(self, settings: HubSpotSettings, auth: HubSpotAuth, outbox: Outbox,
-                 replies: Replies, engine: Callable[[], Engine], *,
+                 replies: Replies, *,
                  lease: timedelta = timedelta(seconds=300)) -> None:
         self.settings, self.auth, self.outbox, self.replies = settings, auth, outbox, replies
-        self.engine = engine
         self.specs = action_specs()
         self.lease = lease  # a claim of callbacks to complete expires after this (a crashed sender)
         self._catalogs: dict[int, tuple[float, list[dict[str, str]]]] = {}
@@ -433,7 +432,7 @@ class HubSpotConnector:
             return None
         if not isinstance(outcome, BaseException):
             return dict(outcome["outputs"])
-        if isinstance(outcome, GenerationError | InputError | UnknownNameError):
+        if isinstance(outcome, PERMANENT):  # what the job runner will not retry
             log.info("workflow action failed", extra={"job_id": job.id,
                                                       "error": type(outcome).__name__})
             return ActionRefused(_error_code(outcome), str(outcome)).outputs()
@@ -480,11 +479,12 @@ class HubSpotConnector:
         """A contact of the portal ``hubspot:<portal>`` by email (HubSpot's ``idProperty``) or
         record id, with the configured contact properties."""
         platform, _, account = tenant.partition(":")
-        if platform != self.name or not account.isdigit():
+        if platform != self.name or not (account.isascii() and account.isdigit()):
             raise InputError(f"not a HubSpot account: {tenant!r} (expected hubspot:<portal id>)")
-        client = self.auth.client(int(account))
+        portal = int(account)
+        client = self.auth.client(portal)
         by_email = "@" in key
-        if not by_email and not key.isdigit():
+        if not by_email and not (key.isascii() and key.isdigit()):
             raise InputError(f"expected an email address or a HubSpot record id, got {key[:60]!r}")
         props = Settings.list_of(self.settings.contact_properties)
         try:
@@ -492,7 +492,7 @@ class HubSpotConnector:
                                                    by="email" if by_email else None)
         except RecordNotFound:
             return None
-        return Contact(tenant, found_id, canonical(fields))
+        return Contact(f"{self.name}:{portal}", found_id, canonical(fields))
 
     def wants(self, event: Mapping[str, Any]) -> str | None:
         """Why this event starts a job, or None to skip it. The 2025.2 platform's generic
@@ -601,6 +601,8 @@ def _error_code(exc: BatonError) -> str:
         return "record_not_found"
     if isinstance(exc, PlatformRejected):
         return "crm_refused"
+    if isinstance(exc, ConfigError | QuotaExhaustedError):  # Baton cannot run it until mended
+        return "unavailable"
     return "invalid_input"
 
 

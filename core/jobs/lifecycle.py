@@ -320,26 +320,25 @@ class Jobs:
         return self._end(job_id, DONE, result=result, error=None)
 
     def fail(self, job_id: str, error: str, *, permanent: bool = False) -> str:
-        """Record a failed attempt: ``failed`` if permanent, ``dead`` when attempts are used up,
-        else back to ``queued`` after an exponential backoff with full jitter."""
+        """Record a failed attempt of a running job: ``failed`` if permanent, ``dead`` when
+        attempts are used up, else back to ``queued`` after an exponential backoff with full
+        jitter. Returns the state the job is in afterwards (a job that is not running, e.g. one
+        another worker ended meanwhile, is left as it is)."""
         job = self.get(job_id)
         if job is None:
             return "missing"
-        if permanent:
-            self._end(job_id, FAILED, result=None, error=error)
-            return FAILED
-        if job.attempts >= job.max_attempts:
-            self._end(job_id, DEAD, result=None, error=error)
-            return DEAD
+        if permanent or job.attempts >= job.max_attempts:
+            ended = FAILED if permanent else DEAD
+            return ended if self._end(job_id, ended, result=None, error=error) else job.state
         delay = min(self.backoff_cap, self.backoff_base * 2 ** (job.attempts - 1))
         now = self.clock()
         with self.store.session.begin() as session:
-            session.execute(
+            changed = rows_changed(session,
                 sa.update(JobRow).where(JobRow.id == job_id, JobRow.state == RUNNING)
                 .values(state=QUEUED, lease_until=None, error=error, dispatched_at=None,
                         run_after=now + timedelta(seconds=delay * (0.5 + self.rand() / 2)),
                         updated_at=now))
-        return QUEUED
+        return QUEUED if changed else job.state
 
     def _end(self, job_id: str, state: str, *, result: dict[str, Any] | None,
              error: str | None) -> bool:

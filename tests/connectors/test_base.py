@@ -25,11 +25,12 @@ from connectors.base import (
     Page,
     ReplyWait,
 )
+from connectors.errors import PlatformRejected, PlatformUnavailable
 from connectors.http import ApiError, BadRequest, Inbound, NotFound, Outbound, Unauthorized
 from core.delivery.outbox import Outbox
 from core.delivery.replies import Replies
 from core.engine.engine import Result as EngineResult
-from core.errors import InputError
+from core.errors import ConfigError, InputError
 from core.jobs.lifecycle import Accepted, NewJob
 from core.policy import parse_policy
 from core.settings import Settings
@@ -54,6 +55,7 @@ class Echo:
         self.written: list[str] = []  # every write the platform received
         self.completed: list[list[str]] = []  # every completion call: the reply keys in it
         self.fail_prepare: set[str] = set()
+        self.limit = 100  # answers one completion call carries at most
 
     def pages(self) -> Mapping[str, Page]:
         return {"hello": lambda req: Outbound.html(200, "<p>hello</p>")}
@@ -125,7 +127,7 @@ class Echo:
         return {"record": job.payload["id"], "body": self.records[job.payload["id"]]["body"]}
 
     def complete(self, account: str) -> int:
-        rows = self.replies.claim("echo", account, lease=timedelta(seconds=30))
+        rows = self.replies.claim("echo", account, lease=timedelta(seconds=30), limit=self.limit)
         if rows:
             self.completed.append([r.key for r in rows])
             self.replies.sent([r.key for r in rows])
@@ -199,27 +201,72 @@ def test_one_batch_is_prepared_generated_and_written_together_and_only_once(setu
     assert flow.run_many([]) == []
 
 
-def test_answer_now_if_quick_else_later_through_one_completion_per_account(setup: Any) -> None:
+def test_answer_now_if_quick_else_later_by_completion(setup: Any) -> None:
     services, echo, flow, local = setup
     client = create_app(services).test_client()
     assert _post(client, "ask", {"ids": [7], "wait": 0}).json == {"answer": "later"}
     assert _post(client, "ask", {"ids": [8], "wait": 0}).json == {"answer": "later"}
     rows = _queued(services)
-    outcomes = flow.run_many(rows)
+    outcomes = flow.run_many(rows)  # jobs a request waits for run one by one: none waits for another
     assert [o["answered"] for o in outcomes] == ["callback", "callback"]  # type: ignore[index]
-    assert echo.completed == [["echo:acme:7", "echo:acme:8"]]  # one call for the account
+    assert echo.completed == [["echo:acme:7"], ["echo:acme:8"]]
     prompts = len(local.prompts)
-    again = flow.run_many(rows)  # answered already: the model is not asked again
-    assert len(local.prompts) == prompts and echo.completed == [["echo:acme:7", "echo:acme:8"]]
-    assert [o["answered"] for o in again] == ["callback", "callback"]  # type: ignore[index]
+    again = flow.run_many(rows)  # answered already: the model is not asked again, nothing resent
+    assert len(local.prompts) == prompts and len(echo.completed) == 2
+    assert [o["state"] for o in again] == ["done", "done"]  # type: ignore[index]
     # the worker answered first: a redelivered request takes the outputs in its response
-    assert _post(client, "ask", {"ids": [7], "wait": 0}).json == {"answer": "later"}
     services.replies.open("echo:acme:9", platform="echo", account="acme")  # a request waits
     services.jobs.accept("echo", [NewJob("ask:9", "echo.ask", "echo:acme",
                                          {"id": "9", "reply_key": "echo:acme:9"})])
     [sync] = flow.run_many(_queued(services))
     assert services.replies.get("echo:acme:9").reply == "sync"
     assert sync == {"answered": "sync", "outputs": {"record": "9", "body": "Hi N9, hello."}}
+
+
+def test_a_backlog_of_older_answers_is_completed_until_the_jobs_own_is_out(setup: Any) -> None:
+    services, echo, flow, _ = setup
+    echo.limit = 2  # a platform that takes two answers a call (HubSpot: 100)
+    for n in range(5):  # older answers, ready since an outage
+        services.replies.open(f"echo:acme:old{n}", platform="echo", account="acme")
+        services.replies.give_up(f"echo:acme:old{n}")
+        services.replies.answer(f"echo:acme:old{n}", {"n": str(n)})
+    services.replies.open("echo:acme:5", platform="echo", account="acme")
+    services.replies.give_up("echo:acme:5")
+    services.jobs.accept("echo", [NewJob("ask:5", "echo.ask", "echo:acme",
+                                         {"id": "5", "reply_key": "echo:acme:5"})])
+    [outcome] = flow.run_many(_queued(services))
+    assert outcome["state"] == "done"  # type: ignore[index]
+    assert echo.completed == [["echo:acme:old0", "echo:acme:old1"], ["echo:acme:old2", "echo:acme:old3"],
+                              ["echo:acme:old4", "echo:acme:5"]]
+
+
+def test_a_completion_that_fails_keeps_the_answer_and_retries_the_job(setup: Any) -> None:
+    services, echo, flow, _ = setup
+    client = create_app(services).test_client()
+    _post(client, "ask", {"ids": [4], "wait": 0})
+    rows = _queued(services)
+
+    def down(account: str) -> int:
+        raise PlatformRejected("403: the app lost its scope", status=403)
+
+    echo.complete = down  # type: ignore[method-assign]
+    [outcome] = flow.run_many(rows)
+    assert isinstance(outcome, PlatformUnavailable) and "answer is kept" in str(outcome)
+    assert services.replies.get("echo:acme:4").state == "ready"  # kept for the retry
+
+
+def test_an_engine_that_cannot_run_fails_each_job_of_the_batch_and_nothing_else(setup: Any) -> None:
+    services, echo, _, _ = setup
+
+    def no_engine() -> Any:
+        raise ConfigError("BATON_MODEL_PATH: no such file")
+
+    flow = ConnectorJobs(services.connectors, no_engine, Replies(services.store))
+    services.jobs.accept("echo", [NewJob(f"i:{i}", "echo.items", "echo:acme", {"id": i})
+                                  for i in ("1", "2", "skip")])
+    outcomes = flow.run_many(_queued(services))
+    assert [type(o).__name__ for o in outcomes] == ["ConfigError", "ConfigError", "dict"]
+    assert echo.written == []
 
 
 def test_every_registered_connector_gets_the_one_handler(setup: Any) -> None:

@@ -118,6 +118,12 @@ def test_unknown_routes_and_methods_are_json(client: FlaskClient) -> None:
     assert client.get("/nope").json == {"error": "not_found", "reason": "no such route"}
     r = client.get("/hubspot/webhooks")
     assert r.status_code == 405 and r.json["error"] == "method_not_allowed"
+    for path in ("/v1/tasks", "/slack/events", "/salesforce/outbound"):  # posted, not read
+        assert client.get(path).status_code == 405, path
+    assert client.post("/hubspot/install").status_code == 405  # a page is read, not posted
+    assert client.head("/hubspot/install").status_code == client.get("/hubspot/install").status_code
+    assert client.post("/nohub/webhooks", json=[]).json == {"error": "not_found",
+                                                             "reason": "no such route"}
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])

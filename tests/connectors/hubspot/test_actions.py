@@ -18,7 +18,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from core.delivery.replies import Replies
-from core.store import ReplyRow
+from core.errors import ConfigError, GenerationError, QuotaExhaustedError, TransientBackendError
+from core.store import JobRow, ReplyRow
 from tests.connectors.hubspot.conftest import PORTAL, Hub, call, hubspot_of
 
 
@@ -79,8 +80,8 @@ def test_ready_callbacks_are_completed_in_one_batch(queued_hub: Hub) -> None:
     hub = queued_hub
     for i in range(3):
         assert hub.action("email", call(f"ap-4-{i}")).status_code == 200
-    # the callbacks API is down while the three jobs finish (one batch: one completion, 2 attempts)
-    hub.fake.inject(503, 2, path="/automation/.*")
+    # the callbacks API is down while the three jobs finish (each tries twice to complete)
+    hub.fake.inject(503, 6, path="/automation/.*")
     hub.drain()
     assert not hub.fake.completions
     assert {j.state for j in hub.jobs("hubspot.action")} == {"queued"}  # to be retried, not lost
@@ -235,7 +236,7 @@ def test_a_refused_batch_is_completed_one_by_one_and_the_refused_set_aside(queue
     hub = queued_hub
     for i in range(3):
         assert hub.action("email", call(f"ap-9-{i}")).status_code == 200
-    hub.fake.inject(503, 2, path="/automation/.*")  # callbacks pile up while the API is down
+    hub.fake.inject(503, 6, path="/automation/.*")  # callbacks pile up while the API is down
     hub.drain()
     hub.fake.refused_callbacks.add("ap-9-1")  # HubSpot no longer knows this one
     hub.fake.refusal_status = refusal  # 400, or 404 for an id it does not know
@@ -297,7 +298,7 @@ def test_a_403_on_completion_keeps_the_callbacks_for_later(queued_hub: Hub) -> N
     hub = queued_hub
     for i in range(2):
         assert hub.action("email", call(f"ap-12-{i}")).status_code == 200
-    hub.fake.inject(503, 2, path="/automation/.*")  # one completion for both, 2 attempts
+    hub.fake.inject(503, 4, path="/automation/.*")
     hub.drain()
     hub.fake.inject(403, 1, path="/automation/.*")
     with pytest.raises(Exception, match="403"):
@@ -394,3 +395,20 @@ def test_two_processes_flushing_at_once_complete_each_callback_once(queued_hub: 
     assert here + there == 16
     assert sorted(hub.fake.completions) == sorted(f"ap-16-{i}" for i in range(16))
     assert set(hub.fake.completions.values()) == {1}
+
+
+@pytest.mark.parametrize(("error", "code"), [
+    (ConfigError("BATON_MODEL_PATH: no such file"), "unavailable"),
+    (QuotaExhaustedError("the cloud budget of this month is spent"), "unavailable"),
+    (GenerationError("every candidate failed its checks"), "generation_failed"),
+])
+def test_what_the_runner_will_not_retry_is_answered_at_once(hub: Hub, error: Exception,
+                                                            code: str) -> None:
+    """The workflow gets FAIL_CONTINUE with the reason on the first attempt; a job that fails
+    for good never leaves the action waiting in BLOCK until it expires."""
+    job = JobRow(id="j", kind="hubspot.action", tenant=f"hubspot:{PORTAL}", attempts=1,
+                 max_attempts=5, payload={"reply_key": f"hubspot:{PORTAL}:cb"})
+    out = hub.connector.answer(job, error)
+    assert out is not None and out["hs_execution_state"] == "FAIL_CONTINUE"
+    assert out["errorCode"] == code and str(error) in out["error"]
+    assert hub.connector.answer(job, TransientBackendError("503")) is None  # retried first

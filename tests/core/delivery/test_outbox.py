@@ -128,3 +128,25 @@ def _written(store: Store, key: str) -> WriteBackRow | None:
     """The outbox's record of a write-back, as the database holds it."""
     with store.session() as session:
         return session.get(WriteBackRow, key)
+
+
+def test_a_write_tried_again_waits_for_the_search_from_its_latest_try(store: Store) -> None:
+    """The earlier write that might have landed is the latest attempt's, not the first's."""
+    clock = Clock()
+    outbox = Outbox(store, clock=clock, sleep=clock.sleep, poll=1.0)
+    job = running_job(store, clock)
+    with pytest.raises(ZeroDivisionError):  # first try at T0
+        outbox.once("k1", job_id=job, target="c", perform=lambda: 1 / 0 or {}, find=lambda: None)
+    pending = _written(outbox.store, "k1")
+    assert pending is not None and (pending.state, pending.tried_at) == ("pending", T0)
+    clock.now = T0 + timedelta(minutes=1)  # second try, a minute later, dies too
+    with pytest.raises(ZeroDivisionError):
+        outbox.once("k1", job_id=job, target="c", perform=lambda: 1 / 0 or {}, find=lambda: None)
+    clock.now = T0 + timedelta(minutes=1, seconds=2)
+    looks: list[datetime] = []
+    got = outbox.once("k1", job_id=job, target="c", settle=timedelta(seconds=6),
+                      perform=lambda: {"id": "n3"}, find=lambda: looks.append(clock.now))
+    assert got == {"id": "n3"}
+    assert looks[-1] == T0 + timedelta(minutes=1, seconds=6)  # the second try's settle time
+    row = _written(outbox.store, "k1")
+    assert row is not None and row.attempts == 3 and row.tried_at == T0 + timedelta(minutes=1, seconds=2)

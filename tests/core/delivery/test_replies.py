@@ -143,3 +143,16 @@ def test_the_longest_waiting_row_is_claimed_first_whatever_its_insert_order(stor
     clock.now = T0
     ready(replies, clock, "opened first")  # inserted second, opened earlier
     assert [r.key for r in replies.claim("hubspot", "7", lease=LEASE, limit=1)] == ["opened first"]
+
+
+def test_a_sent_or_set_aside_callback_is_never_claimed_again_however_old(store: Store) -> None:
+    clock = Clock()
+    replies = Replies(store, clock)
+    for key in ("sent", "refused"):
+        ready(replies, clock, key)
+    claimed = replies.claim("hubspot", "7", lease=LEASE)
+    assert [r.key for r in claimed] == ["sent", "refused"]
+    replies.sent(["sent"])
+    replies.set_aside(["refused"], "refused")
+    clock.tick(hours=2)  # long past the lease a sender had on them
+    assert replies.claim("hubspot", "7", lease=LEASE) == []

@@ -148,3 +148,14 @@ def test_circuit_breaker_counts_its_cooldown_down_to_zero() -> None:
     assert breaker.remaining() == 20.0
     now[0] = 200.0
     assert breaker.remaining() == 0.0
+
+
+def test_an_unavailable_backend_is_explained_by_its_reason_or_as_unhealthy() -> None:
+    local_only = parse_policy('[[routes]]\nname = "all"\naction = "local"\nfallback = false\n')
+    down = {"local": False, "cloud": True}
+    with pytest.raises(RoutingError, match=r"local is unavailable: model file missing; no allowed"):
+        decide(local_only, inp(healthy=down, unhealthy_why={"local": "model file missing"}))
+    with pytest.raises(RoutingError, match=r"local is unavailable: unhealthy; no allowed"):
+        decide(local_only, inp(healthy=down))
+    told = decide(policy(), inp(healthy=down, unhealthy_why={"local": "model file missing"}))
+    assert "local is unavailable (model file missing) -> fallback to cloud-masked" in told.reasons

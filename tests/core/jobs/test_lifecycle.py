@@ -318,3 +318,52 @@ def test_list_is_newest_first_filtered_and_limited(store: Store) -> None:
     assert [j.id for j in jobs.list(limit=2)] == [ids[3], ids[2]]
     assert [j.id for j in jobs.list(state=DONE)] == [ids[1]]
     assert [j.id for j in jobs.list(state=QUEUED)] == [ids[3], ids[2], ids[0]]
+
+
+def test_the_pump_takes_due_queued_jobs_oldest_first_each_once(store: Store) -> None:
+    clock = Clock()
+    jobs = Jobs(store, clock=clock, rand=lambda: 1.0, backoff_base=10.0)
+    clock.advance(seconds=30)
+    late = jobs.accept("api", [NewJob("late", "test", "t", {})]).job_ids[0]
+    clock.advance(seconds=-20)  # recorded after `late` but dated earlier (two web processes)
+    early, middle = jobs.accept("api", items(["early", "middle"])).job_ids
+    clock.advance(seconds=20)
+    ended = jobs.accept("api", items(["ended"])).job_ids[0]
+    jobs.claim(ended, timedelta(seconds=30))
+    jobs.succeed(ended, {})  # never dispatched, but over: never taken
+    retried = jobs.accept("api", items(["retried"])).job_ids[0]
+    assert set(jobs.take_undispatched()) == {late, early, middle, retried}  # everything due, once
+    assert jobs.take_undispatched() == []
+    with store.session.begin() as s:  # as recorded by a web process that does not dispatch
+        s.execute(sa.update(JobRow).where(JobRow.id.in_([late, early, middle]))
+                  .values(dispatched_at=None))
+    jobs.claim(retried, timedelta(seconds=30))
+    assert jobs.fail(retried, "503") == QUEUED  # its retry is due in 10 s
+    assert set(jobs.take_undispatched(limit=2)) == {early, middle}  # the oldest, up to the limit
+    assert jobs.take_undispatched(limit=2) == [late]  # the rest, once; the retry is not due
+    clock.advance(seconds=10)
+    assert jobs.take_undispatched() == [retried]  # due at its instant
+    assert jobs.take_undispatched() == []
+
+
+def test_a_failure_touches_only_its_own_running_job(store: Store) -> None:
+    clock = Clock()
+    jobs = Jobs(store, clock=clock, rand=lambda: 0.0, backoff_base=8.0, max_attempts=2)
+    mine, other, done = jobs.accept("api", items(["mine", "other", "done"])).job_ids
+    for job_id in (mine, other, done):
+        jobs.claim(job_id, timedelta(seconds=30))
+    jobs.succeed(done, {"ok": True})
+    clock.advance(seconds=5)
+    assert jobs.fail(mine, "503") == QUEUED
+    job = jobs.get(mine)
+    assert job is not None and job.lease_until is None and job.error == "503"
+    assert job.updated_at == clock.now and job.dispatched_at is None
+    assert job.run_after == clock.now + timedelta(seconds=4)  # 8 s with full jitter at its low end
+    assert jobs.get(other).state == RUNNING  # type: ignore[union-attr]
+    assert jobs.fail(done, "late failure") == DONE  # another worker ended it: left as it is
+    assert jobs.get(done).result == {"ok": True}  # type: ignore[union-attr]
+    clock.advance(seconds=4)
+    jobs.claim(mine, timedelta(seconds=30))
+    assert jobs.fail(mine, "503 again") == DEAD
+    assert jobs.get(mine).error == "503 again"  # type: ignore[union-attr]
+    assert jobs.fail(mine, "once more", permanent=True) == DEAD  # ended: nothing changes
