@@ -34,12 +34,13 @@ def register(app: Flask, names: list[str]) -> None:
 
 
 def platform(name: str, route: str) -> Response:
-    connector = services().connectors.get(name)
+    svc = services()
+    connector = svc.connectors.get(name)
     try:
         req = Inbound(method=request.method, route=route, url=original_url(),
                       headers=request.headers, body=raw_body(),  # type: ignore[arg-type]
-                      query=request.args.to_dict(), client=client_address(),
-                      mimetype=request.mimetype or "", received_at=services().clock())
+                      query=request.args, client=client_address(),
+                      mimetype=request.mimetype or "", received_at=svc.clock())
         out = _handle(connector, req)
     except ApiError as exc:
         out = connector.refuse(_bare(route), exc)

@@ -245,11 +245,12 @@ class HubSpotConnector:
         self.specs = action_specs()
         self.lease = lease  # a claim of callbacks to complete expires after this (a crashed sender)
         self._catalogs: dict[int, tuple[float, list[dict[str, str]]]] = {}
+        self._pages: dict[str, Page] = {"install": self._install, "oauth/callback": self._oauth_callback}
 
     # -- requests --------------------------------------------------------------------------------
 
     def pages(self) -> Mapping[str, Page]:
-        return {"install": self._install, "oauth/callback": self._oauth_callback}
+        return self._pages
 
     def verify(self, req: Inbound) -> None:
         try:
