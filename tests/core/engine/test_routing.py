@@ -159,3 +159,28 @@ def test_an_unavailable_backend_is_explained_by_its_reason_or_as_unhealthy() -> 
         decide(local_only, inp(healthy=down))
     told = decide(policy(), inp(healthy=down, unhealthy_why={"local": "model file missing"}))
     assert "local is unavailable (model file missing) -> fallback to cloud-masked" in told.reasons
+
+
+def test_the_budget_rule_starts_below_its_threshold_and_says_why() -> None:
+    assert decide(policy(), inp(tier="critical", budget_left_usd=1.0)).rule != "budget low"
+    below = decide(policy(), inp(tier="critical", budget_left_usd=0.9999))
+    assert below.rule == "budget low"
+    assert below.reasons[0] == ("rule 'budget low' matched (budget left $0.9999 < $1.0000) -> local")
+
+
+def test_a_backend_missing_from_the_health_map_counts_as_down() -> None:
+    d = decide(policy(), inp(tier="critical", healthy={"local": True}))  # nothing known of cloud
+    assert d.rule == "cloud down"
+    assert d.reasons[0] == "rule 'cloud down' matched (unhealthy: cloud) -> local"
+    always = parse_policy('[[routes]]\nname = "all"\naction = "local"\nfallback = false\n')
+    with pytest.raises(RoutingError, match="local is unavailable"):
+        decide(always, inp(healthy={"cloud": True}))  # nothing known of local: not used
+    assert decide(always, inp()).reasons[0] == "rule 'all' matched (always) -> local"
+
+
+def test_confidential_fields_turn_cloud_into_cloud_masked_and_say_so() -> None:
+    to_cloud = parse_policy('[[routes]]\nname = "c"\naction = "cloud"\n')
+    d = decide(to_cloud, inp(sensitivity="confidential"))
+    assert d.action == "cloud-masked" and d.steps[0].masked
+    assert d.reasons[1] == "confidential fields present: cloud requires masking -> cloud-masked"
+    assert decide(to_cloud, inp(sensitivity="pii")).action == "cloud"

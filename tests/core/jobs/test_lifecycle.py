@@ -367,3 +367,33 @@ def test_a_failure_touches_only_its_own_running_job(store: Store) -> None:
     assert jobs.fail(mine, "503 again") == DEAD
     assert jobs.get(mine).error == "503 again"  # type: ignore[union-attr]
     assert jobs.fail(mine, "once more", permanent=True) == DEAD  # ended: nothing changes
+
+
+def test_a_claim_takes_a_lease_after_its_last_instant_and_stamps_the_job(store: Store) -> None:
+    clock = Clock()
+    jobs = Jobs(store, clock=clock)
+    job_id = jobs.accept("api", items(["x"])).job_ids[0]
+    first = jobs.claim(job_id, timedelta(seconds=30))
+    assert first is not None and first.updated_at == clock.now
+    clock.advance(seconds=30)
+    assert jobs.claim(job_id, timedelta(seconds=30)) is None  # the lease's last instant: still held
+    clock.advance(microseconds=1)
+    taken = jobs.claim(job_id, timedelta(seconds=30))
+    assert taken is not None and taken.attempts == 2 and taken.updated_at == clock.now
+
+
+def test_the_default_backoff_doubles_from_two_seconds_up_to_five_minutes(store: Store) -> None:
+    clock = Clock()
+    jobs = Jobs(store, clock=clock, rand=lambda: 1.0, max_attempts=20)
+    job_id = jobs.accept("api", items(["x"])).job_ids[0]
+    waits = []
+    for _ in range(10):
+        jobs.claim(job_id, timedelta(seconds=30))
+        jobs.fail(job_id, "503")
+        job = jobs.get(job_id)
+        assert job is not None
+        waits.append((job.run_after - clock.now).total_seconds())
+        clock.now = job.run_after
+    assert waits == [2, 4, 8, 16, 32, 64, 128, 256, 300, 300]
+    [accepted] = jobs.accept_many([("api", items(["y"]))])  # recorded undispatched by default
+    assert accepted.job_ids[0] in jobs.take_undispatched()
