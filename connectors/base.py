@@ -207,20 +207,23 @@ class ConnectorJobs:
             else:  # failed before generation: a waiting request is answered all the same
                 outcomes[i] = self._answer(connector, jobs[i], prepared)
         results = self._generate([task for _, task in runs])
-        written = _guarded(lambda: connector.write_back(
-            [(jobs[i], r) for (i, _), r in zip(runs, results, strict=True)]), len(runs))
-        for (i, _), outcome in zip(runs, written, strict=True):
-            outcomes[i] = self._answer(connector, jobs[i], outcome)
+        answered = self._write_and_answer(
+            connector, [(jobs[i], r) for (i, _), r in zip(runs, results, strict=True)])
+        outcomes.update(((i, o) for (i, _), o in zip(runs, answered, strict=True)))
         return self._complete(connector, jobs, [outcomes[i] for i in range(len(jobs))])
 
     def release(self, connector: Connector,
                 done: list[tuple[JobRow, EngineResult | BaseException]]) -> list[Outcome]:
         """Write back, answer and complete jobs whose engine results are in hand: what
         :meth:`run_many` does after generating, and what approving a held draft does."""
-        jobs = [job for job, _ in done]
+        return self._complete(connector, [job for job, _ in done],
+                              self._write_and_answer(connector, done))
+
+    def _write_and_answer(self, connector: Connector,
+                          done: list[tuple[JobRow, EngineResult | BaseException]]) -> list[Outcome]:
         written = _guarded(lambda: connector.write_back(done), len(done))
-        return self._complete(connector, jobs, [self._answer(connector, job, outcome)
-                                                for job, outcome in zip(jobs, written, strict=True)])
+        return [self._answer(connector, job, outcome)
+                for (job, _), outcome in zip(done, written, strict=True)]
 
     def _generate(self, tasks: list[Task]) -> list[EngineResult | BaseException]:
         if not tasks:

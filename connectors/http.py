@@ -30,21 +30,26 @@ class Inbound:
     received_at: float = 0.0  # epoch seconds, the clock signatures are checked against
 
     def json(self) -> Any:
-        """The body parsed as JSON; :class:`UnsupportedMediaType` for another content type,
-        :class:`BadRequest` with the reason if it is broken."""
-        if self.mimetype != "application/json" and not self.mimetype.endswith("+json"):
-            raise UnsupportedMediaType(f"expected application/json, got {self.mimetype or 'no content type'}")
-        try:
-            return json.loads(self.body.decode("utf-8"), parse_constant=_no_constant)
-        except UnicodeDecodeError:
-            raise BadRequest("body is not UTF-8") from None
-        except json.JSONDecodeError as exc:
-            raise BadRequest(f"malformed JSON: {exc.msg} at line {exc.lineno} column {exc.colno}") \
-                from None
-        except RecursionError:
-            raise BadRequest("JSON nested too deeply") from None
-        except ValueError as exc:  # e.g. an integer of more than 4,300 digits
-            raise BadRequest(f"unreadable JSON: {str(exc)[:120]}") from None
+        """The body parsed as JSON (see :func:`parse_json`)."""
+        return parse_json(self.body, self.mimetype)
+
+
+def parse_json(body: bytes, mimetype: str) -> Any:
+    """A request body parsed as JSON; :class:`UnsupportedMediaType` for another content type,
+    :class:`BadRequest` with the reason if it is broken."""
+    if mimetype != "application/json" and not mimetype.endswith("+json"):
+        raise UnsupportedMediaType(f"expected application/json, got {mimetype or 'no content type'}")
+    try:
+        return json.loads(body.decode("utf-8"), parse_constant=_no_constant)
+    except UnicodeDecodeError:
+        raise BadRequest("body is not UTF-8") from None
+    except json.JSONDecodeError as exc:
+        raise BadRequest(f"malformed JSON: {exc.msg} at line {exc.lineno} column {exc.colno}") \
+            from None
+    except RecursionError:
+        raise BadRequest("JSON nested too deeply") from None
+    except ValueError as exc:  # e.g. an integer of more than 4,300 digits
+        raise BadRequest(f"unreadable JSON: {str(exc)[:120]}") from None
 
 
 def _no_constant(name: str) -> Any:

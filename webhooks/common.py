@@ -11,7 +11,7 @@ from urllib.parse import quote
 
 from flask import current_app, request
 
-from connectors.http import BadRequest, Inbound, ServiceUnavailable
+from connectors.http import BadRequest, ServiceUnavailable, parse_json
 from core.jobs.lifecycle import ENDED, Accepted, NewJob
 from core.store import InboxKey, JobRow
 from webhooks.services import Services, services_of
@@ -70,8 +70,7 @@ def client_address() -> str:
 
 def json_body() -> Any:
     """The body parsed as JSON; 415 for another content type, 400 with the reason if broken."""
-    return Inbound(method=request.method, route="", url="", headers=request.headers,  # type: ignore[arg-type]
-                   body=raw_body(), mimetype=request.mimetype or "").json()
+    return parse_json(raw_body(), request.mimetype or "")
 
 
 def record(source: str, items: list[NewJob]) -> Accepted:

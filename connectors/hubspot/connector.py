@@ -29,7 +29,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import time
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from html import escape
@@ -353,16 +353,18 @@ class HubSpotConnector:
     def prepare(self, jobs: list[JobRow]) -> list[Task | Finished | BaseException]:
         """A webhook event's email task (or why it is skipped, or the erasure it asks for), a
         workflow action's task with its inputs; each contact's context read from HubSpot."""
+        client = self._clients()
         prepared: list[Task | Finished | BaseException] = []
         for job in jobs:
             try:
-                prepared.append(self._prepare_event(job) if job.kind == "hubspot.event"
-                                else self._prepare_action(job))
+                prepared.append(self._prepare_event(job, client) if job.kind == "hubspot.event"
+                                else self._prepare_action(job, client))
             except Exception as exc:
                 prepared.append(exc)
         return prepared
 
-    def _prepare_event(self, job: JobRow) -> Task | Finished:
+    def _prepare_event(self, job: JobRow, client: Callable[[JobRow], HubSpotClient]
+                       ) -> Task | Finished:
         event = job.payload
         kind = event_kind(event)
         if kind == ERASURE:
@@ -376,17 +378,17 @@ class HubSpotConnector:
                                         "followed Baton's own write to this contact (loop guard)"})
         if why is None:
             return Finished({"skipped": f"{kind} {event.get('propertyName', '')}".strip()})
-        client = self.auth.client(int(event["portalId"]))
-        return self._task(client, job, str(event["objectId"]), "email", {})
+        return self._task(client(job), job, str(event["objectId"]), "email", {})
 
-    def _prepare_action(self, job: JobRow) -> Task:
+    def _prepare_action(self, job: JobRow, client: Callable[[JobRow], HubSpotClient]) -> Task:
         p = job.payload
-        client = self.auth.client(int(p["portal"]))
-        return self._task(client, job, str(p["object_id"]), self.specs[p["action"]].kind, p["inputs"])
+        return self._task(client(job), job, str(p["object_id"]), self.specs[p["action"]].kind,
+                          p["inputs"])
 
     def write_back(self, done: list[tuple[JobRow, EngineResult | BaseException]]) -> list[Outcome]:
         """Each contact's Baton properties and a note (a webhook event also unticks its trigger);
         a contact who opted out is skipped, not failed."""
+        client = self._clients()
         outcomes: list[Outcome] = []
         for job, result in done:
             if isinstance(result, ConsentError) and job.kind == "hubspot.event":
@@ -396,13 +398,15 @@ class HubSpotConnector:
                 outcomes.append(result)
                 continue
             try:
-                outcomes.append(self._write_event(job, result) if job.kind == "hubspot.event"
-                                else self._write_action(job, result))
+                outcomes.append(self._write_event(job, result, client(job))
+                                if job.kind == "hubspot.event"
+                                else self._write_action(job, result, client(job)))
             except Exception as exc:  # one write-back's failure is that job's alone
                 outcomes.append(exc)
         return outcomes
 
-    def _write_event(self, job: JobRow, result: EngineResult) -> dict[str, Any]:
+    def _write_event(self, job: JobRow, result: EngineResult,
+                     client: HubSpotClient) -> dict[str, Any]:
         event = job.payload
         out = _result("email", result)
         if event.get("propertyName") in Settings.list_of(self.settings.trigger_properties):
@@ -410,21 +414,35 @@ class HubSpotConnector:
             # change arrives as an event with a false value, which is skipped).
             out = Result({**out.properties, str(event["propertyName"]): "false"}, out.note,
                          out.receipt_id)
-        written = write_back(self.auth.client(int(event["portalId"])), self.outbox, job=job,
+        written = write_back(client, self.outbox, job=job,
                              contact_id=str(event["objectId"]), result=out)
         return {"trigger": self.wants(event), "receipt_id": result.receipt.id,
                 "route": result.receipt.role, **written}
 
-    def _write_action(self, job: JobRow, result: EngineResult) -> dict[str, Any]:
+    def _write_action(self, job: JobRow, result: EngineResult,
+                      client: HubSpotClient) -> dict[str, Any]:
         p = job.payload
         kind = self.specs[p["action"]].kind
-        write_back(self.auth.client(int(p["portal"])), self.outbox, job=job,
+        write_back(client, self.outbox, job=job,
                    contact_id=str(p["object_id"]), result=_result(kind, result))
         outputs = {name: "" for name in self.specs[p["action"]].outputs}
         outputs.update({"hs_execution_state": "SUCCESS", "receipt_id": result.receipt.id,
                         "route": result.receipt.role})
         outputs.update(_outputs(kind, result))
         return {"outputs": outputs}
+
+    def _clients(self) -> Callable[[JobRow], HubSpotClient]:
+        """A job's portal client, built once per portal for a batch (building one reads the
+        portal's credentials); a job's tenant is ``hubspot:<portal>``."""
+        made: dict[int, HubSpotClient] = {}
+
+        def client(job: JobRow) -> HubSpotClient:
+            portal = int(job.tenant.split(":", 1)[1])
+            if portal not in made:
+                made[portal] = self.auth.client(portal)
+            return made[portal]
+
+        return client
 
     def answer(self, job: JobRow, outcome: Outcome) -> dict[str, Any] | None:
         """A workflow action's output fields: the results, or ``FAIL_CONTINUE`` with the reason
