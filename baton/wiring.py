@@ -13,6 +13,10 @@ from connectors.hubspot.auth import HubSpotAuth
 from connectors.hubspot.connector import HubSpotConnector
 from connectors.hubspot.settings import HubSpotSettings, load_hubspot_settings
 from connectors.ratelimit import Limiters
+from connectors.salesforce.auth import SalesforceAuth
+from connectors.salesforce.client import ApiUsage
+from connectors.salesforce.connector import SalesforceConnector
+from connectors.salesforce.settings import SalesforceSettings, load_salesforce_settings
 from core.backends.base import Backend, BackendFactory
 from core.backends.builtin import default_backends
 from core.backends.llama import LlamaPool
@@ -117,10 +121,33 @@ def build_hubspot(settings: Settings, store: Store, get_app: Callable[[], App],
                             lease=timedelta(seconds=settings.job_lease_seconds))
 
 
+def build_salesforce(settings: Settings, store: Store, get_app: Callable[[], App],
+                     salesforce: SalesforceSettings | None = None) -> SalesforceConnector:
+    """Salesforce with its own settings (``BATON_SALESFORCE_*``, read here unless given)."""
+    salesforce = salesforce or load_salesforce_settings()
+    vault = TokenVault(store, TokenCipher.from_settings(settings.secret_key.get_secret_value(),
+                                                        settings.data_dir))
+    usage = ApiUsage(settings.data_dir / "salesforce-api-usage.json")
+    return SalesforceConnector(salesforce, SalesforceAuth(salesforce, vault, usage), Outbox(store))
+
+
+def api_usage(connectors: Registry[Connector]) -> Callable[[], dict[tuple[str, str], tuple[int, int]]]:
+    """Every connector's API usage as its platform reports it, for ``/metrics``."""
+    def usage() -> dict[tuple[str, str], tuple[int, int]]:
+        out: dict[tuple[str, str], tuple[int, int]] = {}
+        for name in connectors:
+            report = getattr(connectors.get(name), "api_usage", None)
+            if report is not None:
+                out.update({(name, account): pair for account, pair in report().items()})
+        return out
+    return usage
+
+
 # The platforms this Baton serves: the only list of them. A factory takes the core settings, the
 # store, the engine's app and the connector's own settings (None: read from the environment).
 CONNECTORS: tuple[tuple[str, Callable[[Settings, Store, Callable[[], App], Any], Connector]], ...] = (
     ("hubspot", build_hubspot),
+    ("salesforce", build_salesforce),
 )
 
 
@@ -169,10 +196,11 @@ def build_services(settings: Settings | None = None, *, immediate: bool = False,
                        batch_handlers=connector_jobs.batch_handlers() if handlers is None else None)
     dispatcher = Dispatcher(make_huey(settings, immediate=immediate), jobs, runner.run,
                             redispatch_after=timedelta(seconds=settings.redispatch_seconds),
-                            run_jobs=runner.run_many)
+                            run_jobs=runner.run_many, batch_sizes=connector_jobs.batch_sizes())
     runner.retry_later = dispatcher.dispatch_later
     local = build_backends(settings, policy)["local"]
     return Services(settings=settings, store=store, jobs=jobs, dispatcher=dispatcher,
-                    metrics=Metrics(lambda: job_counts(store)), model_ready=local.health,
+                    metrics=Metrics(lambda: job_counts(store), api_usage(connectors)),
+                    model_ready=local.health,
                     connectors=connectors, dispatch_new=immediate if dispatch_new is None else dispatch_new,
                     warm_up=warm_up)

@@ -95,6 +95,9 @@ class Connector(Protocol):
     """One platform. ``name`` is its registry key, its URL prefix and the prefix of its job kinds."""
 
     name: str
+    # Jobs a worker takes at once (one queue message): as many as the platform's batch calls
+    # serve well (Salesforce: a whole 100-notification message), bounded by the job lease
+    batch_size: int
 
     # -- requests (web processes) --------------------------------------------------------------
 
@@ -163,6 +166,11 @@ class ConnectorJobs:
 
     def batch_handlers(self) -> dict[str, Callable[[list[JobRow]], list[Outcome]]]:
         return {kind: self.run_many for kind in self.handlers()}
+
+    def batch_sizes(self) -> dict[str, int]:
+        """How many jobs of each kind a worker takes at once (the queue's message size)."""
+        return {kind: int(getattr(self.connectors.get(name), "batch_size", 10))
+                for name in self.connectors for kind in self.connectors.get(name).job_kinds()}
 
     def run(self, job: JobRow) -> dict[str, Any]:
         [outcome] = self.run_many([job])

@@ -6,7 +6,6 @@ Behaviour (routing rules, brand voice, prices) lives in the TOML policy file ins
 
 from __future__ import annotations
 
-import ipaddress
 import re
 from pathlib import Path
 from typing import Literal
@@ -62,10 +61,6 @@ class Settings(BaseSettings):
     # Web gateway and jobs
     queue_url: str | None = None
     slack_signing_secret: SecretStr = SecretStr("")
-    salesforce_org_ids: str = ""
-    salesforce_path_token: SecretStr = SecretStr("")
-    salesforce_source_cidrs: str = ""
-    salesforce_sync_budget: float = Field(default=8.0, ge=0, le=110)
     # How many proxies of yours stand in front of Baton (0: none). Forwarded headers are read
     # from the right, that many hops in: what is further left, the client wrote.
     trusted_proxy: int = Field(default=0, ge=0, le=10)
@@ -103,16 +98,6 @@ class Settings(BaseSettings):
     def _sha256_is_hex(cls, value: str | None) -> str | None:
         if value is not None and not re.fullmatch(r"[0-9a-f]{64}", value):
             raise ValueError("expected 64 lowercase hex characters")
-        return value
-
-    @field_validator("salesforce_source_cidrs")
-    @classmethod
-    def _networks(cls, value: str) -> str:
-        for cidr in (c.strip() for c in value.split(",") if c.strip()):
-            try:
-                ipaddress.ip_network(cidr, strict=False)
-            except ValueError:
-                raise ValueError(f"not a network such as 13.108.0.0/14: {cidr!r}") from None
         return value
 
     @field_validator("trusted_proxy", mode="before")

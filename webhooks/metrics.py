@@ -21,8 +21,28 @@ class _JobStates(Collector):
         yield gauge
 
 
+class _ApiUsage(Collector):
+    """Platforms' own API allocations as they report them (Salesforce's ``Sforce-Limit-Info``)."""
+
+    def __init__(self, usage: Callable[[], dict[tuple[str, str], tuple[int, int]]]) -> None:
+        self.usage = usage
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        used = GaugeMetricFamily("baton_platform_api_calls_used", "API calls the account has "
+                                 "used in the platform's window (Salesforce: rolling 24 hours)",
+                                 labels=["platform", "account"])
+        limit = GaugeMetricFamily("baton_platform_api_calls_limit", "The account's API allocation "
+                                  "in that window", labels=["platform", "account"])
+        for (platform, account), (n, total) in sorted(self.usage().items()):
+            used.add_metric([platform, account], n)
+            limit.add_metric([platform, account], total)
+        yield used
+        yield limit
+
+
 class Metrics:
-    def __init__(self, job_counts: Callable[[], dict[str, int]]) -> None:
+    def __init__(self, job_counts: Callable[[], dict[str, int]],
+                 api_usage: Callable[[], dict[tuple[str, str], tuple[int, int]]] = dict) -> None:
         self.registry = CollectorRegistry()
         self.requests = Counter("baton_http_requests", "HTTP requests by route and status",
                                 ["route", "status"], registry=self.registry)
@@ -32,6 +52,7 @@ class Metrics:
         self.accepted = Counter("baton_inbox_events", "Events recorded by the inbox",
                                 ["source", "outcome"], registry=self.registry)
         self.registry.register(_JobStates(job_counts))
+        self.registry.register(_ApiUsage(api_usage))
         # Children by label values: ``labels()`` validates and takes the metric's lock on every
         # call, twice or more per request on the ack path (a dict lookup needs neither).
         self._children: dict[tuple[str, ...], tuple[Any, ...]] = {}

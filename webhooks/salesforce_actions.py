@@ -95,7 +95,7 @@ def action(action: str) -> tuple[Response, int]:
         external_id=external, kind="task", tenant=owner, payload=payload,
         subject=subject_for(body.recordId))])
     job_id = accepted.job_ids[0]
-    job = wait_for_job(job_id, services().settings.salesforce_sync_budget)
+    job = wait_for_job(job_id, _sync_budget())
     if job is None or job.tenant != owner:
         raise NotFound("no such task for this key")
     if job.state == DONE and job.result:
@@ -111,3 +111,9 @@ def action(action: str) -> tuple[Response, int]:
                        error=code, reason=job.error or "failed"), 422
     return jsonify(state=job.state, job_id=job_id, recordId=body.recordId,
                    poll_url=f"/v1/tasks/{job_id}"), 202
+
+
+def _sync_budget() -> float:
+    """``BATON_SALESFORCE_SYNC_BUDGET``, from the Salesforce connector's settings."""
+    connector = services().connectors.get("salesforce")
+    return float(connector.settings.sync_budget)  # type: ignore[attr-defined]

@@ -237,6 +237,7 @@ class HubSpotConnector:
     ``actions/<action>``, and the pages ``install`` and ``oauth/callback``."""
 
     name = "hubspot"
+    batch_size = 10
 
     def __init__(self, settings: HubSpotSettings, auth: HubSpotAuth, outbox: Outbox,
                  replies: Replies, *,

@@ -115,6 +115,12 @@ class TokenVault:
             row = s.get(TokenRow, (platform, account))
             return self._read(row) if row is not None else None
 
+    def accounts(self, platform: str) -> list[str]:
+        """The platform's accounts that have credentials."""
+        with self.store.session() as s:
+            return list(s.scalars(sa.select(TokenRow.account).where(TokenRow.platform == platform)
+                                  .order_by(TokenRow.account)))
+
     def fresh(self, platform: str, account: str, refresh: Refresh, *,
               rejected: str | None = None) -> Credentials | None:
         """Valid credentials for the account (refreshed if they expire within the margin, or if

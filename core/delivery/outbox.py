@@ -51,7 +51,7 @@ class Outbox:
              find: Callable[[], Response | None],
              settle: timedelta = timedelta(0)) -> Response:
         """Perform the write for ``key`` unless it already happened; return its response."""
-        previous = self._reserve(key, job_id, target)
+        previous = self.reserve(key, job_id=job_id, target=target)
         if previous is not None and previous.state == "done":
             return previous.response or {}
         if previous is not None:  # pending: an earlier attempt may have written already
@@ -61,14 +61,16 @@ class Outbox:
                 self.sleep(self.poll)  # the earlier write may not be searchable yet
                 found = find()
             if found is not None:
-                self._done(key, found)
+                self.done(key, found)
                 return found
         response = perform()
-        self._done(key, response)
+        self.done(key, response)
         return response
 
-    def _reserve(self, key: str, job_id: str, target: str) -> WriteBackRow | None:
-        """Insert the pending row; return the row that was already there, if any."""
+    def reserve(self, key: str, *, job_id: str, target: str) -> WriteBackRow | None:
+        """Insert the pending row; return the row that was already there, if any (``done``: the
+        write happened, skip it; ``pending``: it may have). For connectors that write many
+        records in one call: reserve each, call once, then :meth:`done` each that landed."""
         now = self.clock()
         values = {"key": key, "job_id": job_id, "target": target, "state": "pending",
                   "attempts": 1, "response": None, "created_at": now, "tried_at": now,
@@ -94,7 +96,7 @@ class Outbox:
                 return previous
             return row
 
-    def _done(self, key: str, response: Response) -> None:
+    def done(self, key: str, response: Response) -> None:
         with self.store.session.begin() as session:
             session.execute(sa.update(WriteBackRow).where(WriteBackRow.key == key)
                             .values(state="done", response=response, done_at=self.clock()))

@@ -295,6 +295,13 @@ class Jobs:
                 .execution_options(synchronize_session=False))
             return list(taken.scalars())
 
+    def kinds(self, job_ids: Sequence[str]) -> dict[str, str]:
+        """Each job's kind, by id (the ids that exist)."""
+        with self.store.session() as session:
+            rows = session.execute(sa.select(JobRow.id, JobRow.kind)
+                                   .where(JobRow.id.in_(list(job_ids))))
+            return {job_id: kind for job_id, kind in rows}
+
     def mark_dispatched(self, job_ids: Sequence[str]) -> None:
         if not job_ids:
             return

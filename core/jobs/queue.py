@@ -9,7 +9,7 @@ purges what outlived the retention.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -33,7 +33,7 @@ def make_huey(settings: Settings, *, immediate: bool = False) -> Huey:
     raise ConfigError(f"BATON_QUEUE_URL: expected redis://host:port/db (got {url!r})")
 
 
-CHUNK = 10
+CHUNK = 10  # job ids per queue message, unless the job kind asks for more (``batch_sizes``)
 PURGE_EVERY = 600.0  # seconds between two purges of one reconciler
 
 
@@ -42,8 +42,12 @@ class Dispatcher:
 
     def __init__(self, huey: Huey, jobs: Jobs, run_job: Callable[[str], Any], *,
                  redispatch_after: timedelta = timedelta(seconds=60),
-                 run_jobs: Callable[[list[str]], Any] | None = None) -> None:
+                 run_jobs: Callable[[list[str]], Any] | None = None,
+                 batch_sizes: Mapping[str, int] | None = None) -> None:
         self.huey, self.jobs, self.redispatch_after = huey, jobs, redispatch_after
+        # job kind -> ids per message, for kinds whose jobs are cheaper together (Salesforce
+        # writes 200 records in one call: a 100-notification message is one batch)
+        self.batch_sizes = {k: n for k, n in (batch_sizes or {}).items() if n != CHUNK}
         self._purged_at: float | None = None
 
         def run(job_ids: list[str]) -> Any:  # the ids of one message run together if they can
@@ -59,10 +63,21 @@ class Dispatcher:
         """Send the ids, up to ``CHUNK`` per message (one message for a typical delivery, yet
         a large batch still spreads over the worker threads)."""
         ids = list(job_ids)
-        for start in range(0, len(ids), CHUNK):
-            self._task(ids[start : start + CHUNK])
+        for group, size in self._groups(ids):
+            for start in range(0, len(group), size):
+                self._task(group[start : start + size])
         if mark:
             self.jobs.mark_dispatched(ids)
+
+    def _groups(self, ids: list[str]) -> list[tuple[list[str], int]]:
+        """The ids by batch size, in their order (one group unless a kind has its own size)."""
+        if not self.batch_sizes or len(ids) <= CHUNK:
+            return [(ids, CHUNK)]
+        kinds = self.jobs.kinds(ids)
+        groups: dict[int, list[str]] = {}
+        for job_id in ids:
+            groups.setdefault(self.batch_sizes.get(kinds.get(job_id, ""), CHUNK), []).append(job_id)
+        return [(group, size) for size, group in groups.items()]
 
     def pump(self, limit: int = 100) -> int:
         """Dispatch the jobs the web processes recorded since the last pump; return how many.

@@ -25,6 +25,7 @@ from core.errors import (
     describe_unexpected,
 )
 from core.jobs.lifecycle import QUEUED, Jobs
+from core.jobs.queue import CHUNK as BATCH
 from core.registry import Registry
 from core.store import JobRow
 
@@ -64,7 +65,11 @@ class JobRunner:
     def run_many(self, job_ids: list[str]) -> list[str]:
         """Run the jobs that can be claimed; jobs of a kind with a batch handler run together."""
         states = {job_id: "not-claimed" for job_id in job_ids}
-        claimed = [job for job_id in job_ids if (job := self.jobs.claim(job_id, self.lease))]
+        # jobs that run together end together: a message larger than the queue's default holds
+        # its claims proportionally longer (a 100-notification Salesforce batch is ten messages'
+        # work), so that no lease runs out while the batch is still generating
+        lease = self.lease * max(1.0, len(job_ids) / BATCH)
+        claimed = [job for job_id in job_ids if (job := self.jobs.claim(job_id, lease))]
         by_kind: dict[str, list[JobRow]] = {}
         for job in claimed:
             by_kind.setdefault(job.kind, []).append(job)

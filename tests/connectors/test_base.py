@@ -48,6 +48,7 @@ class Echo:
     """A platform that posts records and reads back what Baton wrote for them."""
 
     name = "echo"
+    batch_size = 10
 
     def __init__(self, outbox: Outbox, replies: Replies) -> None:
         self.outbox, self.replies = outbox, replies

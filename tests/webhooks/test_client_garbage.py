@@ -131,11 +131,12 @@ def test_nul_in_any_identifier_is_400(client: FlaskClient, services: Services) -
 
 
 def test_a_salesforce_proxy_that_appends_ports_or_mapped_addresses(services: Services) -> None:
+    from tests.webhooks.conftest import with_salesforce
     from tests.webhooks.test_platform_routes import outbound
 
-    settings = services.settings.model_copy(update={"trusted_proxy": 1,
-                                                    "salesforce_source_cidrs": "10.0.0.0/8"})
-    client = create_app(dataclasses.replace(services, settings=settings)).test_client()
+    settings = services.settings.model_copy(update={"trusted_proxy": 1})
+    client = create_app(dataclasses.replace(with_salesforce(services, source_cidrs="10.0.0.0/8"),
+                                            settings=settings)).test_client()
     for seen in ("10.0.0.5:1234", "::ffff:10.0.0.5", "[::ffff:10.0.0.5]:443"):
         r = client.post("/salesforce/outbound", data=outbound(), content_type="text/xml",
                         headers={"X-Forwarded-For": seen})
@@ -145,8 +146,8 @@ def test_a_salesforce_proxy_that_appends_ports_or_mapped_addresses(services: Ser
 def test_a_source_network_that_is_not_one_is_a_setting_error() -> None:
     import pytest
 
+    from connectors.salesforce.settings import load_salesforce_settings
     from core.errors import ConfigError
-    from core.settings import load_settings
 
     with pytest.raises(ConfigError, match="BATON_SALESFORCE_SOURCE_CIDRS"):
-        load_settings(salesforce_source_cidrs="10.0.0.0/33")
+        load_salesforce_settings(source_cidrs="10.0.0.0/33")

@@ -10,11 +10,12 @@ import sqlalchemy as sa
 from flask.testing import FlaskClient
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
+from pydantic import SecretStr
 
 from connectors.signatures import slack_v0
 from core.store import JobRow
 from tests.connectors.test_signatures import SLACK_BODY
-from tests.webhooks.conftest import ORG, SLACK_SECRET
+from tests.webhooks.conftest import ORG, SLACK_SECRET, with_salesforce
 from webhooks.app import create_app
 from webhooks.services import Services
 
@@ -78,15 +79,13 @@ def test_outbound_mistakes_are_soap_faults(client: FlaskClient, services: Servic
 
 
 def test_path_token_and_source_networks(services: Services) -> None:
-    settings = services.settings.model_copy(update={
-        "salesforce_path_token": services.settings.salesforce_path_token.__class__("t0ken"),
-        "salesforce_source_cidrs": "10.0.0.0/8"})
-    locked = create_app(dataclasses.replace(services, settings=settings)).test_client()
+    locked = create_app(with_salesforce(services, path_token=SecretStr("t0ken"),
+                                        source_cidrs="10.0.0.0/8")).test_client()
     assert soap(locked, outbound()).status_code == 401
     r = soap(locked, outbound(), path="/salesforce/outbound/t0ken")
     assert r.status_code == 401 and b"source address not allowed" in r.data
-    open_net = settings.model_copy(update={"salesforce_source_cidrs": "127.0.0.0/8, 10.0.0.0/8"})
-    allowed = create_app(dataclasses.replace(services, settings=open_net)).test_client()
+    allowed = create_app(with_salesforce(services, path_token=SecretStr("t0ken"),
+                                         source_cidrs="127.0.0.0/8, 10.0.0.0/8")).test_client()
     assert soap(allowed, outbound(), path="/salesforce/outbound/wrong").status_code == 401
     assert soap(allowed, outbound(), path="/salesforce/outbound/t0ken").status_code == 200
 

@@ -12,6 +12,8 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from core.credentials.apikeys import ApiKeys
+from tests.webhooks.conftest import with_salesforce
+from webhooks.app import create_app
 from webhooks.services import Services
 
 RECORD = "003000000000001AAA"
@@ -47,7 +49,8 @@ def test_flow_action_returns_the_email_for_the_record(client: FlaskClient, servi
 
 def test_a_slow_job_answers_202_with_the_poll_url(client: FlaskClient, services: Services,
                                                   key: str) -> None:
-    services.settings = services.settings.model_copy(update={"salesforce_sync_budget": 0.0})
+    services = with_salesforce(services, sync_budget=0.0)
+    client = create_app(services).test_client()
     services.dispatcher = type("Later", (), {"dispatch": lambda self, ids, mark=True: None})()
     services.inbox.dispatcher = services.dispatcher
     r = post(client, key, {"recordId": RECORD, "fields": {"FirstName": "Ann"}, "brief": "b"})
@@ -81,10 +84,13 @@ def test_the_action_is_in_the_openapi_document_for_external_services(client: Fla
     assert "recordId" in doc["components"]["schemas"]["FlowAction"]["required"]
 
 
+def _nested(inner: st.SearchStrategy[Any]) -> st.SearchStrategy[Any]:
+    return st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=12), inner, max_size=4)
+
+
 JSONISH = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=True) | st.text(max_size=20),
-    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=12), inner, max_size=4),
-    max_leaves=12)
+    _nested, max_leaves=12)
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])

@@ -11,16 +11,16 @@ from flask.testing import FlaskClient
 
 from connectors.signatures import hubspot_v2
 from core.settings import load_settings
-from tests.webhooks.conftest import SECRET
+from tests.webhooks.conftest import SECRET, with_salesforce
 from tests.webhooks.test_platform_routes import outbound
 from webhooks.app import create_app
 from webhooks.services import Services
 
 
 def behind(services: Services, proxies: int, cidrs: str = "") -> FlaskClient:
-    settings = services.settings.model_copy(update={"trusted_proxy": proxies,
-                                                    "salesforce_source_cidrs": cidrs})
-    return create_app(dataclasses.replace(services, settings=settings)).test_client()
+    settings = services.settings.model_copy(update={"trusted_proxy": proxies})
+    return create_app(dataclasses.replace(with_salesforce(services, source_cidrs=cidrs),
+                                          settings=settings)).test_client()
 
 
 def soap_from(client: FlaskClient, forwarded_for: str) -> int:

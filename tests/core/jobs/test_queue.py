@@ -73,3 +73,44 @@ def test_a_transient_failure_is_rescheduled_after_its_backoff(tmp_path: Path,
     now = datetime.now(UTC).replace(tzinfo=None)
     assert 29 <= (task.eta - now).total_seconds() <= 31
     assert jobs.due() == []  # the reconciler leaves it to the scheduled retry
+
+
+def test_a_kind_with_its_own_batch_size_goes_in_messages_of_that_size(store: Store,
+                                                                     tmp_path: Path) -> None:
+    from core.jobs.queue import CHUNK
+
+    jobs = Jobs(store)
+    sent: list[list[str]] = []
+    dispatcher = Dispatcher(make_huey(Settings(data_dir=tmp_path), immediate=True),
+                            jobs, lambda job_id: None, run_jobs=lambda ids: sent.append(ids),
+                            batch_sizes={"big.kind": 100, "small.kind": CHUNK})
+    big = jobs.accept("s", [NewJob(external_id=f"b{i}", kind="big.kind", tenant="t", payload={})
+                            for i in range(100)]).job_ids
+    small = jobs.accept("s", [NewJob(external_id=f"s{i}", kind="small.kind", tenant="t",
+                                     payload={}) for i in range(25)]).job_ids
+    dispatcher.dispatch(small[:5] + big + small[5:])
+    assert sorted(len(ids) for ids in sent) == [5, 10, 10, 100]
+    assert [ids for ids in sent if len(ids) == 100] == [big]
+
+
+def test_a_large_batch_holds_its_claims_longer(store: Store) -> None:
+    jobs = Jobs(store)
+    ids = jobs.accept("s", [NewJob(external_id=f"b{i}", kind="big", tenant="t", payload={})
+                            for i in range(40)]).job_ids
+    leases: list[timedelta] = []
+    claim = jobs.claim
+
+    def watched(job_id: str, lease: timedelta) -> object:
+        leases.append(lease)
+        return claim(job_id, lease)
+
+    jobs.claim = watched  # type: ignore[method-assign]
+    handlers: Registry[Handler] = Registry("job kind")
+    handlers.register("big", lambda job: {})
+    runner = JobRunner(jobs, handlers, timedelta(seconds=300),
+                       batch_handlers={"big": lambda group: [{} for _ in group]})
+    assert runner.run_many(ids) == ["done"] * 40
+    assert set(leases) == {timedelta(seconds=1200)}  # four default messages' worth
+    runner.run_many(jobs.accept("s", [NewJob(external_id="one", kind="big", tenant="t",
+                                             payload={})]).job_ids)
+    assert leases[-1] == timedelta(seconds=300)
