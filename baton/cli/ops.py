@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from datetime import timedelta
 from pathlib import Path
 
@@ -210,14 +211,33 @@ def manifests() -> None:
 @manifests.command("render")
 @click.option("--base-url", required=True, help="Baton's public URL, e.g. https://baton.example.com")
 @click.option("--out", "out_dir", required=True, type=click.Path(path_type=Path))
+@click.option("--salesforce-user", help="The username of Baton's integration user in the org: "
+              "outbound messages are sent as this user (renders the Salesforce SFDX project).")
+@click.option("--salesforce-path-token", envvar="BATON_SALESFORCE_PATH_TOKEN", default="",
+              help="The secret path segment of the outbound-message URL, if you use one.")
 @handle_errors
-def manifests_render(base_url: str, out_dir: Path) -> None:
-    """Write every platform's manifests with BASE_URL filled in."""
+def manifests_render(base_url: str, out_dir: Path, salesforce_user: str | None,
+                     salesforce_path_token: str) -> None:
+    """Write every platform's manifests with BASE_URL filled in; with --salesforce-user, also
+    the Salesforce project (deploy it with: sf project deploy start -d force-app)."""
     import manifests as data
+    from manifests import sfdx
+    from webhooks.openapi import document
 
     try:
         written = data.render(base_url, out_dir)
     except ValueError as exc:
         raise InputError(f"--base-url: {exc}") from None
+    if salesforce_user is not None:
+        if not re.fullmatch(r"[^@\s<>&\"']+@[^@\s<>&\"']+", salesforce_user):
+            raise InputError(f"--salesforce-user: expected a Salesforce username such as "
+                             f"baton@yourco.com, got {salesforce_user[:60]!r}")
+        if salesforce_path_token and not re.fullmatch(r"[A-Za-z0-9_-]{8,200}", salesforce_path_token):
+            raise InputError("--salesforce-path-token: 8 to 200 letters, digits, - or _")
+        written += sfdx.render(out_dir / "salesforce", data.check_base_url(base_url),
+                               salesforce_user, document(), salesforce_path_token)
     for path in written:
         click.echo(str(path))
+    if salesforce_user is None:
+        click.echo("salesforce: not rendered (give --salesforce-user, Baton's integration user)",
+                   err=True)
