@@ -20,6 +20,7 @@ from connectors.salesforce.settings import SalesforceSettings, load_salesforce_s
 from core.backends.base import Backend, BackendFactory
 from core.backends.builtin import default_backends
 from core.backends.llama import LlamaPool
+from core.credentials.apikeys import ApiKeys
 from core.credentials.tokens import TokenCipher, TokenVault
 from core.delivery.outbox import Outbox
 from core.delivery.replies import Replies
@@ -128,7 +129,9 @@ def build_salesforce(settings: Settings, store: Store, get_app: Callable[[], App
     vault = TokenVault(store, TokenCipher.from_settings(settings.secret_key.get_secret_value(),
                                                         settings.data_dir))
     usage = ApiUsage(settings.data_dir / "salesforce-api-usage.json")
-    return SalesforceConnector(salesforce, SalesforceAuth(salesforce, vault, usage), Outbox(store))
+    return SalesforceConnector(salesforce, SalesforceAuth(salesforce, vault, usage), Outbox(store),
+                               ApiKeys(store), Replies(store),
+                               lease=timedelta(seconds=settings.job_lease_seconds))
 
 
 def api_usage(connectors: Registry[Connector]) -> Callable[[], dict[tuple[str, str], tuple[int, int]]]:

@@ -121,6 +121,10 @@ class Connector(Protocol):
     def refuse(self, req: Inbound, error: ApiError) -> Outbound:
         """A refused request in the form the platform reads."""
 
+    def label(self, route: str) -> str:
+        """The route as metrics and logs name it: a secret in the path never appears
+        (``outbound/<token>``)."""
+
     # -- jobs (workers) ------------------------------------------------------------------------
 
     def job_kinds(self) -> Sequence[str]:

@@ -9,7 +9,14 @@
 
 from __future__ import annotations
 
-from core.errors import BatonError, InputError
+from core.errors import (
+    BatonError,
+    ConsentError,
+    GenerationError,
+    InputError,
+    LanguageError,
+    UnknownNameError,
+)
 
 
 class ConnectorError(BatonError):
@@ -34,3 +41,21 @@ class RecordNotFound(ConnectorError, InputError):
 
 class NotInstalled(ConnectorError, InputError):
     """No credentials for the account the event came from."""
+
+
+def error_code(exc: BaseException) -> str:
+    """A failed job's reason as a short code a platform's workflow can branch on (a HubSpot
+    action's ``errorCode`` output, a Salesforce Flow's 422 ``error``)."""
+    if isinstance(exc, ConsentError):
+        return "opted_out"
+    if isinstance(exc, LanguageError):
+        return "unsupported_language"
+    if isinstance(exc, GenerationError):
+        return "generation_failed"
+    if isinstance(exc, RecordNotFound):
+        return "record_not_found"
+    if isinstance(exc, PlatformRejected):
+        return "crm_refused"
+    if isinstance(exc, InputError | UnknownNameError) and not isinstance(exc, NotInstalled):
+        return "invalid_input"
+    return "unavailable"  # Baton cannot run it until mended (settings, budget, access, outage)

@@ -13,9 +13,9 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
+from connectors.salesforce.flow import FlowAction, FlowResult
 from core.jobs.lifecycle import DEAD, DONE, FAILED, QUEUED, RUNNING
 from core.tasks.kinds import ACTION_KINDS
-from webhooks.salesforce_actions import FlowAction
 from webhooks.tasks import TaskRequest
 
 
@@ -32,20 +32,6 @@ class TaskView(BaseModel):
     error: str | None = None
     created_at: str | None = Field(default=None, json_schema_extra={"format": "date-time"})
     updated_at: str | None = Field(default=None, json_schema_extra={"format": "date-time"})
-
-
-class FlowResult(BaseModel):
-    state: str
-    job_id: str
-    recordId: str
-    subject: str | None = None
-    body: str | None = None
-    recommendations: str | None = None
-    receipt_id: str | None = None
-    route: str | None = None
-    poll_url: str | None = None
-    error: str | None = None
-    reason: str | None = None
 
 
 MODELS: tuple[type[BaseModel], ...] = (Error, TaskRequest, TaskView, FlowAction, FlowResult)

@@ -16,6 +16,7 @@ from werkzeug.exceptions import RequestEntityTooLarge
 from connectors.base import Connector, ReplyWait
 from connectors.http import (
     ApiError,
+    BadRequest,
     Inbound,
     MethodNotAllowed,
     Outbound,
@@ -23,6 +24,8 @@ from connectors.http import (
 )
 from core.store import ReplyRow
 from webhooks.common import client_address, original_url, raw_body, record, services, wait_until
+
+REPLY_KEY_CHARS = int(ReplyRow.__table__.c.key.type.length)  # type: ignore[attr-defined]
 
 
 def register(app: Flask, names: list[str]) -> None:
@@ -61,10 +64,13 @@ def _handle(connector: Connector, req: Inbound) -> Outbound:
         return pages[req.route](req)
     connector.verify(req)
     parsed = connector.parse(req)
-    g.route_label = f"/{connector.name}/{req.route}"  # a route the connector knows: its own label
+    # a route the connector knows: its own label (never a secret path segment)
+    g.route_label = f"/{connector.name}/{connector.label(req.route)}"
     if isinstance(parsed, Outbound):
         return parsed
     if parsed.reply is not None:  # the row exists before the job can run: the worker finds it
+        if "\x00" in parsed.reply.key or len(parsed.reply.key) > REPLY_KEY_CHARS:
+            raise BadRequest("identifiers must not contain NUL characters or be this long")
         services().replies.open(parsed.reply.key, platform=connector.name,
                                 account=parsed.reply.account)
     accepted = record(parsed.source, parsed.jobs)

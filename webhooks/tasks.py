@@ -14,6 +14,7 @@ from flask import Blueprint, Response, jsonify, request
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from connectors.http import BadRequest, NotFound, Unauthorized
+from connectors.salesforce.flow import ACTION as FLOW_ACTION
 from core.contacts import canonical
 from core.credentials.apikeys import ApiKeys
 from core.jobs.lifecycle import ENDED, NewJob
@@ -92,12 +93,16 @@ def _state(job_id: str, owner: str) -> str:
     return job.state if job is not None and job.tenant == owner else "unknown"
 
 
+# the jobs a key may poll: its tasks, and its Salesforce Flow actions that answered 202
+POLLED = ("task", FLOW_ACTION)
+
+
 @blueprint.get("/v1/tasks/<job_id>")
 def show(job_id: str) -> Response:
     owner = tenant()
     wait = preferred_wait()
     job = services().jobs.get(job_id)
-    if job is None or job.tenant != owner or job.kind != "task":
+    if job is None or job.tenant != owner or job.kind not in POLLED:
         raise NotFound(f"no task {job_id} for this key")
     response = _show(_waited(job_id, wait) or job if wait else job)
     if wait:
@@ -107,7 +112,10 @@ def show(job_id: str) -> Response:
 
 
 def _show(job: JobRow) -> Response:
-    return jsonify(id=job.id, state=job.state, attempts=job.attempts, result=job.result,
+    result = job.result
+    if job.kind == FLOW_ACTION and result is not None and "outputs" in result:
+        result = result["outputs"]  # what the Flow would have been answered with
+    return jsonify(id=job.id, state=job.state, attempts=job.attempts, result=result,
                    error=job.error, created_at=job.created_at.isoformat(),
                    updated_at=job.updated_at.isoformat())
 

@@ -105,7 +105,11 @@ def salesforce_check(org_id: str | None) -> None:
                     if name not in described:
                         problems += 1
                         click.echo(f"  {sobject}.{name}: missing (deploy manifests/salesforce)")
-                    elif sobject != "Task" and not described[name].get("updateable"):
+                    elif sobject == "Task" and not described[name].get("externalId"):
+                        problems += 1
+                        click.echo(f"  {sobject}.{name}: not an External ID (Baton upserts Tasks "
+                                   "by it: deploy manifests/salesforce)")
+                    elif not described[name].get("updateable"):
                         problems += 1
                         click.echo(f"  {sobject}.{name}: not editable by Baton's user (assign "
                                    "the Baton_Integration permission set)")

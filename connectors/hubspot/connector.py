@@ -36,7 +36,7 @@ from html import escape
 from typing import Any
 
 from connectors.base import Contact, Delivery, Finished, Outcome, Page, ReplyWait
-from connectors.errors import ConnectorError, PlatformRejected, RecordNotFound
+from connectors.errors import ConnectorError, PlatformRejected, RecordNotFound, error_code
 from connectors.http import (
     ApiError,
     BadRequest,
@@ -60,11 +60,8 @@ from core.errors import (
     BatonError,
     ConfigError,
     ConsentError,
-    GenerationError,
     InputError,
     InternalError,
-    LanguageError,
-    QuotaExhaustedError,
 )
 from core.jobs.lifecycle import Accepted, NewJob
 from core.jobs.runner import PERMANENT
@@ -315,6 +312,9 @@ class HubSpotConnector:
 
     def refuse(self, req: Inbound, error: ApiError) -> Outbound:
         return Outbound.json(error.status, error=error.code, reason=error.reason)
+
+    def label(self, route: str) -> str:
+        return route  # webhooks, actions/<action>: nothing secret in them
 
     def _install(self, req: Inbound) -> Outbound:
         try:
@@ -609,21 +609,7 @@ def _callback_id(reply_key: str) -> str:
 
 def _error_code(exc: BatonError) -> str:
     """The ``errorCode`` output of a failed action, for the definition's execution rules."""
-    if isinstance(exc, ActionRefused):
-        return exc.code
-    if isinstance(exc, ConsentError):
-        return "opted_out"
-    if isinstance(exc, LanguageError):
-        return "unsupported_language"
-    if isinstance(exc, GenerationError):
-        return "generation_failed"
-    if isinstance(exc, RecordNotFound):
-        return "record_not_found"
-    if isinstance(exc, PlatformRejected):
-        return "crm_refused"
-    if isinstance(exc, ConfigError | QuotaExhaustedError):  # Baton cannot run it until mended
-        return "unavailable"
-    return "invalid_input"
+    return exc.code if isinstance(exc, ActionRefused) else error_code(exc)
 
 
 def _outputs(kind: str, result: EngineResult) -> dict[str, str]:

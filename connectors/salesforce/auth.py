@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 import warnings
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
@@ -41,8 +41,9 @@ class OrgLogin:
     consumer_key: str
     domain: str = "login"  # login, test (a sandbox) or <My Domain>.my (client credentials)
     username: str = ""  # JWT: the integration user
-    private_key: str = ""  # JWT: the PEM key of the certificate uploaded to the connected app
-    consumer_secret: str = ""  # client credentials
+    # JWT: the PEM key of the certificate uploaded to the connected app
+    private_key: str = field(default="", repr=False)
+    consumer_secret: str = field(default="", repr=False)  # client credentials
     instance_url: str = ""  # learnt at login
     user_id: str = ""  # Baton's integration user in the org (its own writes start nothing)
     org_id: str = ""  # the org's 15-character id, learnt at connect
@@ -54,6 +55,9 @@ class OrgLogin:
             if not self.username or "BEGIN" not in self.private_key:
                 raise InputError("JWT bearer needs the integration user's username and the PEM "
                                  "private key of the connected app's certificate")
+            if self.domain not in ("login", "test"):  # the assertion's audience
+                raise InputError("JWT bearer logs in at login (production) or test (a "
+                                 f"sandbox), not {self.domain[:60]!r}: give --domain login or test")
         elif self.method == "client_credentials":
             if not self.consumer_secret:
                 raise InputError("client credentials need the connected app's consumer secret")
@@ -99,7 +103,8 @@ class SalesforceAuth:
         creds = self._login(Credentials("", login.dumps(), datetime.now(UTC)))
         learnt = OrgLogin.loads(creds.refresh_token)
         sessions = self._static(Session(creds.access_token, learnt.instance_url))
-        who = SalesforceClient("?", sessions, self.settings, self.usage, http=self.http).userinfo()
+        who = SalesforceClient("?", sessions, self.settings, ApiUsage(),  # the org is not known yet
+                               http=self.http).userinfo()
         org, user = str(who.get("organization_id", "")), str(who.get("user_id", ""))
         if not org or not user:
             raise PlatformRejected("Salesforce's userinfo named no organization_id or user_id")

@@ -73,12 +73,14 @@ class ApiUsage:
         self.path, self.clock = path, clock
         self._seen: dict[str, tuple[int, int]] = {}
         self._at: dict[str, float] = {}
+        self._wall: dict[str, float] = {}  # when each reading was taken (epoch: across processes)
         self._written = -1.0
         self._lock = threading.Lock()
 
     def record(self, org: str, used: int, total: int) -> None:
         with self._lock:
             self._seen[org], self._at[org] = (used, total), self.clock()
+            self._wall[org] = time.time()
             if self.path is not None and self.clock() - self._written >= 1.0:
                 self._written = self.clock()
                 self._save()
@@ -94,27 +96,31 @@ class ApiUsage:
             return org in self._at and self.clock() - self._at[org] <= within
 
     def all(self) -> dict[str, tuple[int, int]]:
-        """Every org's usage, this process's and what others wrote (the latest of each)."""
+        """Every org's usage, the newest reading of this process's and what others wrote."""
         with self._lock:
-            seen = dict(self._seen)
-        if self.path is not None:
+            mine = {org: (*pair, self._wall[org]) for org, pair in self._seen.items()}
+        merged = _newest(self._stored(), mine)
+        return {org: (used, total) for org, (used, total, _) in merged.items()}
+
+    def _stored(self) -> dict[str, tuple[int, int, float]]:
+        """What the file holds, entries that are not three numbers left out."""
+        try:
+            raw = json.loads(self.path.read_text()) if self.path and self.path.exists() else {}
+        except (OSError, ValueError):
+            return {}
+        out = {}
+        for org, entry in raw.items() if isinstance(raw, dict) else ():
             try:
-                stored = json.loads(self.path.read_text())
-            except (OSError, ValueError):
-                stored = {}
-            for org, pair in stored.items() if isinstance(stored, dict) else ():
-                if org not in seen and isinstance(pair, list) and len(pair) == 2:
-                    seen[org] = (int(pair[0]), int(pair[1]))
-        return seen
+                used, total, at = entry
+                out[str(org)] = (int(used), int(total), float(at))
+            except (TypeError, ValueError, OverflowError):
+                continue
+        return out
 
     def _save(self) -> None:
         assert self.path is not None
-        try:
-            stored = json.loads(self.path.read_text()) if self.path.exists() else {}
-        except (OSError, ValueError):
-            stored = {}
-        stored = stored if isinstance(stored, dict) else {}
-        stored.update({org: list(pair) for org, pair in self._seen.items()})
+        mine = {org: (*pair, self._wall[org]) for org, pair in self._seen.items()}
+        stored = {org: list(entry) for org, entry in _newest(self._stored(), mine).items()}
         tmp = self.path.with_suffix(f".{os.getpid()}.tmp")
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -126,6 +132,15 @@ class ApiUsage:
     def share(self, org: str) -> float:
         seen = self.get(org)
         return seen[0] / seen[1] if seen and seen[1] > 0 else 0.0
+
+
+def _newest(*sources: dict[str, tuple[int, int, float]]) -> dict[str, tuple[int, int, float]]:
+    out: dict[str, tuple[int, int, float]] = {}
+    for source in sources:
+        for org, entry in source.items():
+            if org not in out or entry[2] >= out[org][2]:
+                out[org] = entry
+    return out
 
 
 @dataclass(frozen=True)
@@ -153,7 +168,24 @@ def id_list(ids: Sequence[str]) -> str:
 
 
 def is_id(value: str) -> bool:
-    return len(value) in (15, 18) and value.isascii() and value.isalnum()
+    """A Salesforce record id: 15 case-sensitive characters, or 18 whose last three are the
+    checksum of the first 15 (Salesforce refuses a wrong one, and would fail a whole query)."""
+    if not (len(value) in (15, 18) and value.isascii() and value.isalnum()):
+        return False
+    return len(value) == 15 or value[15:] == _checksum(value[:15])
+
+
+def _checksum(id15: str) -> str:
+    """The three characters Salesforce appends to a 15-character id: for each group of five,
+    which characters are upper case, as a letter of A-Z0-5."""
+    alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZ012345"
+    return "".join(alphabet[sum(1 << i for i, c in enumerate(id15[k:k + 5]) if "A" <= c <= "Z")]
+                   for k in (0, 5, 10))
+
+
+def id18(value: str) -> str:
+    """A record id in its 18-character form (what queries return)."""
+    return value if len(value) == 18 else value + _checksum(value)
 
 
 def chunks(items: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
@@ -183,12 +215,19 @@ class SalesforceClient:
         200 per call; each record's own result."""
         saved: list[Saved] = []
         for part in chunks(records, COLLECTION_SIZE):
+            # one type after the other: Salesforce takes at most ten runs of a type per call
+            order = sorted(range(len(part)), key=lambda i: part[i]["attributes"]["type"])
             body = {"allOrNone": False, "records": [
-                {"attributes": r["attributes"], "id": r["Id"],
-                 **{k: v for k, v in r.items() if k not in ("attributes", "Id")}} for r in part]}
+                {"attributes": part[i]["attributes"], "id": part[i]["Id"],
+                 **{k: v for k, v in part[i].items() if k not in ("attributes", "Id")}}
+                for i in order]}
             answer = self._call(self._restful("composite/sobjects", "PATCH", body),
                                 "composite/sobjects")
-            saved.extend(_saved(answer, len(part)))
+            results = _saved(answer, len(part))
+            back = [results[0]] * len(part)
+            for position, i in enumerate(order):
+                back[i] = results[position]
+            saved.extend(back)
         return saved
 
     def upsert_many(self, sobject: str, external_id: str,
@@ -211,7 +250,10 @@ class SalesforceClient:
 
     def userinfo(self) -> dict[str, Any]:
         """Who Baton is in this org (``user_id``, ``organization_id``): one call."""
-        return dict(self._call(lambda sf: sf.oauth2("userinfo", method="GET"), "userinfo") or {})
+        def call(sf: Salesforce) -> Any:  # oauth2() takes no timeout: the same call with one
+            return sf._call_salesforce("GET", sf.oauth2_url + "userinfo", name="userinfo",
+                                       timeout=self.settings.timeout).json()
+        return dict(self._call(call, "userinfo") or {})
 
     def describe(self, sobject: str) -> dict[str, Any]:
         return dict(self._call(lambda sf: sf.restful(f"sobjects/{sobject}/describe",
@@ -227,7 +269,9 @@ class SalesforceClient:
     def _call(self, call: Callable[[Salesforce], Any], what: str) -> Any:
         rejected: str | None = None
         relogged = False
-        for attempt in range(1, self.settings.max_attempts + 1):
+        attempt = 0
+        while attempt < self.settings.max_attempts:
+            attempt += 1
             self._pace()
             session = self.sessions(rejected)
             sf = Salesforce(instance_url=session.instance_url, session_id=session.access_token,
@@ -240,6 +284,7 @@ class SalesforceClient:
                                            "(reconnect the org: baton salesforce connect)",
                                            status=401) from None
                 rejected, relogged = session.access_token, True
+                attempt -= 1  # a new session is not a retry: the call gets its attempts
                 continue
             except SalesforceError as exc:
                 self._note_usage(sf)

@@ -16,6 +16,7 @@ Contact (Salesforce refuses updates to a converted Lead: ``CANNOT_UPDATE_CONVERT
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -28,14 +29,22 @@ from core.contacts import canonical
 from core.delivery.outbox import Outbox, target_key, write_key
 from core.store import JobRow
 
+log = logging.getLogger("baton.salesforce")
 MAX_PURCHASES = 10
+LINE_ITEMS = ("SELECT OpportunityId, Opportunity.AccountId, Opportunity.CloseDate, Product2.Name, "
+              "Quantity FROM OpportunityLineItem WHERE Opportunity.IsWon = true")
+NEWEST = "ORDER BY Opportunity.CloseDate DESC LIMIT 2000"
 TASK_KEY = "Baton_Job_Key__c"
 SUBJECT_MAX, TEXT_MAX = 255, 32000
-EXTRA = {  # fields read besides the configured ones: where to write, and the loop guard
-    "Lead": ("Id", "LastModifiedById", "IsConverted", "ConvertedContactId", "Company"),
-    "Contact": ("Id", "LastModifiedById", "AccountId", "Account.Name", "Account.Industry"),
-    "Account": ("Id", "LastModifiedById", "PersonContactId", "Name", "Industry"),
+EXTRA = {  # fields read besides the configured ones: where to write, consent, the loop guard
+    "Lead": ("Id", "LastModifiedById", "IsConverted", "ConvertedContactId", "Company",
+             "HasOptedOutOfEmail", "ConvertedContact.HasOptedOutOfEmail"),
+    "Contact": ("Id", "LastModifiedById", "AccountId", "Account.Name", "Account.Industry",
+                "HasOptedOutOfEmail"),
+    "Account": ("Id", "LastModifiedById", "PersonContactId", "Name", "Industry",
+                "IsPersonAccount", "PersonHasOptedOutOfEmail"),
 }
+OPT_OUT = ("HasOptedOutOfEmail", "PersonHasOptedOutOfEmail")
 
 
 @dataclass(frozen=True)
@@ -65,7 +74,14 @@ class Record:
         """The record in the canonical contact vocabulary (only the configured fields)."""
         wanted = settings.fields_of(self.sobject)
         context: dict[str, Any] = canonical({k: v for k, v in self.fields.items()
-                                             if k in wanted and v not in (None, "")})
+                                             if k in wanted and k not in OPT_OUT
+                                             and v not in (None, "")})
+        # consent is read whatever the configuration, and for a converted Lead it is also its
+        # Contact's, where the email is written
+        converted = self.fields.get("ConvertedContact")
+        if any(self.fields.get(f) is True for f in OPT_OUT) or \
+                (isinstance(converted, dict) and converted.get("HasOptedOutOfEmail") is True):
+            context["email_opt_out"] = True
         account = self.fields.get("Account")
         if isinstance(account, dict) and account.get("Name"):
             context["company"] = account["Name"]
@@ -90,7 +106,11 @@ def read_records(client: SalesforceClient, settings: SalesforceSettings,
             for row in client.query(f"SELECT {', '.join(names)} FROM {sobject} "
                                     f"WHERE Id IN {id_list(part)}"):
                 found[row["Id"]] = Record(sobject, row["Id"], row, _target(sobject, row))
-    _add_purchases(client, [r for r in found.values() if r.sobject != "Lead"])
+    try:
+        _add_purchases(client, [r for r in found.values() if r.sobject != "Lead"])
+    except PlatformRejected as exc:  # optional context: an integration user that cannot read
+        log.warning("purchase history unreadable; going on without it",  # opportunities
+                    extra={"org": client.org, "error": str(exc)[:200]})
     return found
 
 
@@ -123,18 +143,13 @@ def _add_purchases(client: SalesforceClient, records: list[Record]) -> None:
             roles.setdefault(row["OpportunityId"], set()).add(row["ContactId"])
     by_role: dict[str, list[str]] = {}
     by_account: dict[str, list[str]] = {}
-    conditions = []
     opportunities, account_ids = sorted(roles), sorted(accounts)
-    if opportunities:
-        conditions.append(f"OpportunityId IN {id_list(opportunities[:IN_CHUNK])}")
-    if account_ids:
-        conditions.append(f"Opportunity.AccountId IN {id_list(account_ids[:IN_CHUNK])}")
-    if not conditions:
-        return
-    rows = client.query("SELECT OpportunityId, Opportunity.AccountId, Opportunity.CloseDate, "
-                        "Product2.Name, Quantity FROM OpportunityLineItem WHERE "
-                        f"Opportunity.IsWon = true AND ({' OR '.join(conditions)}) "
-                        "ORDER BY Opportunity.CloseDate DESC LIMIT 2000")
+    rows: list[dict[str, Any]] = []
+    for part in chunks(opportunities, IN_CHUNK):
+        rows += client.query(f"{LINE_ITEMS} AND OpportunityId IN {id_list(part)} {NEWEST}")
+    for part in chunks(account_ids, IN_CHUNK):
+        rows += client.query(f"{LINE_ITEMS} AND Opportunity.AccountId IN {id_list(part)} {NEWEST}")
+    rows.sort(key=lambda r: str((r.get("Opportunity") or {}).get("CloseDate") or ""), reverse=True)
     for row in rows:
         name = _purchase(row)
         for contact in roles.get(row["OpportunityId"], ()):
@@ -244,6 +259,7 @@ def _update_fields(client: SalesforceClient, outbox: Outbox, writes: Sequence[Wr
 
 def _upsert_tasks(client: SalesforceClient, outbox: Outbox, writes: Sequence[Write],
                   outcome: dict[str, dict[str, Any] | BaseException]) -> None:
+    status, priority = client.settings.task_status, client.settings.task_priority
     todo = [w for w in writes if _reserve(outbox, w, "task", _key(w, "task"), outcome)]
     if not todo:
         return
@@ -252,9 +268,9 @@ def _upsert_tasks(client: SalesforceClient, outbox: Outbox, writes: Sequence[Wri
     for w in todo:
         result = outcome[w.job.id]
         who = result.get("who_id") if isinstance(result, dict) else None
-        record = {TASK_KEY: write_key(w.job, "task"), "Subject": w.task_subject[:SUBJECT_MAX],
-                  "Description": w.task_body[:TEXT_MAX], "Status": "Completed",
-                  "Priority": "Normal", "ActivityDate": today}
+        record = {TASK_KEY: write_key(w.job, "task"), "Subject": clip(w.task_subject, SUBJECT_MAX),
+                  "Description": clip(w.task_body, TEXT_MAX), "Status": status,
+                  "Priority": priority, "ActivityDate": today}
         if who:
             record["WhoId"] = who
         elif w.target.sobject == "Account":
@@ -286,6 +302,19 @@ def _key(write: Write, what: str = "record") -> str:
     if what == "task":
         return target_key(write.job.tenant, "task", write.target.who_id or write.target.id)
     return target_key(write.job.tenant, write.target.sobject.lower(), write.target.id)
+
+
+def clip(text: str, limit: int) -> str:
+    """``text`` cut to ``limit`` UTF-16 code units, as Salesforce counts a field's length (an
+    emoji counts two), never inside a surrogate pair."""
+    if len(text) <= limit // 2:
+        return text
+    units = 0
+    for i, char in enumerate(text):
+        units += 2 if ord(char) > 0xFFFF else 1
+        if units > limit:
+            return text[:i]
+    return text
 
 
 def generated_at(when: datetime) -> str:

@@ -45,6 +45,10 @@ class SalesforceSettings(BaseSettings):
     sobjects: str = "Lead,Contact"  # what outbound messages may be about
     brief: str = "A short, friendly note that suggests a next step based on their recent purchases."
     task_subject: str = "Baton email draft"
+    # The Task's Status and Priority: values of your org's picklists (renamed or deactivated
+    # defaults make Salesforce refuse the Task)
+    task_status: str = "Completed"
+    task_priority: str = "Normal"
 
     @field_validator("source_cidrs")
     @classmethod
@@ -60,8 +64,9 @@ class SalesforceSettings(BaseSettings):
     @classmethod
     def _version(cls, value: str) -> str:
         major, _, minor = value.partition(".")
-        if not (major.isdigit() and minor.isdigit() and 31 <= int(major) <= 99):
-            raise ValueError(f"expected an API version such as {API_VERSION} (no leading v)")
+        if not (major.isdigit() and minor.isdigit() and 46 <= int(major) <= 99):
+            raise ValueError(f"expected an API version such as {API_VERSION} (no leading v), "
+                             "46.0 or later (sObject Collections upsert)")
         return value
 
     @field_validator("sobjects")

@@ -89,6 +89,9 @@ class Echo:
     def refuse(self, req: Inbound, error: ApiError) -> Outbound:
         return Outbound(error.status, f"refused: {error.reason}", "text/plain")
 
+    def label(self, route: str) -> str:
+        return route
+
     def job_kinds(self) -> Sequence[str]:
         return ("echo.items", "echo.ask")
 

@@ -70,9 +70,20 @@ WRITABLE = {"Lead": BATON_FIELDS, "Contact": BATON_FIELDS,
             "Account": tuple(f.replace("__c", "__pc") for f in BATON_FIELDS),
             "Task": ("WhoId", "WhatId", "Subject", "Description", "Status", "Priority",
                      "ActivityDate", "Baton_Job_Key__c")}
+RELATIONS = {"ConvertedContact": "Contact"}  # relationship name -> sObject, where they differ
 PREFIX = {"Lead": "00Q", "Contact": "003", "Account": "001", "Opportunity": "006",
           "OpportunityContactRole": "00K", "OpportunityLineItem": "00k", "Product2": "01t",
           "PricebookEntry": "01u", "Pricebook2": "01s", "Task": "00T", "User": "005"}
+
+
+def record_id(id15: str) -> str:
+    """An 18-character record id as Salesforce makes it: the 15 characters, then for each group
+    of five a letter (A-Z, 0-5) whose bits say which of them are upper case."""
+    suffix = ""
+    for start in (0, 5, 10):
+        bits = sum(1 << i for i, c in enumerate(id15[start:start + 5]) if c.isupper())
+        suffix += "ABCDEFGHIJKLMNOPQRSTUVWXYZ012345"[bits]
+    return id15 + suffix
 
 
 class SoqlError(Exception):
@@ -89,6 +100,7 @@ class App:
     consumer_secret: str
     private_pem: str
     public_key: Any
+    scopes: str = "api id"  # the connected app's selected OAuth scopes
 
 
 def new_app(consumer_key: str = "3MVG9-baton-test", secret: str = "app-secret") -> App:
@@ -132,6 +144,7 @@ class FakeSalesforce:
     api_used: int = 0
     permission_set: bool = True  # the integration user has field-level security on Baton's fields
     fields_deployed: bool = True
+    task_key_external: bool = True  # Baton_Job_Key__c deployed as an External ID
     sandbox: bool = False
 
     def __post_init__(self) -> None:
@@ -150,7 +163,7 @@ class FakeSalesforce:
 
     def new_id(self, sobject: str) -> str:
         n = next(self._ids)
-        return f"{PREFIX[sobject]}5g{n:010d}AAA"
+        return record_id(f"{PREFIX[sobject]}5g{n:010d}")
 
     def add(self, sobject: str, record_id: str | None = None, **fields: Any) -> str:
         with self._lock:
@@ -248,7 +261,8 @@ class FakeSalesforce:
         self.logins.append(user)
         return 200, {"Content-Type": "application/json"}, json.dumps({
             "access_token": token, "instance_url": self.instance, "token_type": "Bearer",
-            "id": f"https://login.salesforce.com/id/{self.org_id}/{user}", "scope": "api"})
+            "id": f"https://login.salesforce.com/id/{self.org_id}/{user}",
+            "scope": self.app.scopes})
 
     # -- the REST API ----------------------------------------------------------------------------
 
@@ -288,6 +302,9 @@ class FakeSalesforce:
     def _route(self, method: str, path: str, query: str, body: Any) -> tuple[int, Any]:
         prefix = f"/services/data/v{VERSION}/"
         if path == "/services/oauth2/userinfo" and method == "GET":
+            if not {"id", "openid"} & set(self.app.scopes.split()):
+                return 403, [{"errorCode": "INSUFFICIENT_SCOPE",
+                              "message": "the access token lacks the id or openid scope"}]
             return 200, {"user_id": self._current_user(), "organization_id": self.org_id,
                          "preferred_username": "baton@integration.example"}
         if not path.startswith(prefix):
@@ -314,7 +331,8 @@ class FakeSalesforce:
                               "message": f"sObject type '{name}' is not supported."}]
             fields = sorted(SCHEMA[name] | (set(WRITABLE.get(name, ())) if self.fields_deployed else set()))
             return 200, {"name": name, "fields": [
-                {"name": f, "updateable": f in WRITABLE.get(name, ()) and self.permission_set}
+                {"name": f, "updateable": f in WRITABLE.get(name, ()) and self.permission_set,
+                 "externalId": f == "Baton_Job_Key__c" and self.task_key_external}
                 for f in fields]}
         if rest == "limits" and method == "GET":
             return 200, {"DailyApiRequests": {"Max": self.daily_limit,
@@ -359,8 +377,14 @@ class FakeSalesforce:
         return None
 
     def _collection_update(self, body: Any) -> tuple[int, Any]:
+        records = self._check_collection(body)
+        types = [(r.get("attributes") or {}).get("type") for r in records]
+        runs = sum(1 for i, t in enumerate(types) if i == 0 or t != types[i - 1])
+        if runs > 10:  # Salesforce processes a type change as a new chunk, ten at most
+            raise SoqlError("INVALID_BATCH_REQUEST", "Number of chunks in the request exceeds "
+                            "the maximum allowed: 10")
         out = []
-        for record in self._check_collection(body):
+        for record in records:
             rid, sobject = record.get("id"), (record.get("attributes") or {}).get("type")
             fields = {k: v for k, v in record.items() if k not in ("attributes", "id")}
             if sobject not in SCHEMA:
@@ -385,7 +409,8 @@ class FakeSalesforce:
     def _collection_upsert(self, sobject: str, key_field: str, body: Any) -> tuple[int, Any]:
         if sobject not in SCHEMA:
             raise SoqlError("NOT_FOUND", "The requested resource does not exist")
-        if key_field != "Baton_Job_Key__c" or not self.fields_deployed:
+        if key_field != "Baton_Job_Key__c" or not self.fields_deployed or \
+                not self.task_key_external:
             raise SoqlError("INVALID_FIELD", f"Field {key_field} is not an External ID or "
                             f"indexed field for {sobject}")
         out = []
@@ -441,10 +466,11 @@ class FakeSalesforce:
         parts = name.split(".")
         current = sobject
         for parent in parts[:-1]:
-            if f"{parent}Id" not in SCHEMA[current] or parent not in SCHEMA:
+            table = RELATIONS.get(parent, parent)
+            if f"{parent}Id" not in SCHEMA[current] or table not in SCHEMA:
                 raise SoqlError("INVALID_FIELD", f"Didn't understand relationship '{parent}' in "
                                 f"field path. No such column '{parent}' on entity '{current}'")
-            current = parent
+            current = table
         leaf = parts[-1]
         if leaf not in SCHEMA[current] and not (self.fields_deployed and leaf in WRITABLE.get(current, ())):
             raise SoqlError("INVALID_FIELD", f"No such column '{leaf}' on entity '{current}'")
@@ -454,7 +480,7 @@ class FakeSalesforce:
         parts = name.split(".")
         for parent in parts[:-1]:
             linked = row.get(f"{parent}Id") if row else None
-            row = self.records[parent].get(linked) if linked else None
+            row = self.records[RELATIONS.get(parent, parent)].get(linked) if linked else None
             if row is None:
                 return None
         return row.get(parts[-1]) if row else None
@@ -468,13 +494,14 @@ class FakeSalesforce:
                 out[name] = record.get(name)
                 continue
             parent = parts[0]
+            table = RELATIONS.get(parent, parent)
             linked = record.get(f"{parent}Id")
-            prow = self.records[parent].get(linked or "") if linked else None
+            prow = self.records[table].get(linked or "") if linked else None
             if prow is None:
                 out[parent] = None
                 continue
-            nested = out.setdefault(parent, {"attributes": {"type": parent}})
-            nested.update({k: v for k, v in self._project(parent, prow, [".".join(parts[1:])]).items()
+            nested = out.setdefault(parent, {"attributes": {"type": table}})
+            nested.update({k: v for k, v in self._project(table, prow, [".".join(parts[1:])]).items()
                            if k != "attributes"})
         return out
 

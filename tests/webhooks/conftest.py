@@ -35,7 +35,7 @@ def with_salesforce(services: Services, **own: Any) -> Services:
     """The services with the Salesforce connector's settings changed (``source_cidrs``, ...)."""
     current = cast(SalesforceConnector, services.connectors.get("salesforce"))
     changed = SalesforceConnector(current.settings.model_copy(update=own), current.auth,
-                                  current.outbox)
+                                  current.outbox, current.keys, current.replies)
     connectors: Registry[Connector] = Registry("connector")
     for name in services.connectors:
         connectors.register(name, changed if name == "salesforce" else services.connectors.get(name))

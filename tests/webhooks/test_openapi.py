@@ -8,9 +8,9 @@ from flask.testing import FlaskClient
 from openapi_schema_validator import OAS30Validator
 from openapi_spec_validator import validate
 
+from connectors.salesforce.flow import FlowAction
 from core.tasks.kinds import ACTION_KINDS, TONES
 from webhooks.openapi import document, to_openapi_30
-from webhooks.salesforce_actions import FlowAction
 from webhooks.tasks import TaskRequest
 
 

@@ -14,29 +14,19 @@ from pydantic import SecretStr
 
 from connectors.signatures import slack_v0
 from core.store import JobRow
+from tests.connectors.salesforce.conftest import notifications
 from tests.connectors.test_signatures import SLACK_BODY
+from tests.fakes.salesforce import record_id
 from tests.webhooks.conftest import ORG, SLACK_SECRET, with_salesforce
 from webhooks.app import create_app
 from webhooks.services import Services
 
 
 def outbound(org: str = ORG, ids: tuple[str, ...] = ("04l000000000001AAA", "04l000000000002AAA")) -> bytes:
-    notes = "".join(
-        f"<Notification><Id>{i}</Id><sObject xsi:type=\"sf:Lead\" "
-        "xmlns:sf=\"urn:sobject.enterprise.soap.sforce.com\">"
-        f"<sf:Id>00Q000000000{n:03d}AAA</sf:Id><sf:Email>lead{n}@example.com</sf:Email>"
-        "<sf:FirstName>Ann</sf:FirstName></sObject></Notification>"
-        for n, i in enumerate(ids))
-    return (
-        '<?xml version="1.0" encoding="UTF-8"?>'
-        '<soapenv:Envelope xmlns:soapenv="http://schemas.xmlsoap.org/soap/envelope/" '
-        'xmlns:xsd="http://www.w3.org/2001/XMLSchema" '
-        'xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance"><soapenv:Body>'
-        '<notifications xmlns="http://soap.sforce.com/2005/09/outbound">'
-        f"<OrganizationId>{org}</OrganizationId><ActionId>04k000000000001AAA</ActionId>"
-        "<SessionId xsi:nil=\"true\"/><EnterpriseUrl>https://x.my.salesforce.com/</EnterpriseUrl>"
-        "<PartnerUrl>https://x.my.salesforce.com/</PartnerUrl>"
-        f"{notes}</notifications></soapenv:Body></soapenv:Envelope>").encode()
+    """An outbound message of Leads, as Salesforce sends it."""
+    return notifications(org, [(i, "Lead", {"Id": record_id(f"00Q000000000{n:03d}"),
+                                            "Email": f"lead{n}@example.com", "FirstName": "Ann"})
+                               for n, i in enumerate(ids)])
 
 
 def jobs(services: Services, kind: str) -> list[JobRow]:

@@ -40,7 +40,7 @@ def test_flow_action_returns_the_email_for_the_record(client: FlaskClient, servi
     assert r.json["body"] == "Hi Ann, hello." and r.json["route"] == "local"
     assert post(client, key, body).json["job_id"] == r.json["job_id"]  # a retried callout: same job
     task = client.get(f"/v1/tasks/{r.json['job_id']}", headers={"Authorization": f"Bearer {key}"})
-    assert task.json["result"]["output"]["subject"] == "s"
+    assert task.json["result"]["subject"] == "s" and task.json["result"]["state"] == "done"
     job = services.jobs.get(r.json["job_id"])
     assert job is not None and job.tenant == "acme"
     assert job.payload["context"] == {"first_name": "Ann", "email": "ann@example.com", "company": "Acme"}

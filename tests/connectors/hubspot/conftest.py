@@ -20,12 +20,12 @@ from baton.wiring import App, build_app, build_services
 from connectors.hubspot.connector import HubSpotConnector
 from connectors.hubspot.settings import HubSpotSettings
 from connectors.signatures import hubspot_v1, hubspot_v2, hubspot_v3
-from core.jobs.lifecycle import utcnow
 from core.policy import parse_policy
 from core.settings import Settings
 from core.store import JobRow
 from tests.fakes.backends import ScriptedBackend
 from tests.fakes.hubspot import FakeHubSpot
+from tests.fakes.queue import drain, retry_now
 from webhooks.app import create_app
 from webhooks.services import Services
 
@@ -87,33 +87,12 @@ class Hub:
         return hubspot_of(self.services)
 
     def drain(self) -> int:
-        """Run what is queued, the way a worker would (the real Huey queue, one message at a
-        time). The jobs' clock stands still meanwhile: a retry's backoff never comes due during
-        a drain, however slow the database (that made a test fail 1 run in 15 on PostgreSQL);
-        ``retry_now`` runs retries when the test says so."""
-        huey = self.services.dispatcher.huey  # type: ignore[attr-defined]
-        jobs = self.services.jobs
-        frozen, clock = utcnow(), jobs.clock
-        jobs.clock = lambda: frozen
-        n = 0
-        try:
-            while True:
-                self.services.dispatcher.pump()  # what the web recorded, as a worker's pump sends it
-                task = huey.dequeue()
-                if task is None:
-                    return n
-                huey.execute(task)
-                n += 1
-        finally:
-            jobs.clock = clock
+        """Run what is queued, as a worker would (:func:`tests.fakes.queue.drain`)."""
+        return drain(self.services)
 
     def retry_now(self) -> int:
-        """Make every job waiting for a retry due now, send them and run them."""
-        with self.services.store.session.begin() as s:
-            ids = list(s.scalars(sa.select(JobRow.id).where(JobRow.state == "queued")))
-            s.execute(sa.update(JobRow).where(JobRow.id.in_(ids)).values(run_after=utcnow()))
-        self.services.dispatcher.dispatch(ids)
-        return self.drain()
+        """Run every job waiting for a retry now."""
+        return retry_now(self.services)
 
     def jobs(self, kind: str) -> list[JobRow]:
         with self.services.store.session() as s:

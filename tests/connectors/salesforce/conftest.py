@@ -21,11 +21,11 @@ from connectors.hubspot.settings import HubSpotSettings
 from connectors.salesforce.auth import OrgLogin
 from connectors.salesforce.connector import SalesforceConnector
 from connectors.salesforce.settings import SalesforceSettings
-from core.jobs.lifecycle import utcnow
 from core.policy import parse_policy
 from core.settings import Settings
 from core.store import JobRow
 from tests.fakes.backends import ScriptedBackend
+from tests.fakes.queue import drain, retry_now
 from tests.fakes.salesforce import FakeSalesforce, new_app
 from webhooks.app import create_app
 from webhooks.services import Services
@@ -90,30 +90,12 @@ class Org:
                              Email=f"ann{n}@example.com", Company="Fjord & Field", **fields)
 
     def drain(self) -> int:
-        """Run what is queued, the way a worker would (the real Huey queue), the jobs' clock
-        standing still so that no retry comes due meanwhile (see the HubSpot fixtures)."""
-        huey = self.services.dispatcher.huey  # type: ignore[attr-defined]
-        jobs = self.services.jobs
-        frozen, clock = utcnow(), jobs.clock
-        jobs.clock = lambda: frozen
-        n = 0
-        try:
-            while True:
-                self.services.dispatcher.pump()
-                task = huey.dequeue()
-                if task is None:
-                    return n
-                huey.execute(task)
-                n += 1
-        finally:
-            jobs.clock = clock
+        """Run what is queued, as a worker would (:func:`tests.fakes.queue.drain`)."""
+        return drain(self.services)
 
     def retry_now(self) -> int:
-        with self.services.store.session.begin() as s:
-            ids = list(s.scalars(sa.select(JobRow.id).where(JobRow.state == "queued")))
-            s.execute(sa.update(JobRow).where(JobRow.id.in_(ids)).values(run_after=utcnow()))
-        self.services.dispatcher.dispatch(ids)
-        return self.drain()
+        """Run every job waiting for a retry now."""
+        return retry_now(self.services)
 
     def jobs(self) -> list[JobRow]:
         with self.services.store.session() as s:
@@ -121,7 +103,8 @@ class Org:
                                   .order_by(JobRow.created_at)))
 
 
-def make_org(tmp_path: Path, database_url: str | None, **own: Any) -> Iterator[Org]:
+def make_org(tmp_path: Path, database_url: str | None, *, immediate: bool = False,
+             **own: Any) -> Iterator[Org]:
     fake = FakeSalesforce(app=APP)
     with fake.mock():
         cfg = Settings(data_dir=tmp_path, database_url=database_url)
@@ -132,7 +115,7 @@ def make_org(tmp_path: Path, database_url: str | None, **own: Any) -> Iterator[O
         cloud.healthy = (False, "not configured")
         policy = parse_policy('[[routes]]\nname = "local"\naction = "local"\n')
         engine_app: App = build_app(cfg, policy, backends={"local": local, "cloud": cloud})
-        services = build_services(cfg, immediate=False, engine_app=lambda: engine_app,
+        services = build_services(cfg, immediate=immediate, engine_app=lambda: engine_app,
                                   connector_settings={"hubspot": HubSpotSettings(),
                                                       "salesforce": salesforce})
         try:

@@ -42,6 +42,10 @@ def test_client_credentials_log_in_at_my_domain(org: Org) -> None:
     (OrgLogin("password", "key"), "unknown login method"),  # type: ignore[arg-type]
     (OrgLogin("jwt", "", username="u", private_key="-----BEGIN"), "consumer key"),
     (OrgLogin("jwt", "k", username="u", private_key="-----BEGIN", domain="evil.com/x?"),
+     "login \\(production\\) or test"),
+    (OrgLogin("jwt", "k", username="u", private_key="-----BEGIN", domain="yourco.my"),
+     "login \\(production\\) or test"),  # a My Domain audience: invalid_grant at Salesforce
+    (OrgLogin("client_credentials", "k", domain="evil.com/x?.my", consumer_secret="s"),
      "not a Salesforce login domain"),
 ])
 def test_incomplete_logins_are_refused_before_any_call(org: Org, login: OrgLogin,

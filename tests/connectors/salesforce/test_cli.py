@@ -47,7 +47,10 @@ def test_check_names_what_an_admin_has_to_fix(tmp_path: Path, fake: FakeSalesfor
             APP.consumer_key, "--domain", fake.my_domain,
             BATON_SALESFORCE_CONSUMER_SECRET=APP.consumer_secret)
     assert r.exit_code == 0, r.output
-    fake.permission_set = False
+    fake.task_key_external = False
+    r = run(tmp_path, "check")
+    assert r.exit_code == 1 and "Task.Baton_Job_Key__c: not an External ID" in r.stdout
+    fake.task_key_external, fake.permission_set = True, False
     r = run(tmp_path, "check")
     assert r.exit_code == 1 and "assign the Baton_Integration permission set" in r.stdout
     fake.fields_deployed = False

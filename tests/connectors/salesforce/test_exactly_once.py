@@ -69,3 +69,14 @@ def test_a_worker_killed_between_the_fields_and_the_task_makes_no_second_write(o
     assert fields == 100 and len(tasks) == 100 and set(tasks.values()) == {1}
     # the fields were not written again: the outbox knew they had landed
     assert [c for c in org.fake.calls if c.path.endswith("composite/sobjects")] == updates
+
+
+def test_query_pages_are_followed(org: Org) -> None:
+    org.connect()
+    org.fake.page_size = 7  # Salesforce answers 2,000 rows a page; the fake, seven
+    leads = [org.lead(n) for n in range(20)]
+    org.outbound([(f"04l5g{n:013d}", "Lead", {"Id": lead}) for n, lead in enumerate(leads)])
+    org.drain()
+    assert [j.state for j in org.jobs()] == [DONE] * 20
+    pages = [c for c in org.fake.calls if "/query/01g" in c.path]
+    assert len(pages) == 2 and len(org.fake.tasks()) == 20  # 7 + 7 + 6 rows

@@ -27,7 +27,9 @@ def test_an_org_that_is_not_connected_is_asked_to_retry(org: Org) -> None:
     ([("04l5g0000001", "Account", {"Id": "0015g00000AbCdEAAZ"})], 400,
      b"not set up for Account records"),  # Person Accounts are off unless configured
     ([("04l5g0000001", "Lead", {"Email": "a@example.com"})], 400, b"has no record Id"),
-    ([("04l5g0000001", "Lead", {"Id": "00Q' OR Id != '"})], 400, b"has no record Id"),
+    ([("04l5g0000001", "Lead", {"Id": "00Q' OR Id != '"})], 400, b"not a Salesforce record id"),
+    ([("04l5g0000001", "Lead", {"Id": "00Q5g00000AbCdEAAZ"})], 400,
+     b"not a Salesforce record id"),  # a wrong checksum: Salesforce would refuse the query
 ])
 def test_records_baton_cannot_write_are_refused(org: Org, items: list, status: int,  # type: ignore[type-arg]
                                                 reason: bytes) -> None:
