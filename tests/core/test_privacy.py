@@ -453,3 +453,10 @@ def test_scan_reports_what_the_recognizers_still_find() -> None:
     masker = Masker(Privacy())
     assert masker.scan("write to ann@example.com") == {"email"}
     assert masker.scan("nothing personal here") == set()
+
+
+def test_blank_fields_are_no_merge_fields() -> None:
+    """A field with nothing in it cannot be restored into copy: ``{company}`` stays unfilled."""
+    fields = merge_fields({"first_name": "Ann", "company": "  ", "title": "", "visits": 0,
+                           "vip": True, "tags": ["a"]})
+    assert fields == {"first_name": "Ann", "visits": "0"}
