@@ -10,6 +10,7 @@ for most, a SOAP fault for Salesforce's outbound messages).
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -40,7 +41,7 @@ def parse_json(body: bytes, mimetype: str) -> Any:
     if mimetype != "application/json" and not mimetype.endswith("+json"):
         raise UnsupportedMediaType(f"expected application/json, got {mimetype or 'no content type'}")
     try:
-        return json.loads(body.decode("utf-8"), parse_constant=_no_constant)
+        return json.loads(body.decode("utf-8"), parse_constant=_no_constant, parse_float=_finite)
     except UnicodeDecodeError:
         raise BadRequest("body is not UTF-8") from None
     except json.JSONDecodeError as exc:
@@ -50,6 +51,15 @@ def parse_json(body: bytes, mimetype: str) -> Any:
         raise BadRequest("JSON nested too deeply") from None
     except ValueError as exc:  # e.g. an integer of more than 4,300 digits
         raise BadRequest(f"unreadable JSON: {str(exc)[:120]}") from None
+
+
+def _finite(text: str) -> float:
+    """A number too large for a float (``1e999``) is not infinity: JSON has no infinity, and
+    PostgreSQL refuses it."""
+    value = float(text)
+    if math.isinf(value):
+        raise ValueError(f"the number {text[:40]} is too large")
+    return value
 
 
 def _no_constant(name: str) -> Any:

@@ -12,6 +12,7 @@ from urllib.parse import quote
 from flask import current_app, request
 
 from connectors.http import BadRequest, ServiceUnavailable, parse_json
+from core.errors import describe_unexpected
 from core.jobs.lifecycle import ENDED, Accepted, NewJob
 from core.store import InboxKey, JobRow
 from webhooks.services import Services, services_of
@@ -89,8 +90,8 @@ def record(source: str, items: list[NewJob]) -> Accepted:
                 raise BadRequest(f"{what} longer than {limit} characters")
     try:
         accepted = svc.inbox.submit(source, items)
-    except Exception as exc:
-        log.exception("inbox commit failed")
+    except Exception as exc:  # the driver's message may quote the payload: its type and place only
+        log.error("inbox commit failed: %s", describe_unexpected(exc))
         raise ServiceUnavailable(f"could not record the delivery ({type(exc).__name__}); "
                                  "retry later") from None
     new = accepted.new

@@ -73,7 +73,12 @@ def _handle(connector: Connector, req: Inbound) -> Outbound:
             raise BadRequest("identifiers must not contain NUL characters or be this long")
         services().replies.open(parsed.reply.key, platform=connector.name,
                                 account=parsed.reply.account)
-    accepted = record(parsed.source, parsed.jobs)
+    try:
+        accepted = record(parsed.source, parsed.jobs)
+    except ApiError:  # refused: no reply row waits for a job never stored (a replay is refused too)
+        if parsed.reply is not None:
+            services().replies.discard(parsed.reply.key)
+        raise
     reply = answer_now_or_later(parsed.reply) if parsed.reply is not None else None
     return connector.ack(req, parsed, accepted, reply)
 

@@ -62,7 +62,7 @@ from connectors.salesforce.crm import (
 )
 from connectors.salesforce.flow import ACTION, PREFIXES, FlowAction, body_context, is_org
 from connectors.salesforce.settings import SalesforceSettings, org15
-from core.contacts import canonical
+from core.contacts import canonical, opted_out
 from core.credentials.apikeys import ApiKeys
 from core.delivery.outbox import Outbox
 from core.delivery.replies import Replies
@@ -79,7 +79,7 @@ from core.jobs.runner import PERMANENT
 from core.policy import describe_validation_error
 from core.retention import subject_for
 from core.store import JobRow, ReplyRow
-from core.tasks.kinds import ACTION_KINDS, Task, with_tone
+from core.tasks.kinds import ACTION_KINDS, Task, check_language, with_tone
 from core.tasks.recommend import summary
 
 log = logging.getLogger("baton.salesforce")
@@ -250,6 +250,10 @@ class SalesforceConnector:
             raise BadRequest(describe_validation_error(exc)) from None
         if not body.brief.strip() and kind != "recommendation":
             raise BadRequest("brief: required for this action")
+        try:
+            check_language(body.language)
+        except InputError as exc:
+            raise BadRequest(f"language: {exc}") from None
         if not is_id(body.recordId):
             raise BadRequest(f"recordId: {body.recordId!r} is not a Salesforce record id (an "
                              "18-character id ends in the checksum of the first 15)")
@@ -266,7 +270,8 @@ class SalesforceConnector:
             raise BadRequest(f"recordId: Baton reads and writes "
                              f"{', '.join(sorted(self.settings.allowed_sobjects()))} records "
                              f"(BATON_SALESFORCE_SOBJECTS), not {body.recordId[:3]}...")
-        external = f"{body.recordId}:{body.requestId}" if body.requestId else None
+        # one record, whether the Flow sends its 15- or 18-character id
+        external = f"{id18(body.recordId)}:{body.requestId}" if body.requestId else None
         # the owner and the request id are the caller's: digested, the key has a fixed length
         reply_key = "salesforce:" + hashlib.sha256(
             f"{owner}\x1f{external or new_id()}".encode()).hexdigest()[:40]
@@ -389,7 +394,20 @@ class SalesforceConnector:
             if record is None:
                 raise RecordNotFound(f"{p['sobject_type']} {p['record_id']} does not exist (or "
                                      "was deleted)")
-            context = {**record.context(self.settings), **context}  # what the Flow sent wins
+            if record.sobject == "Account" and record.fields.get("IsPersonAccount") is False:
+                raise InputError(f"Account {record.id} is a business account: Baton writes to "
+                                 "people (a Lead, a Contact or a Person Account)")
+            baton_user = self.auth.org_login(p["org"]).user_id if p["write_back"] else None
+            if baton_user and record.last_modified_by == baton_user:
+                raise InputError(f"{record.sobject} {record.id} was last modified by Baton's "
+                                 "integration user: this call looks like Baton's own write "
+                                 "coming back (a record-triggered Flow on update), so Baton "
+                                 "writes nothing again; exclude that user in the Flow's entry "
+                                 "conditions")
+            fetched = record.context(self.settings)
+            context = {**fetched, **context}  # what the Flow sent wins, except consent:
+            if opted_out(fetched):  # an opt-out Salesforce holds is never overridden
+                context["email_opt_out"] = True
             with self._lock:
                 self._targets[job.id] = record.target
         if p["kind"] == "recommendation" and not context.get("catalog") and client is not None:
@@ -513,6 +531,14 @@ class SalesforceConnector:
                                canonical({k: v for k, v in rows[0].items()
                                           if k != "Id" and v not in (None, "")}))
         return None
+
+    def task_context(self, contact: Contact, kind: str) -> dict[str, Any]:
+        """The record's configured fields (its opt-out among them), and the org's catalog for
+        a recommendation."""
+        context = dict(contact.fields)
+        if kind == "recommendation":
+            context["catalog"] = self.catalog(self.auth.client(contact.tenant.partition(":")[2]))
+        return context
 
     def api_usage(self) -> dict[str, tuple[int, int]]:
         """Each org's API calls used and allocated (``Sforce-Limit-Info``), for ``/metrics``."""

@@ -41,6 +41,12 @@ class Replies:
                 state=WAITING, outputs=None, claimed_at=None, created_at=self.clock(),
                 completed_at=None).on_conflict_do_nothing())
 
+    def discard(self, key: str) -> None:
+        """Forget a reply row still waiting for its first answer (its request was refused)."""
+        with self.store.session.begin() as s:
+            s.execute(sa.delete(ReplyRow).where(ReplyRow.key == key, ReplyRow.reply.is_(None),
+                                                ReplyRow.state == WAITING))
+
     def get(self, key: str) -> ReplyRow | None:
         with self.store.session() as s:
             return s.get(ReplyRow, key)

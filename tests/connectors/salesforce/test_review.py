@@ -6,7 +6,9 @@ encodings expat cannot read, a poisoned usage file, the userinfo scope."""
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -163,3 +165,104 @@ def test_clip_counts_utf16_units_and_never_splits_a_pair() -> None:
     assert clip("😀" * 200, 255) == "😀" * 127  # 254 units; a 128th would make 256
     assert clip("a" + "😀" * 200, 256) == "a" + "😀" * 127
     assert len(clip("日本語" * 200, 255)) == 255  # BMP characters count one each
+
+
+# -- the third review (the Flow action route, as an attacker would call it) -----------------------
+
+
+def _flow(tmp_path: Path, database_url: str | None, **own: Any) -> Iterator[Org]:
+    yield from make_org(tmp_path, database_url, immediate=True, sync_budget=5.0, **own)
+
+
+def _action_jobs(org: Org) -> list[Any]:
+    import sqlalchemy as sa
+
+    from core.store import JobRow
+
+    with org.services.store.session() as s:
+        return list(s.scalars(sa.select(JobRow).where(JobRow.kind == "salesforce.action")))
+
+
+def _call(org: Org, body: dict[str, Any] | str) -> Any:
+    from core.credentials.apikeys import ApiKeys
+
+    key = ApiKeys(org.services.store).create("salesforce", org.fake.org_id)[1]
+    data = body if isinstance(body, str) else json.dumps(body)
+    return org.client.post("/salesforce/actions/email", data=data, content_type="application/json",
+                           headers={"Authorization": f"Bearer {key}"})
+
+
+def test_a_flow_cannot_override_the_opt_out_salesforce_holds(tmp_path: Path,
+                                                             database_url: str | None) -> None:
+    for org in _flow(tmp_path, database_url):
+        org.connect()
+        contact = org.fake.add("Contact", FirstName="Ines", LastName="Ruiz", Email="i@example.es",
+                               HasOptedOutOfEmail=True)
+        r = _call(org, {"recordId": contact, "brief": "A next step", "writeBack": True,
+                        "fields": {"HasOptedOutOfEmail": False, "FirstName": "Ines"}})
+        assert r.status_code == 422 and r.json["error"] == "opted_out"
+        assert org.fake.tasks() == [] and not org.fake.get("Contact", contact).get("Baton_Email_Body__c")
+
+
+def test_a_number_too_large_for_a_float_is_400_and_stores_nothing(tmp_path: Path,
+                                                                  database_url: str | None) -> None:
+    for org in _flow(tmp_path, database_url):
+        org.connect()
+        lead = org.lead(1)
+        r = _call(org, '{"recordId": "' + lead + '", "brief": "b", "fields": {"Score": 1e999}}')
+        assert r.status_code == 400 and "too large" in r.json["reason"]
+        assert _action_jobs(org) == []
+
+
+def test_write_back_to_a_business_account_is_refused(tmp_path: Path, database_url: str | None) -> None:
+    for org in _flow(tmp_path, database_url, person_accounts=True, sobjects="Lead,Contact,Account"):
+        org.connect()
+        account = org.fake.add("Account", Name="Fjord & Field AB", IsPersonAccount=False)
+        r = _call(org, {"recordId": account, "brief": "A next step", "writeBack": True})
+        assert r.status_code == 422 and "business account" in r.json["reason"]
+        assert org.fake.tasks() == []
+
+
+def test_a_record_triggered_flow_cannot_loop_on_bazons_own_write(tmp_path: Path,
+                                                                 database_url: str | None) -> None:
+    for org in _flow(tmp_path, database_url):
+        baton = org.connect().user_id
+        lead = org.lead(1, LastModifiedById=baton)  # Baton wrote it last: the Flow fired on that
+        r = _call(org, {"recordId": lead, "brief": "A next step", "writeBack": True,
+                        "requestId": "interview-2"})
+        assert r.status_code == 422 and "Baton's own write coming back" in r.json["reason"]
+        assert org.fake.tasks() == []
+        # without writeBack nothing is written, so nothing can loop: the outputs are answered
+        assert _call(org, {"recordId": lead, "brief": "A next step"}).status_code == 200
+
+
+def test_a_refused_request_leaves_no_reply_row_waiting(tmp_path: Path, database_url: str | None) -> None:
+    from core.store import ReplyRow
+
+    for org in _flow(tmp_path, database_url):
+        org.connect()
+        lead = org.lead(1)
+        r = _call(org, {"recordId": lead, "brief": "b", "requestId": "a\u0000b"})
+        assert r.status_code == 400
+        with org.services.store.session() as s:
+            assert s.query(ReplyRow).count() == 0
+
+
+def test_15_and_18_character_ids_of_one_record_are_one_request(tmp_path: Path,
+                                                               database_url: str | None) -> None:
+    for org in _flow(tmp_path, database_url):
+        org.connect()
+        lead = org.lead(1)
+        assert len(lead) == 18
+        first = _call(org, {"recordId": lead, "brief": "A next step", "requestId": "r-1"})
+        again = _call(org, {"recordId": lead[:15], "brief": "A next step", "requestId": "r-1"})
+        assert again.status_code == 200 and first.json["job_id"] == again.json["job_id"]
+        assert len(_action_jobs(org)) == 1
+
+
+def test_an_unsupported_language_is_400_at_once(tmp_path: Path, database_url: str | None) -> None:
+    for org in _flow(tmp_path, database_url):
+        org.connect()
+        r = _call(org, {"recordId": org.lead(1), "brief": "b", "language": "../../x"})
+        assert r.status_code == 400 and r.json["reason"].startswith("language:")
+        assert _action_jobs(org) == []
