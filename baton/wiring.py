@@ -17,6 +17,10 @@ from connectors.salesforce.auth import SalesforceAuth
 from connectors.salesforce.client import ApiUsage
 from connectors.salesforce.connector import SalesforceConnector
 from connectors.salesforce.settings import SalesforceSettings, load_salesforce_settings
+from connectors.slack.client import SlackApi
+from connectors.slack.connector import SlackConnector
+from connectors.slack.installations import SlackInstallations
+from connectors.slack.settings import SlackSettings, load_slack_settings
 from core.backends.base import Backend, BackendFactory
 from core.backends.builtin import default_backends
 from core.backends.llama import LlamaPool
@@ -104,8 +108,12 @@ def default_handlers(get_app: Callable[[], App],
     return handlers
 
 
+Peers = Callable[[str], Connector]  # another connector by name (Slack looks contacts up in CRMs)
+
+
 def build_hubspot(settings: Settings, store: Store, get_app: Callable[[], App],
-                  hubspot: HubSpotSettings | None = None) -> HubSpotConnector:
+                  hubspot: HubSpotSettings | None = None, peers: Peers | None = None
+                  ) -> HubSpotConnector:
     """HubSpot with its own settings (``BATON_HUBSPOT_*``, read here unless given)."""
     hubspot = hubspot or load_hubspot_settings()
     floor = hubspot.retention_floor_days()
@@ -123,7 +131,8 @@ def build_hubspot(settings: Settings, store: Store, get_app: Callable[[], App],
 
 
 def build_salesforce(settings: Settings, store: Store, get_app: Callable[[], App],
-                     salesforce: SalesforceSettings | None = None) -> SalesforceConnector:
+                     salesforce: SalesforceSettings | None = None, peers: Peers | None = None
+                     ) -> SalesforceConnector:
     """Salesforce with its own settings (``BATON_SALESFORCE_*``, read here unless given)."""
     salesforce = salesforce or load_salesforce_settings()
     vault = TokenVault(store, TokenCipher.from_settings(settings.secret_key.get_secret_value(),
@@ -132,6 +141,26 @@ def build_salesforce(settings: Settings, store: Store, get_app: Callable[[], App
     return SalesforceConnector(salesforce, SalesforceAuth(salesforce, vault, usage), Outbox(store),
                                ApiKeys(store), Replies(store),
                                lease=timedelta(seconds=settings.job_lease_seconds))
+
+
+def build_slack(settings: Settings, store: Store, get_app: Callable[[], App],
+                slack: SlackSettings | None = None, peers: Peers | None = None) -> SlackConnector:
+    """Slack with its own settings (``BATON_SLACK_*``); contacts are looked up in the CRM
+    connectors (``peers``) the workspace is mapped to in the policy."""
+    slack = slack or load_slack_settings()
+    vault = TokenVault(store, TokenCipher.from_settings(settings.secret_key.get_secret_value(),
+                                                        settings.data_dir))
+    installations = SlackInstallations(vault)
+    ledger = Ledger(store)
+
+    def crm(name: str) -> Connector:
+        if peers is None:
+            raise ConfigError("Slack needs the CRM connectors to look contacts up")
+        return peers(name)
+
+    return SlackConnector(slack, installations, SlackApi(slack, installations, settings.queue_url),
+                          load_policy(settings.config), Outbox(store), crm,
+                          lambda since, tenant: ledger.report(since=since, tenant=tenant))
 
 
 def api_usage(connectors: Registry[Connector]) -> Callable[[], dict[tuple[str, str], tuple[int, int]]]:
@@ -148,9 +177,11 @@ def api_usage(connectors: Registry[Connector]) -> Callable[[], dict[tuple[str, s
 
 # The platforms this Baton serves: the only list of them. A factory takes the core settings, the
 # store, the engine's app and the connector's own settings (None: read from the environment).
-CONNECTORS: tuple[tuple[str, Callable[[Settings, Store, Callable[[], App], Any], Connector]], ...] = (
+CONNECTORS: tuple[tuple[str, Callable[[Settings, Store, Callable[[], App], Any, Peers],
+                                     Connector]], ...] = (
     ("hubspot", build_hubspot),
     ("salesforce", build_salesforce),
+    ("slack", build_slack),
 )
 
 
@@ -159,7 +190,8 @@ def build_connectors(settings: Settings, store: Store, get_app: Callable[[], App
     """Every connector, by name; ``own`` gives a connector its settings by name (tests)."""
     connectors: Registry[Connector] = Registry("connector")
     for name, factory in CONNECTORS:
-        connectors.register(name, factory(settings, store, get_app, (own or {}).get(name)))
+        connectors.register(name, factory(settings, store, get_app, (own or {}).get(name),
+                                          connectors.get))
     return connectors
 
 

@@ -150,6 +150,11 @@ class Connector(Protocol):
     def find_contact(self, tenant: str, key: str) -> Contact | None:
         """The tenant's contact with this email address or record id, or None."""
 
+    def task_context(self, contact: Contact, kind: str) -> dict[str, Any]:
+        """The engine's context for a found contact and a task kind, as the connector's own jobs
+        build it (consent always read; purchases; the catalog for a recommendation): what Slack
+        asks of a CRM."""
+
 
 def connector_of(connectors: Registry[Connector], kind: str) -> Connector:
     """The connector whose jobs are of ``kind`` (``hubspot.action`` -> hubspot)."""

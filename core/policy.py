@@ -12,7 +12,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from core.errors import ConfigError
 
@@ -212,6 +212,45 @@ class Breaker(_Strict):
     cooldown_seconds: float = Field(default=30.0, gt=0)
 
 
+class SlackWorkspace(_Strict):
+    """What one Slack workspace may see: the CRM tenants its ``/baton`` commands and mentions may
+    look contacts up in (``hubspot:<portal>``, ``salesforce:<org id>``), in order, and the contact
+    fields that may appear in its channels (unset: ``slack.channel_fields``)."""
+
+    tenants: list[str] = Field(default_factory=list)
+    channel_fields: list[str] | None = None
+
+    @field_validator("tenants")
+    @classmethod
+    def _tenants(cls, value: list[str]) -> list[str]:
+        for tenant in value:
+            platform, _, account = tenant.partition(":")
+            if not platform or not account:
+                raise ValueError(f"a tenant is <platform>:<account>, such as hubspot:123 or "
+                                 f"salesforce:00D5g000000abcd (got {tenant!r})")
+        return value
+
+
+class SlackAccess(_Strict):
+    """Showing CRM data in Slack is egress: which workspace sees which tenants, and which of a
+    contact's fields a channel may read (every other value of the contact is masked)."""
+
+    channel_fields: list[str] = Field(
+        default_factory=lambda: ["first_name", "last_name", "company", "job_title"])
+    workspaces: dict[str, SlackWorkspace] = Field(default_factory=dict)
+
+    def tenants_of(self, team: str) -> list[str]:
+        """The CRM tenants the workspace ``team`` (``T0123``) may see: none unless mapped."""
+        workspace = self.workspaces.get(team)
+        return list(workspace.tenants) if workspace else []
+
+    def fields_for(self, team: str) -> list[str]:
+        workspace = self.workspaces.get(team)
+        if workspace is not None and workspace.channel_fields is not None:
+            return list(workspace.channel_fields)
+        return list(self.channel_fields)
+
+
 class Policy(_Strict):
     """The whole policy file."""
 
@@ -224,6 +263,7 @@ class Policy(_Strict):
     budget: Budget = Field(default_factory=Budget)
     costs: Costs = Field(default_factory=Costs)
     breaker: Breaker = Field(default_factory=Breaker)
+    slack: SlackAccess = Field(default_factory=SlackAccess)
     local: ModelRole = Field(default_factory=lambda: ModelRole(backend="llama", model="gemma-3-270m"))
     cloud: ModelRole = Field(default_factory=lambda: ModelRole(backend="openai", model="gpt-4o-mini"))
 

@@ -60,7 +60,6 @@ class Settings(BaseSettings):
 
     # Web gateway and jobs
     queue_url: str | None = None
-    slack_signing_secret: SecretStr = SecretStr("")
     # How many proxies of yours stand in front of Baton (0: none). Forwarded headers are read
     # from the right, that many hops in: what is further left, the client wrote.
     trusted_proxy: int = Field(default=0, ge=0, le=10)

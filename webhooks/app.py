@@ -27,7 +27,7 @@ SLOW_SECONDS = 1.0  # a response this slow is logged whatever BATON_ACCESS_LOG s
 
 def create_app(services: Services) -> Flask:
     """The WSGI app for one set of services (settings are read once, by the caller)."""
-    from webhooks import ops, platforms, slack, tasks
+    from webhooks import ops, platforms, tasks
 
     app = Flask("baton")
     app.config["MAX_CONTENT_LENGTH"] = services.settings.max_body_bytes
@@ -36,7 +36,6 @@ def create_app(services: Services) -> Flask:
     app.register_blueprint(ops.blueprint)
     platforms.register(app, services.connectors.names())
     app.register_blueprint(tasks.blueprint)
-    app.register_blueprint(slack.blueprint)
 
     @app.before_request
     def _start() -> None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from baton.cli import generate, hubspot, ops, salesforce  # noqa: F401  (each adds its commands to the group)
+from baton.cli import generate, hubspot, ops, salesforce, slack  # noqa: F401  (each adds its commands to the group)
 from baton.cli.common import cli
 
 __all__ = ["cli", "main"]

@@ -218,16 +218,20 @@ def manifests() -> None:
 @handle_errors
 def manifests_render(base_url: str, out_dir: Path, salesforce_user: str | None,
                      salesforce_path_token: str) -> None:
-    """Write every platform's manifests with BASE_URL filled in; with --salesforce-user, also
-    the Salesforce project (deploy it with: sf project deploy start -d force-app)."""
+    """Write every platform's manifests with BASE_URL filled in (HubSpot's, Slack's
+    manifest.yml); with --salesforce-user, also the Salesforce project (deploy it with:
+    sf project deploy start -d force-app)."""
     import manifests as data
-    from manifests import sfdx
+    from connectors.slack.settings import load_slack_settings
+    from manifests import sfdx, slack
     from webhooks.openapi import document
 
     try:
         written = data.render(base_url, out_dir)
     except ValueError as exc:
         raise InputError(f"--base-url: {exc}") from None
+    written += slack.render(out_dir / "slack", data.check_base_url(base_url),
+                            load_slack_settings().command)
     if salesforce_user is not None:
         if not re.fullmatch(r"[^@\s<>&\"']+@[^@\s<>&\"']+", salesforce_user):
             raise InputError(f"--salesforce-user: expected a Salesforce username such as "

@@ -514,6 +514,16 @@ class HubSpotConnector:
             return None
         return Contact(f"{self.name}:{portal}", found_id, canonical(fields))
 
+    def task_context(self, contact: Contact, kind: str) -> dict[str, Any]:
+        """The contact as this connector's own jobs read it (consent, company, purchases), and
+        the portal's product library for a recommendation."""
+        client = self.auth.client(int(contact.tenant.partition(":")[2]))
+        context, _ = fetch_context(client, contact.id, Settings.list_of(self.settings.contact_properties),
+                                   tuple(Settings.list_of(self.settings.consent_properties)))
+        if kind == "recommendation":
+            context["catalog"] = self.catalog(client)
+        return context
+
     def wants(self, event: Mapping[str, Any]) -> str | None:
         """Why this event starts a job, or None to skip it. The 2025.2 platform's generic
         ``object.*`` events for contacts (``objectTypeId`` 0-1) count as ``contact.*``."""

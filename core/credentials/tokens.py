@@ -115,6 +115,12 @@ class TokenVault:
             row = s.get(TokenRow, (platform, account))
             return self._read(row) if row is not None else None
 
+    def delete(self, platform: str, account: str) -> bool:
+        """Forget the account's credentials (an app uninstalled, its tokens revoked)."""
+        with self.store.session.begin() as s:
+            return rows_changed(s, sa.delete(TokenRow).where(TokenRow.platform == platform,
+                                                              TokenRow.account == account)) > 0
+
     def accounts(self, platform: str) -> list[str]:
         """The platform's accounts that have credentials."""
         with self.store.session() as s:

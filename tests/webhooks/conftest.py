@@ -16,6 +16,7 @@ from connectors.hubspot.settings import HubSpotSettings
 from connectors.salesforce.auth import OrgLogin
 from connectors.salesforce.connector import SalesforceConnector
 from connectors.salesforce.settings import SalesforceSettings
+from connectors.slack.settings import SlackSettings
 from core.policy import parse_policy
 from core.registry import Registry
 from core.settings import Settings
@@ -54,7 +55,6 @@ def salesforce_org() -> Iterator[FakeSalesforce]:
 def services(database_url: str | None, tmp_path: Path,
              salesforce_org: FakeSalesforce) -> Iterator[Services]:
     cfg = Settings(data_dir=tmp_path, database_url=database_url,  # type: ignore[arg-type]
-                   slack_signing_secret=SLACK_SECRET,  # type: ignore[arg-type]
                    max_body_bytes=64 * 1024)
     local = ScriptedBackend("llama", local=True, model="gemma", outputs=[GOOD] * 50)
     cloud = ScriptedBackend("openai", local=False, model="gpt-4o-mini")
@@ -63,7 +63,8 @@ def services(database_url: str | None, tmp_path: Path,
     engine_app = build_app(cfg, policy, backends={"local": local, "cloud": cloud})
     svc = build_services(cfg, immediate=True, engine_app=lambda: engine_app, connector_settings={
         "hubspot": HubSpotSettings(client_secret=SECRET),  # type: ignore[arg-type]
-        "salesforce": SalesforceSettings(org_ids=ORG, max_retry_wait=0.0)})  # type: ignore[arg-type]
+        "salesforce": SalesforceSettings(org_ids=ORG, max_retry_wait=0.0),  # type: ignore[arg-type]
+        "slack": SlackSettings(signing_secret=SLACK_SECRET)})  # type: ignore[arg-type]
     cast(SalesforceConnector, svc.connectors.get("salesforce")).auth.connect(OrgLogin(
         "jwt", APP.consumer_key, username="baton@integration.example", private_key=APP.private_pem))
     yield svc

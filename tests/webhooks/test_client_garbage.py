@@ -12,7 +12,6 @@ from flask.testing import FlaskClient
 from connectors.signatures import hubspot_v1, hubspot_v3, slack_v0
 from core.credentials.apikeys import ApiKeys
 from core.jobs.lifecycle import FAILED
-from core.store import JobRow
 from tests.connectors.hubspot.conftest import hubspot_of
 from tests.webhooks.conftest import SECRET, SLACK_SECRET
 from webhooks.app import create_app
@@ -92,26 +91,6 @@ def test_an_over_long_id_is_400_and_fails_no_other_delivery(client: FlaskClient,
     r = client.post("/hubspot/webhooks", data=good, content_type="application/json",
                     headers={"X-HubSpot-Signature": hubspot_v1(SECRET, good)})
     assert r.status_code == 200 and r.json == {"accepted": 1, "duplicates": 0}
-
-
-def slack_interaction(client: FlaskClient, payload: dict) -> int:
-    body = ("payload=" + json.dumps(payload)).encode()
-    ts = str(int(time.time()))
-    return client.post("/slack/events", data=body, content_type="application/x-www-form-urlencoded",
-                       headers={"X-Slack-Request-Timestamp": ts,
-                                "X-Slack-Signature": slack_v0(SLACK_SECRET, ts, body)}).status_code
-
-
-def test_slack_interactions_without_a_trigger_id_are_deduped_per_team_and_view(
-        client: FlaskClient, services: Services) -> None:
-    closed = {"type": "view_closed", "team": {"id": "T1"}, "view": {"id": "V1", "hash": "h1"}}
-    for payload in (closed, closed, {**closed, "team": {"id": "T2"}},
-                    {**closed, "view": {"id": "V2", "hash": "h2"}}):
-        assert slack_interaction(client, payload) == 200
-    with services.store.session() as s:
-        found = s.query(JobRow).filter(JobRow.kind == "slack.interaction").all()
-    assert sorted((j.tenant, j.payload["view"]["id"]) for j in found) == [
-        ("slack:T1", "V1"), ("slack:T1", "V2"), ("slack:T2", "V1")]
 
 
 def test_nan_and_infinity_are_not_json(client: FlaskClient, services: Services) -> None:

@@ -91,33 +91,36 @@ def at_vector_time(services: Services) -> FlaskClient:
     return create_app(dataclasses.replace(services, clock=lambda: 1531420618.0)).test_client()
 
 
-def test_official_slash_command_is_acked_once(at_vector_time: FlaskClient, services: Services) -> None:
+def test_official_slash_command_is_verified_and_answered(at_vector_time: FlaskClient,
+                                                         services: Services) -> None:
+    """Slack's own signing test vector passes Baton's verifier; its workspace has no Baton
+    installed, so the user reads why (ephemeral), and nothing is stored."""
     form = "application/x-www-form-urlencoded"
-    assert slack_post(at_vector_time, SLACK_BODY, "1531420618", form).status_code == 200
-    assert slack_post(at_vector_time, SLACK_BODY, "1531420618", form).status_code == 200
-    found = jobs(services, "slack.command")
-    assert len(found) == 1 and found[0].payload["command"] == "/webhook-collect"
-    assert found[0].tenant == "slack:T1DC2JH3J"
+    for _ in range(2):
+        r = slack_post(at_vector_time, SLACK_BODY, "1531420618", form)
+        assert r.status_code == 200 and r.json["response_type"] == "ephemeral"  # type: ignore[attr-defined]
+        assert "not installed" in r.json["text"]  # type: ignore[attr-defined]
+    assert jobs(services, "slack.command") == []
 
 
-def test_url_verification_and_event_retries(client: FlaskClient, services: Services) -> None:
+def test_url_verification_is_answered_and_events_of_other_workspaces_acked(
+        client: FlaskClient, services: Services) -> None:
     ts = str(int(services.clock()))
     challenge = json.dumps({"token": "x", "challenge": "c-123", "type": "url_verification"})
     r = slack_post(client, challenge.encode(), ts, "application/json")
-    assert r.status_code == 200 and r.json == {"challenge": "c-123"}
+    assert r.status_code == 200 and r.json == {"challenge": "c-123"}  # type: ignore[attr-defined]
     event = json.dumps({"type": "event_callback", "team_id": "T1", "event_id": "Ev1",
                         "event": {"type": "app_mention", "text": "<@U1> hi", "ts": "1.2",
                                   "channel": "C1"}}).encode()
-    for _ in range(3):  # the first delivery and two retries
-        assert slack_post(client, event, ts, "application/json").status_code == 200
-    assert len(jobs(services, "slack.event")) == 1
+    assert slack_post(client, event, ts, "application/json").status_code == 200  # type: ignore[attr-defined]
+    assert jobs(services, "slack.mention") == []  # not installed there
 
 
 @pytest.mark.parametrize(("body", "content_type", "status", "reason"), [
     (b"{", "application/json", 400, "malformed JSON"),
     (b'{"type": "block_actions"}', "application/json", 400, "unsupported event envelope"),
     (b"team_id=T1", "application/x-www-form-urlencoded", 400, "needs command, team_id"),
-    (b"payload=%7Bnot", "application/x-www-form-urlencoded", 400, "malformed interactivity"),
+    (b"payload=%7Bnot", "application/x-www-form-urlencoded", 400, "malformed JSON"),
     (b"x", "text/plain", 415, "expected JSON or a form"),
 ])
 def test_slack_mistakes_are_4xx(client: FlaskClient, services: Services, body: bytes,
