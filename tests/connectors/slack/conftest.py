@@ -97,6 +97,19 @@ class Desk:
     def drain(self) -> int:
         return drain(self.services)
 
+    def die_after_first_post(self) -> None:
+        """The worker dies between its first post and recording it (the outbox row stays
+        pending); later posts are recorded as usual."""
+        real, calls = self.connector.outbox.done, {"n": 0}
+
+        def crash_once(key: str, response: dict[str, Any]) -> None:
+            calls["n"] += 1
+            if calls["n"] == 1:
+                raise ConnectionError("worker died after posting")
+            real(key, response)
+
+        self.connector.outbox.done = crash_once  # type: ignore[method-assign]
+
     def jobs(self, kind: str | None = None) -> list[JobRow]:
         with self.services.store.session() as s:
             q = sa.select(JobRow).order_by(JobRow.created_at)

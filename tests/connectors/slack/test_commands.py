@@ -67,17 +67,7 @@ def test_a_retried_post_finds_the_first_and_posts_nothing_more(desk: Desk) -> No
     """The worker died after chat.postMessage and before recording it: the retry finds its
     message by metadata and does not post twice."""
     desk.command("email maya@example.net suggest the next trail")
-    connector = desk.connector
-    real = connector.outbox.done
-    calls = {"n": 0}
-
-    def crash_once(key: str, response: dict) -> None:
-        calls["n"] += 1
-        if calls["n"] == 1:
-            raise ConnectionError("worker died after posting")
-        real(key, response)
-
-    connector.outbox.done = crash_once  # type: ignore[method-assign]
+    desk.die_after_first_post()
     desk.drain()
     assert len(desk.slack.posts("C1")) == 1
     from tests.fakes.queue import retry_now

@@ -67,15 +67,7 @@ def test_a_post_retried_where_the_bot_cannot_read_still_reaches_the_user(desk: D
     private channel to look for its post, so it answers again rather than fail in silence."""
     desk.slack.add_channel(TEAM, "G1", private=True, bot_member=False)
     desk.command("email maya@example.net suggest the next trail", channel="G1")
-    real, calls = desk.connector.outbox.done, {"n": 0}
-
-    def crash_once(key: str, response: dict) -> None:
-        calls["n"] += 1
-        if calls["n"] == 1:
-            raise ConnectionError("worker died")
-        real(key, response)
-
-    desk.connector.outbox.done = crash_once  # type: ignore[method-assign]
+    desk.die_after_first_post()
     desk.drain()
     retry_now(desk.services)
     assert desk.jobs("slack.command")[0].state == "done"
@@ -103,15 +95,7 @@ def test_a_retry_in_a_long_thread_finds_its_earlier_answer(desk: Desk) -> None:
     asked = desk.slack.add_message("C1", "<@UBATON> and now?", thread_ts=parent)
     desk.event({"type": "app_mention", "user": "U1", "text": "<@UBATON> and now?", "ts": asked,
                 "channel": "C1", "thread_ts": parent})
-    real, calls = desk.connector.outbox.done, {"n": 0}
-
-    def crash_once(key: str, response: dict) -> None:
-        calls["n"] += 1
-        if calls["n"] == 1:
-            raise ConnectionError("worker died")
-        real(key, response)
-
-    desk.connector.outbox.done = crash_once  # type: ignore[method-assign]
+    desk.die_after_first_post()
     desk.drain()
     retry_now(desk.services)
     assert len(desk.slack.posts("C1")) == 1
