@@ -359,11 +359,12 @@ def test_concurrent_flushes_complete_each_callback_once(queued_hub: Hub) -> None
     assert set(hub.fake.completions.values()) == {1}
 
 
-def _flush_elsewhere(settings: Any, ready: Any, go: Any, sent: Any) -> None:
-    """A second worker process: its own interpreter, engine, connections and HTTP pool."""
+def _flush_elsewhere(settings: Any, hubspot: Any, ready: Any, go: Any, sent: Any) -> None:
+    """A second worker process: its own interpreter, engine, connections and HTTP pool, with the
+    same HubSpot settings (passed, not read from an environment the test never set)."""
     from baton.wiring import build_services
 
-    services = build_services(settings, immediate=True)
+    services = build_services(settings, immediate=True, connector_settings={"hubspot": hubspot})
     ready.set()
     go.wait(30)
     sent.put(sum(hubspot_of(services).complete(str(PORTAL)) for _ in range(3)))
@@ -382,7 +383,8 @@ def test_two_processes_flushing_at_once_complete_each_callback_once(queued_hub: 
     assert not hub.fake.completions  # all sixteen wait, ready, for a flush
     ctx = multiprocessing.get_context("spawn")
     ready, go, out = ctx.Event(), ctx.Event(), ctx.Queue()
-    other = ctx.Process(target=_flush_elsewhere, args=(hub.services.settings, ready, go, out))
+    other = ctx.Process(target=_flush_elsewhere,
+                        args=(hub.services.settings, hub.connector.settings, ready, go, out))
     other.start()
     try:
         assert ready.wait(60)
