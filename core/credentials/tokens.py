@@ -148,6 +148,12 @@ class TokenVault:
                     return creds  # another thread or process refreshed while we waited
                 holder = self._take_lease(platform, account)
                 if holder is not None:
+                    # read again under the lease: another process may have refreshed and let
+                    # the lease go between our read above and our taking it
+                    creds = self.get(platform, account)
+                    if creds is None or not self._stale(creds, rejected):
+                        self._end_lease(platform, account, holder, None)
+                        return creds
                     break
                 if time.monotonic() > deadline:
                     raise TokenRefreshBusy(f"{platform} account {account}: a token refresh is "
