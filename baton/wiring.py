@@ -6,13 +6,14 @@ import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any
+from typing import Any, cast
 
 from connectors.base import Connector, ConnectorJobs
 from connectors.hubspot.auth import HubSpotAuth
 from connectors.hubspot.connector import HubSpotConnector
 from connectors.hubspot.settings import HubSpotSettings, load_hubspot_settings
 from connectors.ratelimit import Limiters
+from connectors.review import DECIDE, Desk, Reviews
 from connectors.salesforce.auth import SalesforceAuth
 from connectors.salesforce.client import ApiUsage
 from connectors.salesforce.connector import SalesforceConnector
@@ -37,6 +38,7 @@ from core.jobs.queue import Dispatcher, make_huey
 from core.jobs.runner import Handler, JobRunner
 from core.policy import Policy, load_policy
 from core.registry import Registry
+from core.review import Drafts
 from core.settings import Settings, load_settings
 from core.store import JobRow, Store, open_store
 from core.tasks.builtin import default_task_kinds
@@ -98,14 +100,29 @@ def task_handler(get_app: Callable[[], App]) -> Handler:
     return handle
 
 
-def default_handlers(get_app: Callable[[], App],
-                     connector_jobs: ConnectorJobs | None = None) -> Registry[Handler]:
-    """The generic API task, and every registered connector's job kinds."""
+def default_handlers(get_app: Callable[[], App], connector_jobs: ConnectorJobs | None = None,
+                     reviews: Reviews | None = None) -> Registry[Handler]:
+    """The generic API task, every registered connector's job kinds, and reviewers' decisions."""
     handlers: Registry[Handler] = Registry("job kind")
     handlers.register("task", task_handler(get_app))
     for kind, handler in (connector_jobs.handlers() if connector_jobs else {}).items():
         handlers.register(kind, handler)
+    if reviews is not None:
+        handlers.register(DECIDE, reviews.decide)
     return handlers
+
+
+def build_reviews(policy: Policy, store: Store, jobs: Jobs, connectors: Registry[Connector],
+                  connector_jobs: ConnectorJobs) -> Reviews:
+    """Approvals (``[[approvals]]``): drafts held by the connectors' jobs, shown and decided in
+    Slack, released through the same jobs handler."""
+    def desk() -> Desk:
+        return cast(Desk, connectors.get("slack"))
+
+    reviews = Reviews(policy, Drafts(store), connectors, connector_jobs, jobs, desk,
+                      Replies(store))
+    connector_jobs.holder = reviews
+    return reviews
 
 
 Peers = Callable[[str], Connector]  # another connector by name (Slack looks contacts up in CRMs)
@@ -160,7 +177,8 @@ def build_slack(settings: Settings, store: Store, get_app: Callable[[], App],
 
     return SlackConnector(slack, installations, SlackApi(slack, installations, settings.queue_url),
                           load_policy(settings.config), Outbox(store), crm,
-                          lambda since, tenant: ledger.report(since=since, tenant=tenant))
+                          lambda since, tenant: ledger.report(since=since, tenant=tenant),
+                          drafts=Drafts(store))
 
 
 def api_usage(connectors: Registry[Connector]) -> Callable[[], dict[tuple[str, str], tuple[int, int]]]:
@@ -226,16 +244,18 @@ def build_services(settings: Settings | None = None, *, immediate: bool = False,
 
     connectors = build_connectors(settings, store, get_app, connector_settings)
     connector_jobs = ConnectorJobs(connectors, lambda: get_app().engine, Replies(store))
-    runner = JobRunner(jobs, handlers or default_handlers(get_app, connector_jobs),
+    reviews = build_reviews(policy, store, jobs, connectors, connector_jobs)
+    runner = JobRunner(jobs, handlers or default_handlers(get_app, connector_jobs, reviews),
                        timedelta(seconds=settings.job_lease_seconds),
                        batch_handlers=connector_jobs.batch_handlers() if handlers is None else None)
     dispatcher = Dispatcher(make_huey(settings, immediate=immediate), jobs, runner.run,
                             redispatch_after=timedelta(seconds=settings.redispatch_seconds),
                             run_jobs=runner.run_many, batch_sizes=connector_jobs.batch_sizes())
     runner.retry_later = dispatcher.dispatch_later
+    dispatcher.sweeps.append(lambda: reviews.expire_due(jobs))
     local = build_backends(settings, policy)["local"]
     return Services(settings=settings, store=store, jobs=jobs, dispatcher=dispatcher,
                     metrics=Metrics(lambda: job_counts(store), api_usage(connectors)),
                     model_ready=local.health,
                     connectors=connectors, dispatch_new=immediate if dispatch_new is None else dispatch_new,
-                    warm_up=warm_up)
+                    warm_up=warm_up, reviews=reviews)

@@ -156,6 +156,16 @@ class Connector(Protocol):
         asks of a CRM."""
 
 
+class Holder(Protocol):
+    """Holds drafts for a person's approval (:class:`connectors.review.Reviews`)."""
+
+    def held(self, job: JobRow) -> Outcome | None:
+        """The outcome of a job whose draft is held already, or None."""
+
+    def hold(self, connector: Connector, job: JobRow, result: EngineResult) -> Outcome | None:
+        """Hold the draft if the policy says so (its outcome), else None."""
+
+
 def connector_of(connectors: Registry[Connector], kind: str) -> Connector:
     """The connector whose jobs are of ``kind`` (``hubspot.action`` -> hubspot)."""
     return connectors.get(kind.split(".", 1)[0])
@@ -165,8 +175,9 @@ class ConnectorJobs:
     """The one job handler of every connector: prepare, generate, write back, answer."""
 
     def __init__(self, connectors: Registry[Connector], engine: Callable[[], Engine],
-                 replies: Replies) -> None:
+                 replies: Replies, holder: Holder | None = None) -> None:
         self.connectors, self.engine, self.replies = connectors, engine, replies
+        self.holder = holder  # approvals: set once the reviews are built (they release here)
 
     def handlers(self) -> dict[str, Callable[[JobRow], dict[str, Any]]]:
         """A handler per job kind of every registered connector (for the job runner)."""
@@ -212,6 +223,8 @@ class ConnectorJobs:
             row = self.replies.get(key) if key else None
             if row is not None and row.outputs is not None:
                 outcomes[i] = {"answered": "callback"}
+            elif self.holder is not None and (held := self.holder.held(job)) is not None:
+                outcomes[i] = held  # a retry of a held job: its draft waits for its reviewer
             else:
                 fresh.append(i)
         runs: list[tuple[int, Task]] = []
@@ -223,10 +236,18 @@ class ConnectorJobs:
                 outcomes[i] = prepared.result
             else:  # failed before generation: a waiting request is answered all the same
                 outcomes[i] = self._answer(connector, jobs[i], prepared)
-        results = self._generate([task for _, task in runs])
-        answered = self._write_and_answer(
-            connector, [(jobs[i], r) for (i, _), r in zip(runs, results, strict=True)])
-        outcomes.update(((i, o) for (i, _), o in zip(runs, answered, strict=True)))
+        results = self.generate([task for _, task in runs])
+        writes: list[tuple[int, EngineResult | BaseException]] = []
+        for (i, _), result in zip(runs, results, strict=True):
+            held = self._hold(connector, jobs[i], result)
+            if held is None:
+                writes.append((i, result))
+            elif isinstance(held, BaseException):  # the review could not be posted: answered
+                outcomes[i] = self._answer(connector, jobs[i], held)  # as any failure is
+            else:
+                outcomes[i] = held
+        answered = self._write_and_answer(connector, [(jobs[i], r) for i, r in writes])
+        outcomes.update(((i, o) for (i, _), o in zip(writes, answered, strict=True)))
         return self._complete(connector, jobs, [outcomes[i] for i in range(len(jobs))])
 
     def release(self, connector: Connector,
@@ -242,7 +263,18 @@ class ConnectorJobs:
         return [self._answer(connector, job, outcome)
                 for (job, _), outcome in zip(done, written, strict=True)]
 
-    def _generate(self, tasks: list[Task]) -> list[EngineResult | BaseException]:
+    def _hold(self, connector: Connector, job: JobRow,
+              result: EngineResult | BaseException) -> Outcome | None:
+        """The draft held for approval (its outcome), or None: written as usual."""
+        if self.holder is None or isinstance(result, BaseException):
+            return None
+        try:
+            return self.holder.hold(connector, job, result)
+        except Exception as exc:  # the store: the job is retried, and generates again
+            return exc
+
+    def generate(self, tasks: list[Task]) -> list[EngineResult | BaseException]:
+        """Each task's engine result, or the error it ended with."""
         if not tasks:
             return []
         if len(tasks) == 1:

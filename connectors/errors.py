@@ -15,6 +15,7 @@ from core.errors import (
     GenerationError,
     InputError,
     LanguageError,
+    NotApproved,
     UnknownNameError,
 )
 
@@ -48,6 +49,8 @@ def error_code(exc: BaseException) -> str:
     action's ``errorCode`` output, a Salesforce Flow's 422 ``error``)."""
     if isinstance(exc, ConsentError):
         return "opted_out"
+    if isinstance(exc, NotApproved):
+        return exc.code
     if isinstance(exc, LanguageError):
         return "unsupported_language"
     if isinstance(exc, GenerationError):

@@ -46,6 +46,16 @@ class ConsentError(InputError):
     """The contact opted out (of marketing email): nothing is generated or written for them."""
 
 
+class NotApproved(InputError):
+    """A held draft was not approved: a reviewer discarded it, it expired, or its record changed
+    (deleted, opted out) before the approval. ``code`` is what a platform's workflow branches on
+    (``discarded``, ``expired``, ``stale``)."""
+
+    def __init__(self, code: str, reason: str) -> None:
+        self.code = code
+        super().__init__(reason)
+
+
 class LanguageError(InputError):
     """The task's language has no brand voice (wording and examples) in Baton."""
 

@@ -7,6 +7,7 @@ the key path and the expected form, e.g. ``baton.toml: routes[1].action: expecte
 
 from __future__ import annotations
 
+import re
 import tomllib
 from importlib import resources
 from pathlib import Path
@@ -251,6 +252,46 @@ class SlackAccess(_Strict):
         return list(self.channel_fields)
 
 
+SOURCES = ("hubspot.action", "hubspot.event", "salesforce.notification", "salesforce.action",
+           "slack.command", "slack.mention")
+
+
+class Approval(_Strict):
+    """Drafts a person approves in Slack before they are written: of these sources (job kinds:
+    a HubSpot workflow action or webhook, a Salesforce outbound message or Flow call, a slash
+    command or mention), task kinds and tenants (empty: all), posted to ``channel`` of the
+    workspace ``workspace`` (``T0123``), decided by ``reviewers`` (Slack user ids) within
+    ``expires_hours`` (a HubSpot action's BLOCK expiry ends it sooner)."""
+
+    sources: list[str] = Field(min_length=1)
+    kinds: list[str] = Field(default_factory=list)
+    tenants: list[str] = Field(default_factory=list)
+    workspace: str = Field(pattern=r"^[TE][A-Z0-9]{2,}$")
+    channel: str = Field(pattern=r"^[CG][A-Z0-9]{2,}$")
+    reviewers: list[str] = Field(min_length=1)
+    expires_hours: float = Field(default=72.0, gt=0, le=24 * 30)
+
+    @field_validator("sources")
+    @classmethod
+    def _sources(cls, value: list[str]) -> list[str]:
+        unknown = [s for s in value if s not in SOURCES]
+        if unknown:
+            raise ValueError(f"unknown source {unknown[0]!r}; one of {', '.join(SOURCES)}")
+        return value
+
+    @field_validator("reviewers")
+    @classmethod
+    def _reviewers(cls, value: list[str]) -> list[str]:
+        bad = [r for r in value if not re.fullmatch(r"[UW][A-Z0-9]{2,}", r)]
+        if bad:
+            raise ValueError(f"a reviewer is a Slack user id such as U012ABCDEF (got {bad[0]!r})")
+        return value
+
+    def holds(self, source: str, kind: str, tenant: str) -> bool:
+        return (source in self.sources and (not self.kinds or kind in self.kinds)
+                and (not self.tenants or tenant in self.tenants))
+
+
 class Policy(_Strict):
     """The whole policy file."""
 
@@ -264,8 +305,14 @@ class Policy(_Strict):
     costs: Costs = Field(default_factory=Costs)
     breaker: Breaker = Field(default_factory=Breaker)
     slack: SlackAccess = Field(default_factory=SlackAccess)
+    # The first rule that holds a draft sends it to its review channel (none: nothing is held)
+    approvals: list[Approval] = Field(default_factory=list)
     local: ModelRole = Field(default_factory=lambda: ModelRole(backend="llama", model="gemma-3-270m"))
     cloud: ModelRole = Field(default_factory=lambda: ModelRole(backend="openai", model="gpt-4o-mini"))
+
+    def approval_for(self, source: str, kind: str, tenant: str) -> Approval | None:
+        """The approval rule a draft of this source, task kind and tenant waits under, if any."""
+        return next((a for a in self.approvals if a.holds(source, kind, tenant)), None)
 
     def brand_for(self, tenant: str, language: str | None = None) -> BrandVoice:
         """The tenant's own brand voice, else the default one; in ``language`` when given."""

@@ -20,9 +20,18 @@ from collections.abc import Sequence
 
 import sqlalchemy as sa
 
-from core.jobs.lifecycle import FAILED, QUEUED, RUNNING
+from core.jobs.lifecycle import FAILED, HELD, QUEUED, RUNNING
 from core.privacy import folded
-from core.store import JobRow, ReceiptRow, ReplyRow, Store, WriteBackRow, rows_changed
+from core.store import (
+    ApprovedCopyRow,
+    DraftRow,
+    JobRow,
+    ReceiptRow,
+    ReplyRow,
+    Store,
+    WriteBackRow,
+    rows_changed,
+)
 
 ERASED = "erased at the contact's request"
 
@@ -73,9 +82,19 @@ def forget(store: Store, tenant: str, subject: str, *, mentions: Sequence[str] =
                     rows.append((job_id, payload))
         ids = [job_id for job_id, _ in rows]
         replies = [str(p["reply_key"]) for _, p in rows if isinstance(p, dict) and p.get("reply_key")]
+        # held drafts and the approved copy kept past the retention: the contact's go too
+        held = sa.or_(sa.and_(DraftRow.tenant == tenant, DraftRow.subject == subject),
+                      DraftRow.job_id.in_(ids))
+        drafts = list(session.scalars(sa.select(DraftRow.id).where(held)))
+        copies = rows_changed(session, sa.delete(ApprovedCopyRow).where(sa.or_(
+            sa.and_(ApprovedCopyRow.tenant == tenant, ApprovedCopyRow.subject == subject),
+            ApprovedCopyRow.id.in_(drafts))))
+        if drafts:
+            session.execute(sa.delete(DraftRow).where(DraftRow.id.in_(drafts)))
         if not ids:
-            return {"jobs": 0, "writebacks": 0, "replies": 0, "receipts": 0}
-        session.execute(sa.update(JobRow).where(JobRow.id.in_(ids), JobRow.state.in_([QUEUED, RUNNING]))
+            return {"jobs": 0, "writebacks": 0, "replies": 0, "receipts": 0,
+                    "drafts": len(drafts), "approved_copy": copies}
+        session.execute(sa.update(JobRow).where(JobRow.id.in_(ids), JobRow.state.in_([QUEUED, RUNNING, HELD]))
                         .values(state=FAILED, lease_until=None))
         jobs = rows_changed(session, sa.update(JobRow).where(JobRow.id.in_(ids)).values(
             payload={"erased": True}, result=None, subject=None,
@@ -86,4 +105,5 @@ def forget(store: Store, tenant: str, subject: str, *, mentions: Sequence[str] =
             if replies else 0
         receipts = rows_changed(session, sa.update(ReceiptRow).where(ReceiptRow.task_id.in_(ids))
                                 .values(error=None, reasons=[]))
-    return {"jobs": jobs, "writebacks": writebacks, "replies": answered, "receipts": receipts}
+    return {"jobs": jobs, "writebacks": writebacks, "replies": answered, "receipts": receipts,
+            "drafts": len(drafts), "approved_copy": copies}

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from flask import Flask
 
 from connectors.base import Connector
+from connectors.review import Reviews
 from core.delivery.replies import Replies
 from core.jobs.lifecycle import Jobs
 from core.registry import Registry
@@ -37,6 +38,7 @@ class Services:
     # Builds the engine and loads the local model (a worker calls it at start, so its first
     # job does not wait for the model to load)
     warm_up: Callable[[], None] = lambda: None
+    reviews: Reviews | None = None  # drafts held for approval (step 8b)
     inbox: GroupCommitInbox = field(init=False)
     replies: Replies = field(init=False)  # the reply rows of requests that wait for their job
     sync_waits: SyncWaits = field(init=False)

@@ -462,6 +462,13 @@ class HubSpotConnector:
         reason = outcome if isinstance(outcome, BatonError) else InternalError(outcome)
         return ActionRefused("unavailable", f"gave up after {job.attempts} attempts: {reason}").outputs()
 
+    def hold_limit(self, job: JobRow) -> timedelta | None:
+        """How long a held draft of this job may wait: a workflow action's BLOCK expires (then
+        HubSpot continues without Baton's callback), less a minute to end it first."""
+        if job.kind != "hubspot.action":
+            return None
+        return timedelta(days=iso_duration_days(self.settings.block_expiration)) - timedelta(minutes=1)
+
     def complete(self, account: str) -> int:
         """Complete the portal's ready callbacks, up to 100 in one call; return how many were
         completed. A callback past its ``BLOCK`` expiry is dropped with a log line (HubSpot moved

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -23,21 +24,35 @@ from slack_bolt.context.ack import Ack
 from slack_bolt.oauth import OAuthFlow
 from slack_bolt.oauth.oauth_settings import OAuthSettings
 from slack_sdk import WebClient
+from slack_sdk.errors import SlackApiError
 
 from connectors.slack.commands import Usage, parse
 from connectors.slack.installations import SignedStates, SlackInstallations
 from connectors.slack.messages import say, slack_text
+from connectors.slack.review import (
+    EDIT_VIEW,
+    Shown,
+    clicked,
+    edit_view,
+    metadata,
+    not_reviewer,
+    notice,
+    submitted,
+)
 from connectors.slack.settings import BOT_SCOPES, SlackSettings
 from core.jobs.lifecycle import NewJob
 from core.policy import SlackAccess
+from core.review import PENDING, result_from_json
 from core.settings import Settings
+from core.store import DraftRow
 
 log = logging.getLogger("baton.slack")
 INTAKE = "baton_intake"
 BOT = "baton_bot"  # the installation Baton found for the request (Bolt authorizes with it)
 COMMAND, MENTION = "slack.command", "slack.mention"
 EVENTS = ("app_mention", "app_uninstalled", "tokens_revoked")  # what the manifest subscribes to
-ACTIONS = re.compile(r"^baton_")
+DECISIONS = re.compile(r"^baton_(approve|regenerate|discard)$")  # a review message's buttons
+EDIT = "baton_edit"
 
 
 @dataclass
@@ -83,7 +98,8 @@ def oauth_flow(settings: SlackSettings, installations: SlackInstallations,
 
 
 def build_bolt(settings: SlackSettings, installations: SlackInstallations,
-               access: SlackAccess) -> App:
+               access: SlackAccess, drafts: Callable[[str], DraftRow | None] | None = None,
+               shown: Shown | None = None) -> App:
     client = WebClient(base_url=settings.api_url, timeout=int(settings.timeout))
     app = App(name="baton", client=client, process_before_response=True,
               request_verification_enabled=False, signing_secret="verified-by-baton",
@@ -152,13 +168,65 @@ def build_bolt(settings: SlackSettings, installations: SlackInstallations,
             remove(context)
         ack()
 
-    def on_action(ack: Ack) -> None:
-        ack()  # Baton's buttons arrive with approvals (step 8b); a click is acknowledged
+    def find(draft_id: str) -> DraftRow | None:
+        if drafts is None or not re.fullmatch(r"[0-9a-f]{32}", draft_id):
+            return None
+        return drafts(draft_id)
+
+    def on_decision(ack: Ack, body: dict[str, Any], action: dict[str, Any], context: Any) -> None:
+        """Approve, Regenerate, Discard: a decision job (who may decide is the job's to check,
+        and it tells a reviewer who may not)."""
+        job = clicked(body, action)
+        if job is not None:
+            context[INTAKE].jobs.append(job)
+        ack()
+
+    def on_edit(ack: Ack, body: dict[str, Any], action: dict[str, Any], client: WebClient) -> None:
+        """Edit: the modal opens now, in the request (the trigger_id lives 3 seconds)."""
+        ack()
+        draft = find(str(action.get("value") or "").partition(":")[0])
+        user = str((body.get("user") or {}).get("id") or "")
+        team = str((body.get("team") or {}).get("id") or "")
+        if draft is None or shown is None:
+            view = notice("Edit draft", "This draft is no longer kept.")
+        elif user not in draft.review.get("reviewers", []):
+            view = not_reviewer(draft)
+        else:
+            view = edit_view(draft, result_from_json(draft.result), shown, team)
+        try:
+            client.views_open(trigger_id=str(body.get("trigger_id") or ""), view=view)
+        except SlackApiError as exc:  # the click came too late (expired_trigger_id): nothing opens
+            log.info("slack: the edit modal did not open",
+                     extra={"error": str((exc.response or {}).get("error", ""))[:40]})
+
+    def on_submit(ack: Ack, body: dict[str, Any], view: dict[str, Any], context: Any) -> None:
+        """An edited draft, approved: errors go back in the response, under the fields."""
+        meta = metadata(view)
+        draft = find(meta[0]) if meta else None
+        user = str((body.get("user") or {}).get("id") or "")
+        if draft is None or meta is None or shown is None:
+            ack(response_action="update", view=notice("Edit draft", "This draft is no longer kept."))
+            return
+        if user not in draft.review.get("reviewers", []):
+            ack(response_action="update", view=not_reviewer(draft))
+            return
+        if draft.version != meta[1] or draft.state != PENDING:
+            ack(response_action="update", view=notice(
+                "Edit draft", "This draft was replaced or decided while you edited it: your "
+                "edit was not applied."))
+            return
+        got = submitted(view, body, draft, shown)
+        if isinstance(got, dict):
+            ack(response_action="errors", errors=got)
+            return
+        context[INTAKE].jobs.append(got)
+        ack()
 
     app.command(cmd)(on_command)
     app.event("app_mention")(on_mention)
     app.event("app_uninstalled")(on_uninstalled)
     app.event("tokens_revoked")(on_revoked)
-    app.action(ACTIONS)(on_action)
-    app.view(ACTIONS)(on_action)
+    app.action(EDIT)(on_edit)
+    app.action(DECISIONS)(on_decision)
+    app.view(EDIT_VIEW)(on_submit)
     return app

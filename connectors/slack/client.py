@@ -144,6 +144,23 @@ class SlackApi:
                 channel = str(got.get("channel") or channel)
         return {"channel": channel, "ts": first, "messages": len(messages)}
 
+    def update(self, client: WebClient, channel: str, ts: str,
+               blocks: list[dict[str, Any]]) -> dict[str, Any]:
+        """Replace a message Baton posted (a review message, once decided)."""
+        self.pace.get(channel).acquire()
+        try:
+            client.chat_update(channel=channel, ts=ts, blocks=blocks, text=plain(blocks))
+        except SlackClientError as exc:
+            raise translate(exc, "chat.update") from None
+        return {"channel": channel, "ts": ts}
+
+    def ephemeral(self, client: WebClient, channel: str, user: str, text: str) -> None:
+        """A line only ``user`` sees in ``channel``."""
+        try:
+            client.chat_postEphemeral(channel=channel, user=user, text=text[:3000])
+        except SlackClientError as exc:
+            raise translate(exc, "chat.postEphemeral") from None
+
     def posted(self, client: WebClient, channel: str, thread_ts: str | None, key: str,
                oldest: float) -> dict[str, Any] | None:
         """The message Baton posted for ``key`` (its metadata), if an earlier try got that far:

@@ -61,6 +61,7 @@ from connectors.slack.bolt import BOT, COMMAND, INTAKE, MENTION, Intake, build_b
 from connectors.slack.client import NotInChannel, SlackApi, translate
 from connectors.slack.installations import SlackInstallations
 from connectors.slack.messages import escape, messages, say, slack_text
+from connectors.slack.review import review_blocks
 from connectors.slack.settings import BOT_SCOPES, SlackSettings
 from core.delivery.outbox import Outbox, target_key, write_key
 from core.engine.engine import Result as EngineResult
@@ -70,8 +71,9 @@ from core.jobs.lifecycle import Accepted
 from core.jobs.runner import PERMANENT
 from core.policy import Policy, Privacy
 from core.privacy import Masker
+from core.review import Drafts
 from core.settings import Settings
-from core.store import JobRow, ReplyRow
+from core.store import DraftRow, JobRow, ReplyRow
 from core.tasks.kinds import Task
 
 log = logging.getLogger("baton.slack")
@@ -101,11 +103,14 @@ class SlackConnector:
 
     def __init__(self, settings: SlackSettings, installations: SlackInstallations, api: SlackApi,
                  policy: Policy, outbox: Outbox, crm: Callable[[str], Crm],
-                 roi: Callable[[datetime, str], RoiReport], *,
+                 roi: Callable[[datetime, str], RoiReport], *, drafts: Drafts | None = None,
                  clock: Callable[[], float] = time.time) -> None:
         self.settings, self.installations, self.api = settings, installations, api
         self.policy, self.outbox, self.crm, self.roi, self.clock = policy, outbox, crm, roi, clock
-        self.bolt = build_bolt(settings, installations, policy.slack)
+        self.drafts = drafts
+        self.bolt = build_bolt(settings, installations, policy.slack,
+                               drafts=drafts.get if drafts is not None else None,
+                               shown=self._edit_shown)
 
     # -- requests ------------------------------------------------------------------------------
 
@@ -334,6 +339,11 @@ class SlackConnector:
         phone number, card or IBAN. Masking runs first, over every hidden value and pattern; a
         masked span is given back only when it is a piece of a hidden value that is exactly an
         allowed one (the first name "Maya" inside the hidden maya@example.net)."""
+        return self._masked(team, task, text)[0]
+
+    def _masked(self, team: str, task: Task, text: str) -> tuple[str, dict[str, str]]:
+        """:meth:`_shown`, and each placeholder's value (to give an edited draft its values
+        back)."""
         allowed = set(self.policy.slack.fields_for(team))
         hidden = {k: v for k, v in task.context.items()
                   if k not in allowed and k not in ("thread", "message", "customer_question")
@@ -343,6 +353,7 @@ class SlackConnector:
                  if k in allowed and isinstance(v, str) and v.strip()}
         masker = Masker(Privacy(sensitive_fields=list(hidden), merge_fields=[]))
         _, masked, masking = masker.mask(hidden, text)
+        restore: dict[str, str] = {}
 
         def show(m: re.Match[str]) -> str:
             name = m.group(1)
@@ -351,9 +362,57 @@ class SlackConnector:
                 return m.group(0)  # not Baton's placeholder (a merge tag the copy carries)
             if "_part" in name and original.strip().casefold() in shown:
                 return original
-            return "{" + re.sub(r"(_part\d+)?(_\d+)?$", "", name) + "}"
+            placeholder = "{" + re.sub(r"(_part\d+)?(_\d+)?$", "", name) + "}"
+            restore.setdefault(placeholder, original)
+            return placeholder
 
-        return re.sub(r"\{([a-z0-9_]+)\}", show, masked)
+        return re.sub(r"\{([a-z0-9_]+)\}", show, masked), restore
+
+    # -- the review desk (step 8b; connectors.review.Desk) ----------------------------------------
+
+    def show(self, draft: DraftRow, result: EngineResult, *, ended: str | None = None,
+             note: str | None = None) -> dict[str, Any]:
+        """Post the draft's review message once (its ``ts`` kept on the draft), or update it."""
+        team, channel = str(draft.review["workspace"]), str(draft.review["channel"])
+        client = self.api.client(team)
+        blocks = review_blocks(draft, result, escape(self._review_text(team, result)),
+                               ended=ended, note=note)
+        if draft.review.get("ts"):
+            self.api.update(client, str(draft.review.get("channel_id") or channel),
+                            str(draft.review["ts"]), blocks)
+            return {"channel": draft.review.get("channel_id") or channel, "ts": draft.review["ts"]}
+        key = f"review:{draft.id}"
+        meta = {"event_type": "baton_review", "event_payload": {"key": key}}
+        since = draft.created_at.replace(tzinfo=draft.created_at.tzinfo or UTC).timestamp() - 300
+        posted = self.outbox.once(
+            key, job_id=draft.job_id, target=target_key(draft.tenant, "review", channel),
+            perform=lambda: self.api.post(client, channel, [blocks], None, meta),
+            find=lambda: self.api.posted(client, channel, None, key, since))
+        if self.drafts is not None:
+            self.drafts.place(draft.id, ts=posted["ts"], channel_id=posted["channel"])
+        return {"channel": posted["channel"], "ts": posted["ts"]}
+
+    def tell(self, draft: DraftRow | None, decision: Mapping[str, Any], text: str) -> None:
+        team = str(decision.get("team") or (draft.review["workspace"] if draft else ""))
+        channel = str(decision.get("channel") or (draft.review["channel"] if draft else ""))
+        self.api.ephemeral(self.api.client(team, str(decision.get("enterprise") or "") or None),
+                           channel, str(decision["user"]), text)
+
+    def _review_text(self, team: str, result: EngineResult) -> str:
+        """The draft as the review channel reads it (masked as any channel is)."""
+        out, kind = result.output, result.task.kind
+        if kind == "email":
+            text = f"Subject: {out.get('subject', '')}\n\n{out.get('body', '')}"
+        elif kind == "recommendation":
+            picks = "\n".join(f"• {x.get('product', '')}: {x.get('reason', '')}"
+                              for x in out.get("picks") or [])
+            text = f"{picks}\n\n{out.get('message', '')}"
+        else:
+            text = str(out.get("body") or out.get("text") or "")
+        return self._shown(team, result.task, text)
+
+    def _edit_shown(self, team: str, result: EngineResult, text: str) -> tuple[str, dict[str, str]]:
+        return self._masked(team, result.task, text)
 
     def _deliver(self, job: JobRow, client: WebClient, blocks: list[list[dict[str, Any]]],
                  language: str) -> dict[str, Any]:

@@ -11,8 +11,9 @@ A platform's search can be eventually consistent (HubSpot finds a new note secon
 created): ``settle`` is how long after the previous attempt a write may still be invisible, so a
 retry keeps asking ``find`` until then before it writes again.
 
-A write is made only while its job runs: a job that ended meanwhile (its contact erased, see
-:func:`core.retention.forget`) writes nothing more.
+A write is made only while its job runs (or is held for a reviewer, whose approval makes it): a
+job that ended meanwhile (its contact erased, see :func:`core.retention.forget`) writes nothing
+more.
 """
 
 from __future__ import annotations
@@ -79,7 +80,7 @@ class Outbox:
         insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
         with self.store.session.begin() as session:
             job = session.get(JobRow, job_id)
-            if job is not None and job.state != "running":
+            if job is not None and job.state not in ("running", "held"):
                 raise ConsentError(f"consent: job {job_id} ended while it ran (its contact was "
                                    f"erased?); nothing more is written")
             created = session.execute(insert(WriteBackRow).values(**values)

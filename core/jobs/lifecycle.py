@@ -24,12 +24,14 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
 from core.ids import new_id
-from core.store import InboxKey, JobRow, ReplyRow, Store, WriteBackRow, rows_changed
+from core.store import DraftRow, InboxKey, JobRow, ReplyRow, Store, WriteBackRow, rows_changed
 from core.store.db import UTCDateTime
 
 CHECKPOINT_EVERY = 64  # inbox commits between WAL checkpoints (about 400 pages of log)
 QUEUED, RUNNING, DONE, FAILED, DEAD = "queued", "running", "done", "failed", "dead"
+HELD = "held"  # its draft waits for a reviewer (core.review); a decision ends it
 ENDED = (DONE, FAILED, DEAD)  # a job in one of these states runs no more
+DRAFTS_ENDED = ("approved", "discarded", "expired", "stale", "failed")  # core.review.FINAL
 
 
 @dataclass(frozen=True)
@@ -326,6 +328,19 @@ class Jobs:
     def succeed(self, job_id: str, result: dict[str, Any]) -> bool:
         return self._end(job_id, DONE, result=result, error=None)
 
+    def hold(self, job_id: str, result: dict[str, Any]) -> bool:
+        """The running job's draft waits for a reviewer: it is neither retried nor purged, and
+        its writes may still be made (by the decision that releases it)."""
+        return self._end(job_id, HELD, result=result, error=None)
+
+    def settle_held(self, job_id: str, result: dict[str, Any] | None, error: str | None) -> bool:
+        """A held job's end, once its draft is decided: done, or failed with the reason."""
+        with self.store.session.begin() as session:
+            return bool(rows_changed(session, sa.update(JobRow).where(
+                JobRow.id == job_id, JobRow.state == HELD).values(
+                state=DONE if error is None else FAILED, result=result, error=error,
+                updated_at=self.clock())))
+
     def fail(self, job_id: str, error: str, *, permanent: bool = False) -> str:
         """Record a failed attempt of a running job: ``failed`` if permanent, ``dead`` when
         attempts are used up, else back to ``queued`` after an exponential backoff with full
@@ -399,13 +414,17 @@ class Jobs:
 
 def purge(store: Store, cutoff: datetime) -> dict[str, int]:
     """Delete what is older than ``cutoff``: dedupe keys, ended jobs (their payloads and drafts
-    with them), write-back records and reply rows. Receipts stay: they hold no customer data."""
+    with them), write-back records, reply rows and decided review drafts. Receipts stay: they
+    hold no customer data; so does the approved copy, the brand's record (a contact's erasure
+    removes theirs, :func:`core.retention.forget`)."""
     done: dict[str, int] = {}
     statements: dict[str, Any] = {
         "inbox_keys": sa.delete(InboxKey).where(InboxKey.created_at < cutoff),
         "jobs": sa.delete(JobRow).where(JobRow.updated_at < cutoff, JobRow.state.in_(ENDED)),
         "writebacks": sa.delete(WriteBackRow).where(WriteBackRow.created_at < cutoff),
         "replies": sa.delete(ReplyRow).where(ReplyRow.created_at < cutoff),
+        "drafts": sa.delete(DraftRow).where(DraftRow.updated_at < cutoff,
+                                            DraftRow.state.in_(DRAFTS_ENDED)),
     }
     with store.session.begin() as session:
         for name, statement in statements.items():

@@ -8,6 +8,7 @@ purges what outlived the retention.
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
 from datetime import timedelta
@@ -21,6 +22,7 @@ from core.errors import ConfigError
 from core.jobs.lifecycle import Jobs
 from core.settings import Settings
 
+log = logging.getLogger("baton.queue")
 
 def make_huey(settings: Settings, *, immediate: bool = False) -> Huey:
     url = settings.queue_url
@@ -49,6 +51,8 @@ class Dispatcher:
         # writes 200 records in one call: a 100-notification message is one batch)
         self.batch_sizes = {k: n for k, n in (batch_sizes or {}).items() if n != CHUNK}
         self._purged_at: float | None = None
+        # more work the reconciler does each round (held drafts past their expiry)
+        self.sweeps: list[Callable[[], Any]] = []
 
         def run(job_ids: list[str]) -> Any:  # the ids of one message run together if they can
             if run_jobs is not None:
@@ -98,6 +102,11 @@ class Dispatcher:
         every ``PURGE_EVERY`` seconds: it scans several tables)."""
         due = self.jobs.due(redispatch_after=self.redispatch_after)
         self.dispatch(due)
+        for sweep in self.sweeps:
+            try:
+                sweep()
+            except Exception as exc:  # the next round tries again
+                log.warning("reconcile: a sweep failed", extra={"error": type(exc).__name__})
         now = time.monotonic()
         if self._purged_at is None or now - self._purged_at >= PURGE_EVERY:
             self._purged_at = now

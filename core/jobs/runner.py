@@ -94,6 +94,9 @@ class JobRunner:
     def _end(self, job: JobRow, outcome: dict[str, Any] | BaseException) -> str:
         """Record how a claimed job ended: done, failed for good, or retried later."""
         if not isinstance(outcome, BaseException):
+            if outcome.get("held"):  # its draft waits for a reviewer (connectors.review)
+                self.jobs.hold(job.id, outcome)
+                return "held"
             self.jobs.succeed(job.id, outcome)
             return "done"
         if isinstance(outcome, PERMANENT):

@@ -2,7 +2,9 @@
 
 from core.store.db import (
     ApiKeyRow,
+    ApprovedCopyRow,
     Base,
+    DraftRow,
     InboxKey,
     JobRow,
     ReceiptRow,
@@ -15,6 +17,6 @@ from core.store.db import (
     upgrade,
 )
 
-__all__ = ["ApiKeyRow", "Base", "InboxKey", "JobRow", "ReceiptRow", "ReplyRow", "Store", "TokenRow",
-           "WriteBackRow",
+__all__ = ["ApiKeyRow", "ApprovedCopyRow", "Base", "DraftRow", "InboxKey", "JobRow", "ReceiptRow",
+           "ReplyRow", "Store", "TokenRow", "WriteBackRow",
            "open_store", "rows_changed", "upgrade"]

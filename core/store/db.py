@@ -76,6 +76,9 @@ class ReceiptRow(Base):
     egress_entities: Mapped[list[str]] = mapped_column(sa.JSON)
     masked_entities: Mapped[list[str]] = mapped_column(sa.JSON)
     masked: Mapped[dict[str, int] | None] = mapped_column(sa.JSON)  # entity -> values replaced
+    # a draft a person approved (step 8b): who, and how many words they changed (0: as written)
+    approved_by: Mapped[str | None] = mapped_column(sa.String(32))
+    edit_distance: Mapped[int | None] = mapped_column(sa.Integer)
 
 
 class InboxKey(Base):
@@ -179,6 +182,56 @@ class ReplyRow(Base):
     completed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
     __table_args__ = (sa.Index("ix_action_replies_pending", "platform", "account", "state"),)
+
+
+class DraftRow(Base):
+    """A draft held for a reviewer's decision before it is written (an approval rule of the
+    policy): the held job, its engine result, where the review message is, and the decision."""
+
+    __tablename__ = "drafts"
+    __table_args__ = (sa.Index("ix_drafts_state_expires_at", "state", "expires_at"),
+                      sa.Index("ix_drafts_tenant_subject", "tenant", "subject"))
+
+    id: Mapped[str] = mapped_column(sa.String(32), primary_key=True)
+    job_id: Mapped[str] = mapped_column(sa.String(32), unique=True)
+    job_kind: Mapped[str] = mapped_column(sa.String(64))
+    tenant: Mapped[str] = mapped_column(sa.String(128))
+    subject: Mapped[str | None] = mapped_column(sa.String(255))
+    kind: Mapped[str] = mapped_column(sa.String(32))  # the task kind
+    # pending -> approving -> approved | discarding -> discarded | expired | stale | failed
+    state: Mapped[str] = mapped_column(sa.String(16))
+    version: Mapped[int] = mapped_column(sa.Integer)  # 1, then one more per regeneration
+    result: Mapped[dict[str, Any]] = mapped_column(sa.JSON)  # the engine result (see core.review)
+    original: Mapped[dict[str, Any]] = mapped_column(sa.JSON)  # the output as generated
+    fingerprint: Mapped[str] = mapped_column(sa.String(64))  # of the context fields it used
+    review: Mapped[dict[str, Any]] = mapped_column(sa.JSON)  # workspace, channel, ts, reviewers
+    decision_job: Mapped[str | None] = mapped_column(sa.String(32))
+    decided_by: Mapped[str | None] = mapped_column(sa.String(32))
+    decided_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    outcome: Mapped[str | None] = mapped_column(sa.Text)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class ApprovedCopyRow(Base):
+    """The brand's record of approved copy: the draft as generated and as approved, kept past
+    the retention period (a contact's erasure still removes it)."""
+
+    __tablename__ = "approved_copy"
+    __table_args__ = (sa.Index("ix_approved_copy_tenant_subject", "tenant", "subject"),)
+
+    id: Mapped[str] = mapped_column(sa.String(32), primary_key=True)  # the draft's id
+    tenant: Mapped[str] = mapped_column(sa.String(128))
+    subject: Mapped[str | None] = mapped_column(sa.String(255))
+    kind: Mapped[str] = mapped_column(sa.String(32))
+    original: Mapped[dict[str, Any]] = mapped_column(sa.JSON)
+    approved: Mapped[dict[str, Any]] = mapped_column(sa.JSON)
+    edited: Mapped[bool] = mapped_column(sa.Boolean)
+    edit_distance: Mapped[int] = mapped_column(sa.Integer)  # words inserted, deleted or changed
+    approved_by: Mapped[str] = mapped_column(sa.String(32))
+    approved_at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
+    receipt_id: Mapped[str] = mapped_column(sa.String(32))
 
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:

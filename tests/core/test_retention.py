@@ -52,7 +52,8 @@ def test_forget_erases_one_contacts_payloads_drafts_and_writebacks(store: Store)
     Ledger(store).record(receipt(done_job, "lead: must start with 'Hi Maya,'"))
 
     assert forget(store, "hubspot:1", "contact:7") == {"jobs": 2, "writebacks": 1, "replies": 1,
-                                                       "receipts": 1}
+                                                       "receipts": 1, "drafts": 0,
+                                                       "approved_copy": 0}
     done, queued = jobs.get(done_job), jobs.get(queued_job)
     assert done is not None and done.payload == {"erased": True} and done.result is None
     assert done.state == DONE and done.subject is None
@@ -112,7 +113,7 @@ def test_purge_deletes_what_outlived_the_retention_and_nothing_newer(store: Stor
     assert jobs.cleanup() == 0
     now[0] = T0 + timedelta(days=31)
     assert purge(store, now[0] - jobs.retention) == {"inbox_keys": 1, "jobs": 1, "writebacks": 1,
-                                                     "replies": 1}
+                                                     "replies": 1, "drafts": 0}
     assert jobs.get(old) is None
     assert jobs.get(fresh) is not None and jobs.get(running) is not None
     now[0] = T0 + timedelta(days=90)  # a job still running is never purged
@@ -187,7 +188,8 @@ def test_forget_spares_the_erasing_job_finds_results_and_ends_claims(store: Stor
         replies.open(key, platform="hubspot", account="1")
     replies.answer("r3", {"x": 1})
     done = forget(store, "acme", "contact:99", mentions=["ann@x.com"], keep_job=eraser)
-    assert done == {"jobs": 3, "writebacks": 0, "replies": 3, "receipts": 0}
+    assert done == {"jobs": 3, "writebacks": 0, "replies": 3, "receipts": 0, "drafts": 0,
+                                                  "approved_copy": 0}
     assert jobs.get(eraser).payload == {"email": "ann@x.com"}  # type: ignore[union-attr]
     assert jobs.get(by_result).payload == {"erased": True}  # type: ignore[union-attr]
     q = jobs.get(queued)
@@ -202,14 +204,17 @@ def test_forget_with_nothing_to_erase_changes_nothing(store: Store) -> None:
     kept = jobs.accept("s", [NewJob("1", "k", "acme", {"reply_key": "r"}, subject="contact:1")]
                        ).job_ids[0]
     assert forget(store, "acme", "contact:2") == {"jobs": 0, "writebacks": 0, "replies": 0,
-                                                  "receipts": 0}
+                                                  "receipts": 0, "drafts": 0,
+                                                  "approved_copy": 0}
     assert forget(store, "acme", "contact:1") == {"jobs": 1, "writebacks": 0, "replies": 0,
-                                                  "receipts": 0}  # no reply row was opened
+                                                  "receipts": 0, "drafts": 0,
+                                                  "approved_copy": 0}  # no reply row was opened
     assert jobs.get(kept).payload == {"erased": True}  # type: ignore[union-attr]
     running = jobs.accept("s", [NewJob("2", "k", "acme", {"n": 1}, subject="contact:3")]).job_ids[0]
     jobs.claim(running, timedelta(seconds=300))
     assert forget(store, "acme", "contact:3") == {"jobs": 1, "writebacks": 0, "replies": 0,
-                                                  "receipts": 0}  # no reply key at all
+                                                  "receipts": 0, "drafts": 0,
+                                                  "approved_copy": 0}  # no reply key at all
     ended = jobs.get(running)
     assert ended is not None and ended.state == FAILED and ended.lease_until is None
 
@@ -223,9 +228,37 @@ def test_purge_keeps_what_is_exactly_as_old_as_the_cutoff(store: Store) -> None:
                                              find=lambda: None)
     jobs.succeed(job, {})
     Replies(store, clock=lambda: now[0]).open("r", platform="hubspot", account="1")
-    assert purge(store, T0) == {"inbox_keys": 0, "jobs": 0, "writebacks": 0, "replies": 0}
+    assert purge(store, T0) == {"inbox_keys": 0, "jobs": 0, "writebacks": 0, "replies": 0,
+                                "drafts": 0}
     assert purge(store, T0 + timedelta(microseconds=1)) == {"inbox_keys": 1, "jobs": 1,
-                                                            "writebacks": 1, "replies": 1}
+                                                            "writebacks": 1, "replies": 1,
+                                                            "drafts": 0}
+
+
+def test_purge_keeps_a_held_job_and_the_approved_copy_and_drops_decided_drafts(store: Store) -> None:
+    from core.review import Drafts, NewDraft
+    from tests.core.test_review import result
+
+    jobs = Jobs(store, clock=lambda: T0)
+    held, decided = jobs.accept("s", [NewJob("1", "k", "t", {}), NewJob("2", "k", "t", {})]).job_ids
+    for job in (held, decided):
+        jobs.claim(job, timedelta(seconds=30))
+        jobs.hold(job, {"held": "x"})
+    drafts = Drafts(store, clock=lambda: T0)
+    for job in (held, decided):
+        drafts.hold(NewDraft(job_id=job, job_kind="k", tenant="t", subject="contact:1",
+                             result=result(), review={"reviewers": ["U1"]}, expires_at=T0))
+    done = drafts.of_job(decided)
+    assert done is not None and drafts.claim(done.id, "approve", version=1, job_id="d", user="U1")
+    drafts.keep_approved(done, {"subject": "Ready", "body": "Hi Zoë, ready."}, by="U1",
+                         receipt_id="r")
+    drafts.settle(done.id, "approved", "approved by U1", job_id="d")
+    assert jobs.settle_held(decided, {"approved": done.id}, None)
+    later = T0 + timedelta(days=400)
+    assert purge(store, later)["drafts"] == 1  # the decided draft; the waiting one stays
+    assert jobs.get(held) is not None and jobs.get(held).state == "held"  # type: ignore[union-attr]
+    assert drafts.of_job(held) is not None and drafts.of_job(decided) is None
+    assert len(drafts.approved()) == 1  # the brand's record outlives the retention
 
 
 def test_subjects_of_prefixed_and_unusual_forms() -> None:

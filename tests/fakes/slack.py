@@ -261,8 +261,13 @@ class FakeSlack(LoopbackServer):
             if m["ts"] == params.get("ts"):
                 if m.get("bot_id") != ws.bot_id:
                     return {"ok": False, "error": "cant_update_message"}
+                blocks = params.get("blocks")
+                blocks = json.loads(blocks) if isinstance(blocks, str) else blocks
+                problem = _block_problem(blocks) if blocks is not None else None
+                if problem:
+                    return {"ok": False, "error": "invalid_blocks", "errors": [problem]}
                 m["text"] = params.get("text", m["text"])
-                m["blocks"] = params.get("blocks", m.get("blocks"))
+                m["blocks"] = blocks if blocks is not None else m.get("blocks")
                 return {"ok": True, "channel": params["channel"], "ts": m["ts"]}
         return {"ok": False, "error": "message_not_found"}
 
@@ -301,6 +306,10 @@ class FakeSlack(LoopbackServer):
             return {"ok": False, "error": "expired_trigger_id"}
         view = params.get("view")
         view = json.loads(view) if isinstance(view, str) else view
+        problem = _view_problem(view)
+        if problem:
+            return {"ok": False, "error": "invalid_arguments", "response_metadata": {
+                "messages": [f"[ERROR] {problem}"]}}
         return {"ok": True, "view": {"id": "V" + secrets.token_hex(4).upper(), **(view or {})}}
 
     def _views_update(self, ws: Workspace, params: dict[str, Any]) -> dict[str, Any]:
@@ -359,9 +368,44 @@ def _block_problem(blocks: Any) -> str | None:
         elif block.get("type") == "context":
             if not block.get("elements") or len(block["elements"]) > 10:
                 return f"context needs 1 to 10 elements [json-pointer:/blocks/{i}/elements]"
-        elif block.get("type") not in ("divider", "header", "actions", "input", "image", "rich_text"):
+        elif block.get("type") == "actions":
+            elements = block.get("elements") or []
+            if not 1 <= len(elements) <= 25:
+                return f"actions need 1 to 25 elements [json-pointer:/blocks/{i}/elements]"
+            for j, e in enumerate(elements):
+                where = f"[json-pointer:/blocks/{i}/elements/{j}]"
+                if e.get("type") == "button" and (
+                        len(e.get("text", {}).get("text", "")) > 75 or not e.get("action_id")
+                        or len(e.get("action_id", "")) > 255 or len(e.get("value", "")) > 2000
+                        or e.get("style") not in (None, "primary", "danger")):
+                    return f"invalid button {where}"
+        elif block.get("type") not in ("divider", "header", "input", "image", "rich_text"):
             return f"unknown block type [json-pointer:/blocks/{i}/type]"
     return None
+
+
+def _view_problem(view: Any) -> str | None:
+    """What Slack refuses in a modal: no type or title, a title over 24 characters, over 100
+    blocks, metadata over 3,000 characters, an input without a label or whose initial value is
+    longer than its max_length (at most 3,000), inputs without a submit button."""
+    if not isinstance(view, dict) or view.get("type") != "modal":
+        return "view.type must be modal"
+    title = (view.get("title") or {}).get("text", "")
+    if not title or len(title) > 24:
+        return "must be less than 25 characters [json-pointer:/view/title/text]"
+    blocks = view.get("blocks") or []
+    if len(blocks) > 100 or len(str(view.get("private_metadata") or "")) > 3000:
+        return "view too large"
+    inputs = [b for b in blocks if b.get("type") == "input"]
+    if inputs and not view.get("submit"):
+        return "a view with inputs needs submit [json-pointer:/view/submit]"
+    for i, block in enumerate(inputs):
+        element = block.get("element") or {}
+        longest = int(element.get("max_length") or 3000)
+        if not (block.get("label") or {}).get("text") or longest > 3000 \
+                or len(str(element.get("initial_value") or "")) > longest:
+            return f"invalid input [json-pointer:/view/blocks/{i}]"
+    return _block_problem([b for b in blocks if b.get("type") != "input"])
 
 
 def _params(raw: bytes, content_type: str) -> dict[str, Any]:

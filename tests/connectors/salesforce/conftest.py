@@ -104,10 +104,11 @@ class Org:
 
 
 def make_org(tmp_path: Path, database_url: str | None, *, immediate: bool = False,
-             **own: Any) -> Iterator[Org]:
+             config: Path | None = None, slack: Any = None, **own: Any) -> Iterator[Org]:
+    """``config``: a policy file for the services (approvals); ``slack``: Slack's settings."""
     fake = FakeSalesforce(app=APP)
     with fake.mock():
-        cfg = Settings(data_dir=tmp_path, database_url=database_url)
+        cfg = Settings(data_dir=tmp_path, database_url=database_url, config=config)
         salesforce = SalesforceSettings(org_ids=fake.org_id, max_retry_wait=0.0, **own)
         local = ScriptedBackend("llama", local=True, model="gemma", outputs=[EMAIL] * 1000,
                                 max_batch=8)
@@ -117,7 +118,8 @@ def make_org(tmp_path: Path, database_url: str | None, *, immediate: bool = Fals
         engine_app: App = build_app(cfg, policy, backends={"local": local, "cloud": cloud})
         services = build_services(cfg, immediate=immediate, engine_app=lambda: engine_app,
                                   connector_settings={"hubspot": HubSpotSettings(),
-                                                      "salesforce": salesforce})
+                                                      "salesforce": salesforce,
+                                                      **({"slack": slack} if slack else {})})
         try:
             yield Org(fake, services, create_app(services).test_client(), local)
         finally:

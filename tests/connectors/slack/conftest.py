@@ -117,7 +117,7 @@ class Desk:
 
 
 def make_desk(tmp_path: Path, database_url: str | None, policy: str = POLICY,
-              **slack: Any) -> Iterator[Desk]:
+              hubspot_settings: dict[str, Any] | None = None, **slack: Any) -> Iterator[Desk]:
     with FakeSlack() as fake_slack, FakeHubSpot(client_secret=SECRET) as fake_hub:
         fake_hub.private_app(PORTAL, TOKEN)
         fake_hub.create_baton_properties(PORTAL)
@@ -129,7 +129,8 @@ def make_desk(tmp_path: Path, database_url: str | None, policy: str = POLICY,
         cfg = Settings(data_dir=tmp_path, database_url=database_url,  # type: ignore[arg-type]
                        config=config)
         hubspot = HubSpotSettings(client_secret=SECRET, api_base=fake_hub.url,  # type: ignore[arg-type]
-                                  portal_id=PORTAL, access_token=TOKEN)  # type: ignore[arg-type]
+                                  portal_id=PORTAL, access_token=TOKEN,  # type: ignore[arg-type]
+                                  **(hubspot_settings or {}))
         own = SlackSettings(signing_secret=SIGNING, api_url=fake_slack.api_url,  # type: ignore[arg-type]
                             response_hosts="127.0.0.1", **slack)
         local = ScriptedBackend("llama", local=True, model="gemma", outputs=[EMAIL] * 100)

@@ -14,6 +14,7 @@ from slack_bolt.request import BoltRequest
 from slack_bolt.response import BoltResponse
 
 from baton.cli import cli
+from connectors.slack.review import BUTTONS
 from connectors.slack.settings import BOT_SCOPES
 from tests.connectors.slack.conftest import TEAM, Desk
 
@@ -38,10 +39,11 @@ def requests_for(m: dict[str, Any]) -> list[BoltRequest]:
                       "tokens": {"bot": ["UBATON"]}}}),
             headers={"content-type": "application/json"}))
     if m["settings"]["interactivity"]["is_enabled"]:
-        for payload in ({"type": "block_actions", "team": {"id": TEAM}, "user": {"id": "U1"},
-                         "actions": [{"action_id": "baton_approve", "type": "button"}]},
-                        {"type": "view_submission", "team": {"id": TEAM}, "user": {"id": "U1"},
-                         "view": {"callback_id": "baton_edit", "id": "V1", "type": "modal"}}):
+        clicks = [{"type": "block_actions", "team": {"id": TEAM}, "user": {"id": "U1"},
+                   "actions": [{"action_id": f"baton_{verb}", "type": "button"}]}
+                  for verb, *_ in BUTTONS]  # every button of a review message
+        for payload in (*clicks, {"type": "view_submission", "team": {"id": TEAM}, "user": {"id": "U1"},
+                                  "view": {"callback_id": "baton_edit", "id": "V1", "type": "modal"}}):
             out.append(BoltRequest(body=urlencode({"payload": json.dumps(payload)}),
                                    headers={"content-type": "application/x-www-form-urlencoded"}))
     return out

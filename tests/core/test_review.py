@@ -1,0 +1,157 @@
+"""Held drafts (core.review): the engine result kept and read back whole, one claim per draft
+whoever asks, the reviewer's edit measured in words, and the approval rules of the policy."""
+
+from __future__ import annotations
+
+import threading
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from core.engine.engine import Result
+from core.engine.ledger import Receipt
+from core.engine.routing import Decision, Step
+from core.errors import ConfigError
+from core.policy import parse_policy
+from core.review import (
+    APPROVING,
+    PENDING,
+    REGENERATING,
+    Drafts,
+    NewDraft,
+    changed_fields,
+    copy_text,
+    fingerprint,
+    result_from_json,
+    result_to_json,
+    word_distance,
+)
+from core.store import Store
+from core.tasks.kinds import Task
+
+
+def result(body: str = "Hi Zoë, your Summit pack is ready.", **context: object) -> Result:
+    task = Task(kind="email", context={"first_name": "Zoë", "city": "İstanbul", **context,
+                                       "catalog": [{"name": "Summit 40L"}]},
+                brief="A note", tenant="hubspot:7", tier="critical", language="tr", id="j1",
+                regeneration=2)
+    receipt = Receipt(task_id="j1", tenant="hubspot:7", kind="email", tier="critical",
+                      language="tr", action="cloud-masked", role="cloud", backend="openai",
+                      model="gpt-4o-mini", rule="critical", reasons=("tier is critical",),
+                      status="ok", attempt=1, prompt_tokens=10, completion_tokens=5,
+                      cached_tokens=0, latency_ms=12.5, cost_usd=0.001, baseline_cost_usd=0.002,
+                      egress=True, egress_entities=("PERSON",), masked_entities=("PERSON",),
+                      masked={"PERSON": 1}, created_at=datetime(2026, 12, 1, 9, 30, tzinfo=UTC))
+    decision = Decision(action="cloud-masked", steps=(Step("cloud", True),),
+                        reasons=("tier is critical",), rule="critical", fallback=False)
+    return Result(task=task, output={"subject": "Ready", "body": body}, decision=decision,
+                  receipts=(receipt,))
+
+
+def test_a_result_is_kept_and_read_back_whole() -> None:
+    original = result()
+    back = result_from_json(result_to_json(original))
+    assert back == original  # every field: task, output, decision, receipts with their times
+
+
+def test_the_fingerprint_follows_the_record_not_the_catalog() -> None:
+    a = result().task.context
+    assert fingerprint(a) == fingerprint({**a, "catalog": []})
+    assert fingerprint(a) != fingerprint({**a, "city": "Izmir"})
+    assert changed_fields(a, {**a, "city": "Izmir", "catalog": []}) == ["city"]
+
+
+def test_word_distance_counts_words_changed() -> None:
+    assert word_distance("Hi Zoë, your pack is ready.", "Hi Zoë, your pack is ready.") == 0
+    assert word_distance("Hi Zoë, your pack is ready.", "Hi Zoë, your new pack is ready.") == 1
+    assert word_distance("a b c", "x y") == 3
+    assert word_distance("", "one two") == 2
+    assert copy_text({"subject": "S", "picks": [{"product": "P", "reason": "R"}]}) == "S\nP\nR"
+
+
+def draft(store: Store, job: str = "j1") -> NewDraft:
+    return NewDraft(job_id=job, job_kind="hubspot.action", tenant="hubspot:7",
+                    subject="contact:1", result=result(),
+                    review={"workspace": "T1", "channel": "C1", "reviewers": ["U1"]},
+                    expires_at=datetime.now(UTC) + timedelta(hours=1))
+
+
+def test_a_job_holds_one_draft_however_often_it_runs(store: Store) -> None:
+    drafts = Drafts(store)
+    first = drafts.hold(draft(store))
+    again = drafts.hold(draft(store))
+    assert again.id == first.id and first.state == PENDING and first.version == 1
+
+
+def test_one_claim_wins_among_many_and_its_job_may_take_it_again(store: Store) -> None:
+    drafts = Drafts(store)
+    held = drafts.hold(draft(store))
+    barrier, won = threading.Barrier(8), []
+
+    def claim(i: int) -> None:
+        barrier.wait()
+        if drafts.claim(held.id, "approve", version=1, job_id=f"d{i}", user=f"U{i}"):
+            won.append(i)
+
+    threads = [threading.Thread(target=claim, args=(i,)) for i in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    assert len(won) == 1
+    mine = f"d{won[0]}"
+    again = drafts.claim(held.id, "approve", version=1, job_id=mine, user="U9")
+    assert again is not None and again.state == APPROVING  # a retry of the winner goes on
+    assert drafts.claim(held.id, "discard", version=1, job_id="other", user="U2") is None
+
+
+def test_a_claim_on_an_old_version_is_refused_and_a_regeneration_bumps_it(store: Store) -> None:
+    drafts = Drafts(store)
+    held = drafts.hold(draft(store))
+    assert drafts.claim(held.id, "regenerate", version=1, job_id="r", user="U1") is not None
+    assert drafts.get(held.id).state == REGENERATING  # type: ignore[union-attr]
+    new = drafts.replace(held.id, result("Hi Zoë, a new trail awaits."), job_id="r")
+    assert new is not None and new.version == 2 and new.state == PENDING
+    assert new.original["body"] == "Hi Zoë, a new trail awaits."  # what an edit is measured on
+    assert drafts.claim(held.id, "approve", version=1, job_id="a", user="U1") is None
+    assert drafts.claim(held.id, "approve", version=2, job_id="a", user="U1") is not None
+
+
+def test_only_expired_pending_drafts_are_due(store: Store) -> None:
+    later = datetime.now(UTC) + timedelta(hours=2)
+    drafts = Drafts(store, clock=lambda: later)
+    held = drafts.hold(draft(store))
+    drafts.hold(draft(store, "j2"))
+    drafts.claim(held.id, "approve", version=1, job_id="a", user="U1")
+    assert [d.job_id for d in drafts.due()] == ["j2"]
+
+
+APPROVAL = """
+[[approvals]]
+sources = ["hubspot.action", "salesforce.action"]
+kinds = ["email"]
+tenants = ["hubspot:7"]
+workspace = "T0ACME"
+channel = "C0REVIEW"
+reviewers = ["U0ANN"]
+"""
+
+
+def test_an_approval_rule_holds_what_it_names() -> None:
+    policy = parse_policy(APPROVAL)
+    assert policy.approval_for("hubspot.action", "email", "hubspot:7") is not None
+    assert policy.approval_for("hubspot.action", "recommendation", "hubspot:7") is None
+    assert policy.approval_for("hubspot.action", "email", "hubspot:8") is None
+    assert policy.approval_for("hubspot.event", "email", "hubspot:7") is None
+    assert parse_policy("").approval_for("hubspot.action", "email", "hubspot:7") is None
+
+
+@pytest.mark.parametrize(("change", "message"), [
+    (("hubspot.action", "hubspot.workflow"), r"approvals\[0\]\.sources.*unknown source 'hubspot.workflow'"),
+    (('"U0ANN"', '"ann@example.com"'), r"approvals\[0\]\.reviewers.*Slack user id"),
+    (('channel = "C0REVIEW"', 'channel = "#review"'), r"approvals\[0\]\.channel"),
+    (('reviewers = ["U0ANN"]', "reviewers = []"), r"approvals\[0\]\.reviewers"),
+])
+def test_a_wrong_approval_rule_names_its_path(change: tuple[str, str], message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        parse_policy(APPROVAL.replace(*change))
