@@ -251,11 +251,17 @@ class ConnectorJobs:
         return self._complete(connector, jobs, [outcomes[i] for i in range(len(jobs))])
 
     def release(self, connector: Connector,
-                done: list[tuple[JobRow, EngineResult | BaseException]]) -> list[Outcome]:
+                done: list[tuple[JobRow, EngineResult | BaseException]]
+                ) -> list[tuple[Outcome, Outcome]]:
         """Write back, answer and complete jobs whose engine results are in hand: what
-        :meth:`run_many` does after generating, and what approving a held draft does."""
-        return self._complete(connector, [job for job, _ in done],
-                              self._write_and_answer(connector, done))
+        :meth:`run_many` does after generating, and what approving a held draft does. Returns,
+        for each job, what the write-back did (its result, or the error: a job a request waits
+        for answers a failed write too) and the job's outcome after answering."""
+        written = _guarded(lambda: connector.write_back(done), len(done))
+        answered = [self._answer(connector, job, outcome)
+                    for (job, _), outcome in zip(done, written, strict=True)]
+        return list(zip(written, self._complete(connector, [job for job, _ in done], answered),
+                        strict=True))
 
     def _write_and_answer(self, connector: Connector,
                           done: list[tuple[JobRow, EngineResult | BaseException]]) -> list[Outcome]:

@@ -38,6 +38,7 @@ from core.registry import Registry
 from core.retention import subject_for
 from core.review import (
     APPROVED,
+    CLAIMED,
     DISCARDED,
     EXPIRED,
     FAILED,
@@ -124,6 +125,9 @@ class Reviews:
         draft = self.drafts.get(str(p.get("draft")))
         if draft is None:
             return self._tell(None, p, "This draft is no longer kept (it expired or was erased).")
+        mine = draft.decision_job == job.id and draft.state in CLAIMED
+        if mine:  # a retry of this decision after a crash: go on with what it claimed
+            action = CLAIMED[draft.state]
         if action != "expire" and (user not in draft.review.get("reviewers", [])
                                    or str(p.get("team") or "") != draft.review.get("workspace")):
             return self._tell(draft, p, "Only this draft's reviewers can decide on it: "
@@ -131,15 +135,18 @@ class Reviews:
         if draft.state in FINAL:
             who = f" by <@{draft.decided_by}>" if draft.decided_by else ""
             return self._tell(draft, p, f"This draft was {draft.state}{who} already.")
-        if action != "expire" and int(p.get("version") or 0) != draft.version \
-                and draft.decision_job != job.id:
+        if not mine and action != "expire" and int(p.get("version") or 0) != draft.version:
+            self._show(draft)  # the newer version, in case its message did not get updated
             return self._tell(draft, p, "This draft was replaced by a newer one: decide on that.")
-        if action != "expire" and draft.expires_at <= self.clock() and draft.state == PENDING:
+        if not mine and action != "expire" and draft.expires_at <= self.clock() \
+                and draft.state == PENDING:
             action = "expire"  # an Approve after the platform's expiry says so, and ends it
         claimed = self.drafts.claim(draft.id, action, version=draft.version, job_id=job.id,
                                     user=user or "baton")
         if claimed is None:
             now = self.drafts.get(draft.id)
+            if now is not None and now.decided_by == user:
+                return self._tell(draft, p, f"You decided on this draft already ({now.state}).")
             who = f" by <@{now.decided_by}>" if now is not None and now.decided_by else ""
             state = now.state if now is not None else "gone"
             return self._tell(draft, p, f"Someone else decided first ({state}{who}).")
@@ -147,7 +154,7 @@ class Reviews:
         connector = connector_of(self.connectors, claimed.job_kind)
         if held is None or held.state != HELD:  # erased meanwhile, or purged
             self.drafts.settle(claimed.id, EXPIRED, "the held job is no longer kept", job_id=job.id)
-            return self._ended(claimed, "Expired: the held job is no longer kept.", p)
+            return self._ended(claimed, "Ended: the held job is no longer kept. Nothing was written.")
         if action == "approve":
             return self._approve(job, claimed, held, connector)
         if action == "regenerate":
@@ -164,11 +171,12 @@ class Reviews:
     def _approve(self, job: JobRow, draft: DraftRow, held: JobRow,
                  connector: Connector) -> dict[str, Any]:
         p, result = job.payload, result_from_json(draft.result)
+        user = str(draft.decided_by or p.get("user") or "")
         fresh = self._fresh(connector, held)
         stale = _gone(fresh, result)
         if stale is not None:
             return self._end(job, draft, held, connector, STALE, NotApproved("stale", stale),
-                             f"Not written: {stale}.")
+                             f"Not written: {_plain(stale)}.")
         assert isinstance(fresh, Task)
         changed = changed_fields(result.task.context, fresh.context)
         if changed:
@@ -177,27 +185,30 @@ class Reviews:
             self.drafts.settle(draft.id, PENDING, note, job_id=job.id)
             now = self.drafts.get(draft.id)
             if now is not None:
-                self.desk().show(now, result, note=note)
+                self._show(now, note=note)
             return self._tell(now, p, note)
         edited = p.get("edited")
         if isinstance(edited, dict) and edited:
             result = dataclasses.replace(result, output={**result.output, **edited})
-        [outcome] = self.jobs.release(connector, [(held, result)])
-        if isinstance(outcome, BaseException):
-            if not isinstance(outcome, PERMANENT):
-                raise outcome  # retried: this job's claim is its own to take again
-            self.drafts.settle(draft.id, FAILED, str(outcome), job_id=job.id)
-            self.table.settle_held(held.id, None, str(outcome))
-            return self._ended(draft, f"Approved by <@{p['user']}>, but the write failed: "
-                               f"{str(outcome)[:300]}", p, result)
-        distance = self.drafts.keep_approved(draft, result.output, by=str(p["user"]),
+        [(written, outcome)] = self.jobs.release(connector, [(held, result)])
+        for trouble in (written, outcome):
+            if isinstance(trouble, BaseException) and not isinstance(trouble, PERMANENT):
+                raise trouble  # retried: this job's claim is its own to take again
+        if isinstance(written, BaseException):  # refused for good: nothing was written
+            reason = str(written)[:300]
+            self.drafts.settle(draft.id, FAILED, reason, job_id=job.id,
+                               held=(held.id, None, reason))
+            return self._ended(draft, f"Approved by <@{user}>, but the write failed: "
+                               f"{_plain(reason)}", result)
+        distance = self.drafts.keep_approved(draft, result.output, by=user,
                                              receipt_id=result.receipt.id)
         where = {"hubspot": "HubSpot", "salesforce": "Salesforce"}.get(connector.name, "Slack")
-        self.drafts.settle(draft.id, APPROVED, f"approved by {p['user']}", job_id=job.id)
-        self.table.settle_held(held.id, {**outcome, "approved": draft.id, "by": p["user"]}, None)
+        final = outcome if isinstance(outcome, dict) else {}
+        self.drafts.settle(draft.id, APPROVED, f"approved by {user}", job_id=job.id,
+                           held=(held.id, {**final, "approved": draft.id, "by": user}, None))
         edits = f", {distance} words edited" if distance else ""
-        self._ended(draft, f"Approved by <@{p['user']}>{edits}: written to {where}.", p, result)
-        return {"approved": draft.id, "by": p["user"], "edit_distance": distance,
+        self._ended(draft, f"Approved by <@{user}>{edits}: written to {where}.", result)
+        return {"approved": draft.id, "by": user, "edit_distance": distance,
                 "outcome": _brief(outcome)}
 
     def _regenerate(self, job: JobRow, draft: DraftRow, held: JobRow,
@@ -207,49 +218,53 @@ class Reviews:
         stale = _gone(fresh, before)
         if stale is not None:
             return self._end(job, draft, held, connector, STALE, NotApproved("stale", stale),
-                             f"Not written: {stale}.")
+                             f"Not written: {_plain(stale)}.")
         assert isinstance(fresh, Task)
         task = dataclasses.replace(fresh, regeneration=before.task.regeneration + draft.version)
         [result] = self.jobs.generate([task])
         if isinstance(result, BaseException):
             if not isinstance(result, PERMANENT):
                 raise result
-            note = f"A new draft failed its checks ({str(result)[:200]}): this one stays."
+            note = f"A new draft failed its checks ({_plain(str(result)[:200])}): this one stays."
             self.drafts.settle(draft.id, PENDING, note, job_id=job.id)
             return self._tell(draft, p, note)
         now = self.drafts.replace(draft.id, result, job_id=job.id)
         if now is not None:
-            self.desk().show(now, result)
+            self._show(now)  # if this fails, the next click on the old buttons shows it
         return {"regenerated": draft.id, "version": now.version if now else draft.version}
 
     def _end(self, job: JobRow, draft: DraftRow, held: JobRow, connector: Connector, state: str,
              why: NotApproved, text: str) -> dict[str, Any]:
         """End a draft unwritten: the waiting workflow answered with the reason (HubSpot's
         ``FAIL_CONTINUE``), the requester told (Slack), the message updated."""
-        [outcome] = self.jobs.release(connector, [(held, why)])
-        if isinstance(outcome, BaseException) and not isinstance(outcome, PERMANENT | NotApproved):
+        [(_, outcome)] = self.jobs.release(connector, [(held, why)])
+        if isinstance(outcome, BaseException) and not isinstance(outcome, PERMANENT):
             raise outcome  # the platform could not take the answer now: retried
-        self.drafts.settle(draft.id, state, str(why), job_id=job.id)
-        self.table.settle_held(held.id, None, str(why))
-        return self._ended(draft, text, job.payload, result_from_json(draft.result))
+        self.drafts.settle(draft.id, state, str(why), job_id=job.id,
+                           held=(held.id, None, str(why)))
+        return self._ended(draft, text)
 
     def _fresh(self, connector: Connector, held: JobRow) -> Task | Finished | BaseException:
-        try:
-            [fresh] = connector.prepare([held])
-        except Exception as exc:
-            return exc
+        """The held job's task from the record as it is now (a bug or an outage of the whole
+        call is raised: the decision is retried)."""
+        [fresh] = connector.prepare([held])
         if isinstance(fresh, BaseException) and not isinstance(fresh, PERMANENT):
             raise fresh  # the CRM is unreachable: decide again later
         return fresh
 
-    def _ended(self, draft: DraftRow, text: str, p: Mapping[str, Any],
-               result: EngineResult | None = None) -> dict[str, Any]:
-        now = self.drafts.get(draft.id) or draft
+    def _show(self, draft: DraftRow, *, ended: str | None = None,
+              note: str | None = None, result: EngineResult | None = None) -> None:
         try:
-            self.desk().show(now, result or result_from_json(now.result), ended=text)
+            self.desk().show(draft, result or result_from_json(draft.result), ended=ended,
+                             note=note)
         except BatonError as exc:  # the decision stands; the message stays as it was
             log.warning("review: could not update the review message",
                         extra={"draft": draft.id, "error": type(exc).__name__})
+
+    def _ended(self, draft: DraftRow, text: str,
+               result: EngineResult | None = None) -> dict[str, Any]:
+        now = self.drafts.get(draft.id) or draft
+        self._show(now, ended=text, result=result)
         return {"draft": draft.id, "state": now.state, "said": text}
 
     def _tell(self, draft: DraftRow | None, p: Mapping[str, Any], text: str) -> dict[str, Any]:
@@ -260,11 +275,13 @@ class Reviews:
                 log.info("review: could not tell the reviewer", extra={"error": type(exc).__name__})
         return {"draft": draft.id if draft else None, "said": text}
 
-    # -- expiry (the reconciler) -----------------------------------------------------------------
+    # -- the reconciler's sweep ----------------------------------------------------------------
 
     def expire_due(self, jobs: Jobs) -> int:
-        """A decision job for each pending draft past its expiry (the reconciler's sweep; the
-        workers' pump dispatches them). Returns how many were new."""
+        """Give back claims whose decision job ended without deciding, then a decision job
+        for each pending draft past its expiry (the workers' pump dispatches them). Returns
+        how many expiries were new."""
+        self.drafts.unstick()
         due = self.drafts.due()
         if not due:
             return 0
@@ -290,6 +307,11 @@ def _gone(fresh: Task | Finished | BaseException, result: EngineResult) -> str |
 def _subject(task: Task) -> str | None:
     email = task.context.get("email")
     return subject_for(email) if isinstance(email, str) and email else None
+
+
+def _plain(text: str) -> str:
+    """An error's text where Slack reads markup: it can't mention or link anyone."""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
 def _brief(outcome: Outcome) -> Any:

@@ -33,7 +33,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from core.engine.engine import Result
 from core.engine.ledger import Receipt
 from core.engine.routing import Decision, Step
-from core.store import ApprovedCopyRow, DraftRow, ReceiptRow, Store, rows_changed
+from core.store import ApprovedCopyRow, DraftRow, JobRow, ReceiptRow, Store, rows_changed
 from core.tasks.kinds import Task
 
 PENDING, APPROVING, APPROVED = "pending", "approving", "approved"
@@ -41,6 +41,7 @@ DISCARDING, DISCARDED, REGENERATING = "discarding", "discarded", "regenerating"
 EXPIRING, EXPIRED, STALE, FAILED = "expiring", "expired", "stale", "failed"
 CLAIMS = {"approve": APPROVING, "discard": DISCARDING, "regenerate": REGENERATING,
           "expire": EXPIRING}
+CLAIMED = {state: action for action, state in CLAIMS.items()}  # a claim's state -> its action
 FINAL = (APPROVED, DISCARDED, EXPIRED, STALE, FAILED)  # the purge's DRAFTS_ENDED
 # Context keys that are not the record (they change with the catalog, not with the contact)
 _NOT_THE_RECORD = ("catalog",)
@@ -201,8 +202,12 @@ class Drafts:
             ).values(state=state, decision_job=job_id, decided_by=user, updated_at=self.clock()))
         return self.get(draft_id) if won else None
 
-    def settle(self, draft_id: str, state: str, outcome: str, *, job_id: str) -> None:
-        """End the decision ``job_id`` holds: a final state (or ``pending`` again)."""
+    def settle(self, draft_id: str, state: str, outcome: str, *, job_id: str,
+               held: tuple[str, dict[str, Any] | None, str | None] | None = None) -> bool:
+        """End the decision ``job_id`` holds: a final state (or ``pending`` again). ``held``:
+        the held job's end in the same transaction (its id, its result or its error), so a
+        crash leaves neither a decided draft with its job still held nor the other way round.
+        False if the claim was not this job's (nothing changed)."""
         now = self.clock()
         values: dict[str, Any] = {"state": state, "outcome": outcome[:2000], "updated_at": now}
         if state in FINAL:
@@ -210,8 +215,14 @@ class Drafts:
         else:
             values |= {"decision_job": None, "decided_by": None}
         with self.store.session.begin() as s:
-            s.execute(sa.update(DraftRow).where(DraftRow.id == draft_id,
-                                                DraftRow.decision_job == job_id).values(**values))
+            won = rows_changed(s, sa.update(DraftRow).where(
+                DraftRow.id == draft_id, DraftRow.decision_job == job_id).values(**values))
+            if won and held is not None:
+                job, result, error = held
+                s.execute(sa.update(JobRow).where(JobRow.id == job, JobRow.state == "held").values(
+                    state="done" if error is None else "failed", result=result,
+                    error=error, lease_until=None, updated_at=now))
+        return bool(won)
 
     def replace(self, draft_id: str, result: Result, *, job_id: str) -> DraftRow | None:
         """A regenerated draft: the next version, pending again (its output is the original a
@@ -233,6 +244,18 @@ class Drafts:
             if row is not None:
                 row.review = {**row.review, **where}
 
+    def unstick(self) -> int:
+        """Give claims back whose decision job ended without deciding (failed, dead, purged):
+        the draft is pending again, for a reviewer or its expiry. Returns how many."""
+        ended = sa.select(JobRow.id).where(JobRow.state.in_(("failed", "dead", "done")))
+        with self.store.session.begin() as s:
+            return rows_changed(s, sa.update(DraftRow).where(
+                DraftRow.state.in_(tuple(CLAIMS.values())),
+                sa.or_(DraftRow.decision_job.in_(ended),
+                       ~sa.exists().where(JobRow.id == DraftRow.decision_job)),
+            ).values(state=PENDING, decision_job=None, decided_by=None, updated_at=self.clock(),
+                     outcome="a decision did not finish; decide again"))
+
     def due(self, limit: int = 100) -> list[DraftRow]:
         """Pending drafts past their expiry."""
         with self.store.session() as s:
@@ -246,6 +269,8 @@ class Drafts:
         distance = word_distance(copy_text(draft.original), copy_text(approved))
         insert = postgresql.insert if self.store.engine.dialect.name == "postgresql" else sqlite.insert
         with self.store.session.begin() as s:
+            if s.get(DraftRow, draft.id, with_for_update=True) is None:
+                return distance  # erased meanwhile (core.retention.forget): nothing is kept
             s.execute(insert(ApprovedCopyRow).values(
                 id=draft.id, tenant=draft.tenant, subject=draft.subject, kind=draft.kind,
                 original=draft.original, approved=_plain(approved),

@@ -81,6 +81,7 @@ ERASURE = "contact.privacyDeletion"
 # "userId:..." says the same
 HUMAN_SOURCES = {"CRM", "CRM_UI", "CRM_UI_BULK_ACTION", "MOBILE_IOS", "MOBILE_ANDROID",
                  "EXTENSION", "GMAIL_INTEGRATION", "HELP_DESK", "CONVERSATIONS", "SALES"}
+HOLD_MARGIN = timedelta(minutes=10)  # a held draft ends this long before its BLOCK expires
 CLOCK_SKEW = timedelta(seconds=60)  # HubSpot's clock and ours may disagree this much
 CONTACT_TYPE_ID = "0-1"
 
@@ -464,10 +465,12 @@ class HubSpotConnector:
 
     def hold_limit(self, job: JobRow) -> timedelta | None:
         """How long a held draft of this job may wait: a workflow action's BLOCK expires (then
-        HubSpot continues without Baton's callback), less a minute to end it first."""
+        HubSpot continues without Baton's callback), less ten minutes for the reconciler's sweep
+        and the worker to end it first (the workflow then takes its ``expired`` branch)."""
         if job.kind != "hubspot.action":
             return None
-        return timedelta(days=iso_duration_days(self.settings.block_expiration)) - timedelta(minutes=1)
+        limit = timedelta(days=iso_duration_days(self.settings.block_expiration))
+        return max(limit - HOLD_MARGIN, limit / 2)
 
     def complete(self, account: str) -> int:
         """Complete the portal's ready callbacks, up to 100 in one call; return how many were

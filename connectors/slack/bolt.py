@@ -189,9 +189,9 @@ def build_bolt(settings: SlackSettings, installations: SlackInstallations,
         team = str((body.get("team") or {}).get("id") or "")
         if draft is None or shown is None:
             view = notice("Edit draft", "This draft is no longer kept.")
-        elif user not in draft.review.get("reviewers", []):
+        elif user not in draft.review.get("reviewers", []) or team != draft.review.get("workspace"):
             view = not_reviewer(draft)
-        else:
+        else:  # masked as the review channel reads it
             view = edit_view(draft, result_from_json(draft.result), shown, team)
         try:
             client.views_open(trigger_id=str(body.get("trigger_id") or ""), view=view)
@@ -207,7 +207,8 @@ def build_bolt(settings: SlackSettings, installations: SlackInstallations,
         if draft is None or meta is None or shown is None:
             ack(response_action="update", view=notice("Edit draft", "This draft is no longer kept."))
             return
-        if user not in draft.review.get("reviewers", []):
+        team = str((body.get("team") or {}).get("id") or "")
+        if user not in draft.review.get("reviewers", []) or team != draft.review.get("workspace"):
             ack(response_action="update", view=not_reviewer(draft))
             return
         if draft.version != meta[1] or draft.state != PENDING:

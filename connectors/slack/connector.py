@@ -363,7 +363,9 @@ class SlackConnector:
             if "_part" in name and original.strip().casefold() in shown:
                 return original
             placeholder = "{" + re.sub(r"(_part\d+)?(_\d+)?$", "", name) + "}"
-            restore.setdefault(placeholder, original)
+            if restore.setdefault(placeholder, original) != original:
+                placeholder = "{" + name + "}"  # two values of one field: each its own name
+                restore[placeholder] = original
             return placeholder
 
         return re.sub(r"\{([a-z0-9_]+)\}", show, masked), restore

@@ -38,7 +38,6 @@ EDITABLE: dict[str, tuple[tuple[str, str, int], ...]] = {
     "reply": (("body", "Reply", 3000),),
     "text": (("text", "Text", 3000),),
 }
-MODAL_TEXT = 3000  # a plain_text_input holds at most 3,000 characters
 
 Shown = Callable[[str, EngineResult, str], tuple[str, dict[str, str]]]
 
@@ -82,10 +81,10 @@ def _button(action: str, label: str, style: str | None, draft: DraftRow) -> dict
         button["style"] = style
     if action == "discard":
         button["confirm"] = {"title": {"type": "plain_text", "text": "Discard this draft?"},
-                             "text": {"type": "mrkdwn", "text": "Nothing will be written, and a "
-                                      "waiting workflow continues down its failure branch."},
+                             "text": {"type": "plain_text", "text": "Nothing will be written, "
+                                      "and a waiting workflow continues down its failure branch."},
                              "confirm": {"type": "plain_text", "text": "Discard"},
-                             "deny": {"type": "plain_text", "text": "Keep it"}}
+                             "deny": {"type": "plain_text", "text": "Keep it"}, "style": "danger"}
     return button
 
 
@@ -111,7 +110,11 @@ def clicked(body: Mapping[str, Any], action: Mapping[str, Any]) -> NewJob | None
     team = str((body.get("team") or {}).get("id") or "")
     channel = str((body.get("channel") or {}).get("id") or (body.get("container") or {}).get(
         "channel_id") or "")
-    return NewJob(external_id=f"decision:{draft}:{version}:{verb}:{user}", kind=DECIDE,
+    # one job per click (Slack does not resend an interaction): a double click is two jobs, of
+    # which the draft's claim lets one decide; a click after a decision that did not go
+    # through (the record changed, a new draft failed) is a new decision, not a duplicate
+    clicked_at = str(action.get("action_ts") or "")[:32]
+    return NewJob(external_id=f"decision:{draft}:{version}:{verb}:{user}:{clicked_at}", kind=DECIDE,
                   tenant=f"slack:{team}",
                   payload={"draft": draft, "version": int(version), "action": verb, "user": user,
                            "team": team, "enterprise": str((body.get("enterprise") or {}).get("id")
@@ -124,7 +127,7 @@ def edit_view(draft: DraftRow, result: EngineResult, shown: Shown, team: str) ->
     texts = [(key, label, longest, shown(team, result, str(result.output.get(key) or ""))[0])
              for key, label, longest in fields]
     meta = json.dumps({"draft": draft.id, "version": draft.version})
-    if draft.state != PENDING or not fields or any(len(t) > MODAL_TEXT for *_, t in texts):
+    if draft.state != PENDING or not fields or any(len(t) > longest for _, _, longest, t in texts):
         why = ("This draft was decided already." if draft.state != PENDING else
                "This draft is too long to edit in Slack: regenerate or discard it.")
         return notice("Edit draft", why)
@@ -157,6 +160,7 @@ def submitted(view: Mapping[str, Any], body: Mapping[str, Any], draft: DraftRow,
     back their values), or the errors Slack shows under the fields."""
     result = result_from_json(draft.result)
     team = str((body.get("team") or {}).get("id") or "")
+    workspace = str(draft.review.get("workspace") or "")  # masked as the review channel reads it
     state = (view.get("state") or {}).get("values") or {}
     edited: dict[str, str] = {}
     errors: dict[str, str] = {}
@@ -167,16 +171,20 @@ def submitted(view: Mapping[str, Any], body: Mapping[str, Any], draft: DraftRow,
         elif len(value) > longest:
             errors[key] = f"At most {longest} characters."
         else:
-            edited[key] = _restored(value, shown(team, result, str(result.output.get(key) or ""))[1])
+            edited[key] = _restored(value, shown(workspace, result,
+                                                 str(result.output.get(key) or ""))[1])
     if errors:
         return errors
     user = str((body.get("user") or {}).get("id") or "")
     view_id = str(view.get("id") or "")
+    enterprise = body.get("enterprise")
+    # filed under the contact's tenant and subject: the edited text is theirs (an erasure finds it)
     return NewJob(external_id=f"edit:{draft.id}:{draft.version}:{view_id}:{user}", kind=DECIDE,
-                  tenant=f"slack:{team}",
+                  tenant=draft.tenant, subject=draft.subject,
                   payload={"draft": draft.id, "version": draft.version, "action": "approve",
                            "user": user, "team": team, "channel": draft.review.get("channel"),
-                           "enterprise": "", "edited": edited})
+                           "enterprise": str(enterprise.get("id") or "")
+                           if isinstance(enterprise, dict) else "", "edited": edited})
 
 
 def _restored(text: str, restore: Mapping[str, str]) -> str:

@@ -155,3 +155,42 @@ def test_an_approval_rule_holds_what_it_names() -> None:
 def test_a_wrong_approval_rule_names_its_path(change: tuple[str, str], message: str) -> None:
     with pytest.raises(ConfigError, match=message):
         parse_policy(APPROVAL.replace(*change))
+
+
+def test_a_decision_ends_the_draft_and_its_held_job_together(store: Store) -> None:
+    from core.jobs.lifecycle import Jobs, NewJob
+
+    jobs = Jobs(store)
+    [job] = jobs.accept("s", [NewJob("1", "hubspot.action", "hubspot:7", {})]).job_ids
+    jobs.claim(job, timedelta(seconds=30))
+    assert jobs.hold(job, {"held": "x"})
+    drafts = Drafts(store)
+    held = drafts.hold(draft(store, job))
+    drafts.claim(held.id, "discard", version=1, job_id="d", user="U1")
+    assert not drafts.settle(held.id, "discarded", "no", job_id="someone-else",
+                             held=(job, None, "no"))  # not its claim: nothing changes
+    assert jobs.get(job).state == "held"  # type: ignore[union-attr]
+    assert drafts.settle(held.id, "discarded", "discarded by U1", job_id="d",
+                         held=(job, None, "discarded by U1"))
+    ended = jobs.get(job)
+    assert ended is not None and ended.state == "failed" and ended.error == "discarded by U1"
+
+
+def test_a_claim_whose_decision_job_ended_is_given_back(store: Store) -> None:
+    from core.jobs.lifecycle import Jobs, NewJob
+
+    jobs = Jobs(store)
+    drafts = Drafts(store)
+    held = drafts.hold(draft(store))
+    [decision, running] = jobs.accept("s", [NewJob("d1", "review.decide", "t", {}),
+                                            NewJob("d2", "review.decide", "t", {})]).job_ids
+    drafts.claim(held.id, "approve", version=1, job_id=decision, user="U1")
+    jobs.claim(decision, timedelta(seconds=30))
+    assert drafts.unstick() == 0  # its job still runs
+    jobs.fail(decision, "boom", permanent=True)
+    assert drafts.unstick() == 1
+    again = drafts.get(held.id)
+    assert again is not None and again.state == PENDING and again.decision_job is None
+    drafts.claim(held.id, "approve", version=1, job_id=running, user="U1")
+    jobs.claim(running, timedelta(seconds=30))
+    assert drafts.unstick() == 0

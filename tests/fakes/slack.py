@@ -251,7 +251,13 @@ class FakeSlack(LoopbackServer):
 
     def _chat_postEphemeral(self, ws: Workspace, params: dict[str, Any]) -> dict[str, Any]:
         info, error = self._visible(ws, str(params.get("channel")), post=True)
-        return {"ok": True, "message_ts": self._ts()} if info else {"ok": False, "error": error}
+        if info is None:
+            return {"ok": False, "error": error}
+        if not params.get("user"):
+            return {"ok": False, "error": "user_not_in_channel"}
+        if not params.get("text") and not params.get("blocks"):
+            return {"ok": False, "error": "no_text"}
+        return {"ok": True, "message_ts": self._ts()}
 
     def _chat_update(self, ws: Workspace, params: dict[str, Any]) -> dict[str, Any]:
         info, error = self._visible(ws, str(params.get("channel")), post=True)
@@ -358,7 +364,12 @@ def _block_problem(blocks: Any) -> str | None:
         return "blocks must be an array"
     if len(blocks) > 50:
         return "must provide an array of no more than 50 items [json-pointer:/blocks]"
+    ids = [b["block_id"] for b in blocks if b.get("block_id")]
+    if len(ids) != len(set(ids)) or any(len(str(i)) > 255 for i in ids):
+        return "block_id must be unique and at most 255 characters"
     for i, block in enumerate(blocks):
+        if block.get("type") == "header" and len((block.get("text") or {}).get("text", "")) > 150:
+            return f"must be less than 151 characters [json-pointer:/blocks/{i}/text/text]"
         if block.get("type") == "section":
             text = (block.get("text") or {}).get("text", "")
             if not text:
@@ -372,8 +383,19 @@ def _block_problem(blocks: Any) -> str | None:
             elements = block.get("elements") or []
             if not 1 <= len(elements) <= 25:
                 return f"actions need 1 to 25 elements [json-pointer:/blocks/{i}/elements]"
+            action_ids = [e.get("action_id") for e in elements]
+            if len(action_ids) != len(set(action_ids)):
+                return f"action_id must be unique in a block [json-pointer:/blocks/{i}/elements]"
             for j, e in enumerate(elements):
                 where = f"[json-pointer:/blocks/{i}/elements/{j}]"
+                confirm = e.get("confirm")
+                if confirm is not None and (
+                        (confirm.get("text") or {}).get("type") != "plain_text"
+                        or len((confirm.get("title") or {}).get("text", "")) > 100
+                        or len((confirm.get("text") or {}).get("text", "")) > 300
+                        or any(len((confirm.get(k) or {}).get("text", "")) > 30
+                               for k in ("confirm", "deny"))):
+                    return f"invalid confirm {where}"
                 if e.get("type") == "button" and (
                         len(e.get("text", {}).get("text", "")) > 75 or not e.get("action_id")
                         or len(e.get("action_id", "")) > 255 or len(e.get("value", "")) > 2000
@@ -399,10 +421,14 @@ def _view_problem(view: Any) -> str | None:
     inputs = [b for b in blocks if b.get("type") == "input"]
     if inputs and not view.get("submit"):
         return "a view with inputs needs submit [json-pointer:/view/submit]"
+    if any(len((view.get(k) or {}).get("text", "")) > 24 for k in ("submit", "close")) \
+            or len(str(view.get("callback_id") or "")) > 255:
+        return "submit and close at most 24 characters, callback_id at most 255"
     for i, block in enumerate(inputs):
         element = block.get("element") or {}
         longest = int(element.get("max_length") or 3000)
-        if not (block.get("label") or {}).get("text") or longest > 3000 \
+        label = (block.get("label") or {}).get("text", "")
+        if not label or len(label) > 2000 or longest > 3000 \
                 or len(str(element.get("initial_value") or "")) > longest:
             return f"invalid input [json-pointer:/view/blocks/{i}]"
     return _block_problem([b for b in blocks if b.get("type") != "input"])

@@ -40,6 +40,13 @@ def test_rendered_action_definitions_match_the_routes_and_their_answers(hub: Hub
         for rule in definition["executionRules"]:  # each rule reads real outputs and has a label
             assert set(rule["conditions"]) <= fields | {"hs_execution_state"}
             assert rule["labelName"] in definition["labels"]["en"]["executionRules"]
+        # HubSpot takes the first rule that matches: every error code Baton answers has its own
+        # rule before the catch-all FAIL_CONTINUE one, which comes last
+        *coded, last = definition["executionRules"]
+        assert last["conditions"] == {"hs_execution_state": "FAIL_CONTINUE"}
+        assert all("errorCode" in rule["conditions"] for rule in coded)
+        assert {"discarded", "expired", "stale", "opted_out"} <= {
+            rule["conditions"]["errorCode"] for rule in coded}
     email = next(a for a in actions if a["actionUrl"].endswith("/email"))
     outputs = {f["typeDefinition"]["name"] for f in email["outputFields"]}
     answer = hub.action("email", call("m-ok"))

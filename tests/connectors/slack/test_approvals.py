@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import copy
 import json
+import re
 import threading
 import time
 from collections import deque
@@ -20,14 +21,16 @@ import pytest
 import sqlalchemy as sa
 from werkzeug.test import TestResponse
 
+from connectors.errors import PlatformUnavailable
 from connectors.review import Reviews
 from connectors.signatures import hubspot_v3
 from core.jobs.lifecycle import Jobs
 from core.retention import forget
 from core.review import Drafts
-from core.store import ApprovedCopyRow, DraftRow, ReceiptRow
+from core.store import ApprovedCopyRow, DraftRow, JobRow, ReceiptRow
 from tests.connectors.hubspot.conftest import PORTAL, SECRET, call
 from tests.connectors.slack.conftest import POLICY, TEAM, Desk, desk_with
+from tests.fakes.queue import retry_now
 
 REVIEW = "C0REVIEW"
 ANN, BO, EVE = "U0ANN", "U0BO", "U0EVE"  # two reviewers, and someone who is not one
@@ -399,3 +402,139 @@ def test_a_review_channel_baton_cannot_reach_fails_the_action_at_once(
         out = desk.hubspot.completed["cb-x"]  # never a BLOCK left to expire
         assert out["hs_execution_state"] == "FAIL_CONTINUE" and "T0ELSEWHERE" in out["error"]
         assert "baton_email_subject" not in written(desk)
+
+
+# -- what a review must survive (an adversarial read of step 8b) -------------------------------
+
+
+def test_a_write_hubspot_refuses_is_not_recorded_as_approved(review: Desk) -> None:
+    message = held(review)
+    del review.hubspot.portal(PORTAL).properties["baton_email_subject"]  # HubSpot answers 400
+    click(review, message, "approve", ANN)
+    review.drain()
+    draft = Drafts(review.services.store).get(button(message, "approve")["value"].split(":")[0])
+    assert draft is not None and draft.state == "failed"
+    assert not _rows(review, ApprovedCopyRow)  # no approved copy of what was never written
+    assert not any(r.approved_by for r in _rows(review, ReceiptRow))
+    assert "the write failed" in ended(updated(review, message))
+    out = review.hubspot.completed["cb-1"]
+    assert out["hs_execution_state"] == "FAIL_CONTINUE" and out["errorCode"] == "crm_refused"
+    [job] = review.jobs("hubspot.action")
+    assert job.state == "failed"
+
+
+def test_an_erasure_during_the_decision_keeps_nothing_and_writes_nothing(review: Desk) -> None:
+    message = held(review)
+    hubspot = review.services.connectors.get("hubspot")
+    prepare = hubspot.prepare
+
+    def erased_first(jobs: list[Any]) -> list[Any]:  # the contact is erased as the record is read
+        forget(review.services.store, f"hubspot:{PORTAL}", "contact:101")
+        return prepare(jobs)
+
+    hubspot.prepare = erased_first  # type: ignore[method-assign]
+    click(review, message, "approve", ANN)
+    review.drain()
+    assert "baton_email_subject" not in written(review)
+    assert not _rows(review, ApprovedCopyRow) and not _rows(review, DraftRow)
+
+
+def test_a_decision_that_died_gives_its_claim_back(review: Desk) -> None:
+    message = held(review)
+    review.hubspot.inject(503, 100, path=r"/crm/v3/objects/contacts/101")  # the record can't be read
+    click(review, message, "approve", ANN)
+    review.drain()
+    review.hubspot.failures.clear()
+    [decision] = review.jobs("review.decide")
+    draft = draft_of(review, updated(review, message))
+    assert draft is not None and draft.state == "approving"  # its job waits for a retry
+    with review.services.store.session.begin() as s:  # ... which never comes: the job is dead
+        s.execute(sa.update(JobRow).where(JobRow.id == decision.id).values(state="dead"))
+    review.services.dispatcher.reconcile()
+    draft = draft_of(review, updated(review, message))
+    assert draft is not None and draft.state == "pending"
+    click(review, message, "discard", BO)
+    review.drain()
+    assert review.hubspot.completed["cb-1"]["errorCode"] == "discarded"
+
+
+def test_an_expiry_whose_answer_failed_once_finishes_on_its_retry(review: Desk) -> None:
+    message = held(review)
+    with review.services.store.session.begin() as s:
+        s.execute(sa.update(DraftRow).values(expires_at=datetime.now(UTC) - timedelta(minutes=1)))
+    review.hubspot.inject(503, 8, path="/automation/.*")
+    click(review, message, "approve", ANN)  # too late: it expires the draft, and HubSpot is down
+    review.drain()
+    assert not review.hubspot.completions
+    review.hubspot.failures.clear()
+    retry_now(review.services)
+    assert review.hubspot.completed["cb-1"]["errorCode"] == "expired"
+    assert "Expired" in ended(updated(review, message))
+
+
+def test_a_regenerated_draft_whose_message_was_not_updated_is_shown_on_the_next_click(
+        review: Desk) -> None:
+    message = held(review)
+    slack = review.services.connectors.get("slack")
+    show = slack.show
+    calls = {"n": 0}
+
+    def fails_once(*args: Any, **kwargs: Any) -> Any:
+        calls["n"] += 1
+        if calls["n"] == 1:
+            raise PlatformUnavailable("Slack chat.update: ratelimited")
+        return show(*args, **kwargs)
+
+    slack.show = fails_once  # type: ignore[attr-defined]
+    click(review, message, "regenerate", BO)
+    review.drain()
+    assert button(updated(review, message), "approve")["value"].endswith(":1")  # not updated
+    click(review, message, "approve", ANN)
+    review.drain()
+    assert any("replaced by a newer one" in t for t in ephemerals(review, ANN))
+    assert button(updated(review, message), "approve")["value"].endswith(":2")  # shown now
+
+
+def test_the_edit_modal_is_masked_for_the_review_channel_and_only_for_its_workspace(
+        review: Desk) -> None:
+    message = held(review)
+    click(review, message, "edit", ANN)
+    view = review.slack.called("views.open")[0].params["view"]
+    view = json.loads(view) if isinstance(view, str) else view
+    assert "maya@example.net" not in json.dumps(view)
+    review.slack.add_workspace("T0OTHER")  # Baton is installed in another workspace too
+    review.connector.connect(review.slack.workspaces["T0OTHER"].token)
+    payload_team = {"type": "block_actions", "team": {"id": "T0OTHER"}, "user": {"id": ANN},
+                    "trigger_id": review.slack.trigger(), "channel": {"id": REVIEW},
+                    "actions": [{**button(message, "edit"), "type": "button",
+                                 "block_id": "b", "action_ts": "1.2"}]}
+    review.post(urlencode({"payload": json.dumps(payload_team)}).encode(),
+                "application/x-www-form-urlencoded")
+    assert len(review.slack.called("views.open")) == 2
+    other = review.slack.called("views.open")[-1].params["view"]
+    other = json.loads(other) if isinstance(other, str) else other
+    assert "callback_id" not in other and "Only this draft's reviewers" in json.dumps(other)
+
+
+def test_an_edit_is_filed_under_the_contact_so_an_erasure_finds_it(review: Desk) -> None:
+    message = held(review)
+    click(review, message, "edit", ANN)
+    view = review.slack.called("views.open")[0].params["view"]
+    view = json.loads(view) if isinstance(view, str) else view
+    submit(review, view, ANN, body="Hi Maya, a private note for maya@example.net only.")
+    [decision] = review.jobs("review.decide")
+    assert decision.tenant == f"hubspot:{PORTAL}" and decision.subject == "contact:101"
+    forget(review.services.store, f"hubspot:{PORTAL}", "contact:101")
+    [decision] = review.jobs("review.decide")
+    assert decision.payload == {"erased": True}
+
+
+def test_two_values_of_one_field_keep_their_own_placeholders(review: Desk) -> None:
+    from tests.core.test_review import result
+    slack = review.services.connectors.get("slack")
+    res = result(body="x", phones=["+47 22 33 44 55", "+47 55 66 77 88"])
+    text = "Oslo +47 22 33 44 55, Bergen +47 55 66 77 88"
+    shown, restore = slack._masked(TEAM, res.task, text)  # type: ignore[attr-defined]
+    assert "+47" not in shown
+    back = re.sub(r"\{[a-z0-9_]+\}", lambda m: restore.get(m.group(0), m.group(0)), shown)
+    assert back == text
