@@ -194,3 +194,73 @@ def test_a_claim_whose_decision_job_ended_is_given_back(store: Store) -> None:
     drafts.claim(held.id, "approve", version=1, job_id=running, user="U1")
     jobs.claim(running, timedelta(seconds=30))
     assert drafts.unstick() == 0
+
+
+def test_a_regenerated_draft_gets_its_own_fingerprint_and_only_its_claim_replaces(
+        store: Store) -> None:
+    drafts = Drafts(store)
+    one, two = drafts.hold(draft(store, "j1")), drafts.hold(draft(store, "j2"))
+    assert drafts.replace(one.id, result("x"), job_id="r") is None  # not claimed: no replace
+    for held in (one, two):
+        drafts.claim(held.id, "regenerate", version=1, job_id="r", user="U1")
+    new = drafts.replace(one.id, result("Hi Zoë, new.", city="Ankara"), job_id="r")
+    assert new is not None and new.fingerprint == fingerprint(result(city="Ankara").task.context)
+    other = drafts.get(two.id)
+    assert other is not None and other.version == 1 and other.state == REGENERATING
+
+
+def test_the_approved_copy_records_the_words_changed_exactly(store: Store) -> None:
+    drafts = Drafts(store)
+    held = drafts.hold(draft(store))
+    assert drafts.keep_approved(held, held.original, by="U1", receipt_id="r1") == 0
+    [kept] = drafts.approved()
+    assert kept.edit_distance == 0 and not kept.edited and kept.approved_by == "U1"
+    other = drafts.hold(draft(store, "j2"))
+    edited = {**other.original, "body": "Hi Zoë, your new Summit pack is ready now."}
+    assert drafts.keep_approved(other, edited, by="U2", receipt_id="r2") == 3  # new, ready now.
+    assert sorted(c.edit_distance for c in drafts.approved(tenant="hubspot:7")) == [0, 3]
+    assert len(drafts.approved(limit=1)) == 1 and not drafts.approved(tenant="hubspot:8")
+    later = datetime.now(UTC) + timedelta(days=1)
+    assert not drafts.approved(since=later)
+
+
+def test_due_takes_at_most_its_limit(store: Store) -> None:
+    drafts = Drafts(store, clock=lambda: datetime.now(UTC) + timedelta(hours=2))
+    for job in ("j1", "j2", "j3"):
+        drafts.hold(draft(store, job))
+    assert len(drafts.due(limit=2)) == 2 and len(drafts.due()) == 3
+
+
+def test_a_claim_whose_decision_job_is_done_or_gone_is_given_back_with_a_reason(
+        store: Store) -> None:
+    from core.jobs.lifecycle import Jobs, NewJob
+
+    jobs = Jobs(store)
+    drafts = Drafts(store)
+    done_one, gone_one = drafts.hold(draft(store, "j1")), drafts.hold(draft(store, "j2"))
+    [decision] = jobs.accept("s", [NewJob("d1", "review.decide", "t", {})]).job_ids
+    jobs.claim(decision, timedelta(seconds=30))
+    jobs.succeed(decision, {})
+    drafts.claim(done_one.id, "approve", version=1, job_id=decision, user="U1")
+    drafts.claim(gone_one.id, "discard", version=1, job_id="no-such-job", user="U1")
+    assert drafts.unstick() == 2
+    for held in (done_one, gone_one):
+        again = drafts.get(held.id)
+        assert again is not None and again.state == PENDING
+        assert again.outcome == "a decision did not finish; decide again"
+
+
+def test_edges_of_the_review_arithmetic(store: Store) -> None:
+    assert word_distance("", "") == 0
+    at = datetime(2026, 12, 2, 12, 0, tzinfo=UTC)
+    drafts = Drafts(store, clock=lambda: at)
+    held = drafts.hold(NewDraft(job_id="j1", job_kind="k", tenant="t", subject=None,
+                                result=result(), review={}, expires_at=at))
+    assert [d.id for d in drafts.due()] == [held.id]  # due at its expiry, not a moment later
+    drafts.claim(held.id, "regenerate", version=1, job_id="r", user="U1")
+    new = drafts.replace(held.id, result("Hi."), job_id="r")
+    assert new is not None and new.decision_job is None and new.decided_by is None
+    drafts.claim(held.id, "approve", version=2, job_id="gone", user="U1")
+    assert drafts.unstick() == 1
+    again = drafts.get(held.id)
+    assert again is not None and again.decided_by is None and again.decision_job is None
