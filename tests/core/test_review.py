@@ -264,3 +264,32 @@ def test_edges_of_the_review_arithmetic(store: Store) -> None:
     assert drafts.unstick() == 1
     again = drafts.get(held.id)
     assert again is not None and again.decided_by is None and again.decision_job is None
+
+
+def test_more_edges_a_mutation_run_found(store: Store) -> None:
+    from core.jobs.lifecycle import Jobs, NewJob
+
+    assert word_distance("a b c", "b c d") == 2  # one deleted, one inserted: not three changed
+    assert changed_fields({"city": "Oslo"}, {"city": "Oslo", "phone": "1"}) == ["phone"]
+    assert changed_fields({"phone": "1"}, {}) == ["phone"]
+    now = [datetime(2026, 12, 2, 12, 0, tzinfo=UTC)]
+    drafts = Drafts(store, clock=lambda: now[0])
+    one, two = drafts.hold(draft(store, "j1")), drafts.hold(draft(store, "j2"))
+    drafts.claim(one.id, "approve", version=1, job_id="r", user="U1")
+    assert drafts.replace(one.id, result("x"), job_id="r") is None  # an approval is no regeneration
+    jobs = Jobs(store)
+    [decision] = jobs.accept("s", [NewJob("d", "review.decide", "t", {})]).job_ids
+    jobs.claim(decision, timedelta(seconds=30))
+    drafts.claim(two.id, "approve", version=1, job_id=decision, user="U1")
+    drafts.settle(two.id, "approved", "approved by U1", job_id=decision)
+    jobs.succeed(decision, {})
+    now[0] += timedelta(minutes=5)
+    assert drafts.unstick() == 1  # the approving one whose job "r" is unknown; never the approved
+    after = drafts.get(two.id)
+    assert after is not None and after.state == "approved"
+    back = drafts.get(one.id)
+    assert back is not None and back.updated_at == now[0]
+    drafts.keep_approved(one, one.original, by="U1", receipt_id="r1")
+    now[0] += timedelta(minutes=5)
+    drafts.keep_approved(two, two.original, by="U2", receipt_id="r2")
+    assert [c.approved_by for c in drafts.approved()] == ["U2", "U1"]  # newest first
