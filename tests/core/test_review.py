@@ -293,3 +293,20 @@ def test_more_edges_a_mutation_run_found(store: Store) -> None:
     now[0] += timedelta(minutes=5)
     drafts.keep_approved(two, two.original, by="U2", receipt_id="r2")
     assert [c.approved_by for c in drafts.approved()] == ["U2", "U1"]  # newest first
+
+
+def test_settle_and_replace_keep_their_bookkeeping(store: Store) -> None:
+    now = [datetime(2026, 12, 2, 12, 0, tzinfo=UTC)]
+    drafts = Drafts(store, clock=lambda: now[0])
+    held = drafts.hold(draft(store))
+    drafts.claim(held.id, "regenerate", version=1, job_id="r", user="U1")
+    assert drafts.replace(held.id, result("x"), job_id="someone-else") is None
+    now[0] += timedelta(minutes=1)
+    new = drafts.replace(held.id, result("x"), job_id="r")
+    assert new is not None and new.updated_at == now[0]
+    drafts.claim(held.id, "discard", version=2, job_id="d", user="U2")
+    now[0] += timedelta(minutes=1)
+    assert drafts.settle(held.id, "discarded", "x" * 3000, job_id="d")
+    ended = drafts.get(held.id)
+    assert ended is not None and ended.decided_at == now[0] and ended.decided_by == "U2"
+    assert ended.decision_job == "d" and len(ended.outcome or "") == 2000
