@@ -164,7 +164,8 @@ def test_a_decision_ends_the_draft_and_its_held_job_together(store: Store) -> No
     [job] = jobs.accept("s", [NewJob("1", "hubspot.action", "hubspot:7", {})]).job_ids
     jobs.claim(job, timedelta(seconds=30))
     assert jobs.hold(job, {"held": "x"})
-    drafts = Drafts(store)
+    decided_at = datetime.now(UTC) + timedelta(days=20)  # a draft decided long after it was held
+    drafts = Drafts(store, clock=lambda: decided_at)
     held = drafts.hold(draft(store, job))
     drafts.claim(held.id, "discard", version=1, job_id="d", user="U1")
     assert not drafts.settle(held.id, "discarded", "no", job_id="someone-else",
@@ -174,6 +175,7 @@ def test_a_decision_ends_the_draft_and_its_held_job_together(store: Store) -> No
                          held=(job, None, "discarded by U1"))
     ended = jobs.get(job)
     assert ended is not None and ended.state == "failed" and ended.error == "discarded by U1"
+    assert ended.updated_at == decided_at  # the retention of the ended job runs from here
 
 
 def test_a_claim_whose_decision_job_ended_is_given_back(store: Store) -> None:
