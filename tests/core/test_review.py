@@ -312,3 +312,15 @@ def test_settle_and_replace_keep_their_bookkeeping(store: Store) -> None:
     ended = drafts.get(held.id)
     assert ended is not None and ended.decided_at == now[0] and ended.decided_by == "U2"
     assert ended.decision_job == "d" and len(ended.outcome or "") == 2000
+
+
+def test_a_decided_draft_is_never_claimed_again_even_by_its_own_job(store: Store) -> None:
+    now = [datetime(2026, 12, 2, 12, 0, tzinfo=UTC)]
+    drafts = Drafts(store, clock=lambda: now[0])
+    held = drafts.hold(draft(store))
+    now[0] += timedelta(minutes=1)
+    taken = drafts.claim(held.id, "approve", version=1, job_id="d", user="U1")
+    assert taken is not None and taken.updated_at == now[0] and taken.decided_by == "U1"
+    drafts.settle(held.id, "approved", "approved by U1", job_id="d")
+    assert drafts.claim(held.id, "approve", version=1, job_id="d", user="U1") is None
+    assert drafts.claim(held.id, "discard", version=1, job_id="d", user="U1") is None
