@@ -7,6 +7,7 @@ import threading
 from datetime import UTC, datetime, timedelta
 
 import pytest
+import sqlalchemy as sa
 
 from core.engine.engine import Result
 from core.engine.ledger import Receipt
@@ -26,7 +27,7 @@ from core.review import (
     result_to_json,
     word_distance,
 )
-from core.store import Store
+from core.store import JobRow, Store
 from core.tasks.kinds import Task
 
 
@@ -324,3 +325,24 @@ def test_a_decided_draft_is_never_claimed_again_even_by_its_own_job(store: Store
     drafts.settle(held.id, "approved", "approved by U1", job_id="d")
     assert drafts.claim(held.id, "approve", version=1, job_id="d", user="U1") is None
     assert drafts.claim(held.id, "discard", version=1, job_id="d", user="U1") is None
+
+
+def test_a_decision_ends_only_its_own_held_job_and_never_an_erased_one(store: Store) -> None:
+    from core.jobs.lifecycle import Jobs, NewJob
+
+    jobs = Jobs(store)
+    ids = jobs.accept("s", [NewJob(str(i), "hubspot.action", "hubspot:7", {})
+                            for i in range(3)]).job_ids
+    for job in ids:
+        jobs.claim(job, timedelta(seconds=30))
+        jobs.hold(job, {"held": "x"})
+    drafts = Drafts(store)
+    mine, erased = drafts.hold(draft(store, ids[0])), drafts.hold(draft(store, ids[2]))
+    drafts.claim(mine.id, "approve", version=1, job_id="d", user="U1")
+    assert drafts.settle(mine.id, "approved", "ok", job_id="d", held=(ids[0], {"ok": 1}, None))
+    assert [jobs.get(j).state for j in ids] == ["done", "held", "held"]  # type: ignore[union-attr]
+    with store.session.begin() as s:  # the third one's contact was erased meanwhile
+        s.execute(sa.update(JobRow).where(JobRow.id == ids[2]).values(state="failed"))
+    drafts.claim(erased.id, "approve", version=1, job_id="e", user="U1")
+    drafts.settle(erased.id, "approved", "ok", job_id="e", held=(ids[2], {"ok": 1}, None))
+    assert jobs.get(ids[2]).state == "failed"  # type: ignore[union-attr]
