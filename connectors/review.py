@@ -172,12 +172,9 @@ class Reviews:
                  connector: Connector) -> dict[str, Any]:
         p, result = job.payload, result_from_json(draft.result)
         user = str(draft.decided_by or p.get("user") or "")
-        fresh = self._fresh(connector, held)
-        stale = _gone(fresh, result)
-        if stale is not None:
-            return self._end(job, draft, held, connector, STALE, NotApproved("stale", stale),
-                             f"Not written: {_plain(stale)}.")
-        assert isinstance(fresh, Task)
+        fresh = self._reread(job, draft, held, connector, result)
+        if not isinstance(fresh, Task):
+            return fresh  # the record is gone: ended unwritten
         changed = changed_fields(result.task.context, fresh.context)
         if changed:
             note = ("The record changed since this draft was written (" + ", ".join(changed[:8])
@@ -214,12 +211,9 @@ class Reviews:
     def _regenerate(self, job: JobRow, draft: DraftRow, held: JobRow,
                     connector: Connector) -> dict[str, Any]:
         p, before = job.payload, result_from_json(draft.result)
-        fresh = self._fresh(connector, held)
-        stale = _gone(fresh, before)
-        if stale is not None:
-            return self._end(job, draft, held, connector, STALE, NotApproved("stale", stale),
-                             f"Not written: {_plain(stale)}.")
-        assert isinstance(fresh, Task)
+        fresh = self._reread(job, draft, held, connector, before)
+        if not isinstance(fresh, Task):
+            return fresh
         task = dataclasses.replace(fresh, regeneration=before.task.regeneration + draft.version)
         [result] = self.jobs.generate([task])
         if isinstance(result, BaseException):
@@ -244,12 +238,19 @@ class Reviews:
                            held=(held.id, None, str(why)))
         return self._ended(draft, text)
 
-    def _fresh(self, connector: Connector, held: JobRow) -> Task | Finished | BaseException:
-        """The held job's task from the record as it is now (a bug or an outage of the whole
-        call is raised: the decision is retried)."""
+    def _reread(self, job: JobRow, draft: DraftRow, held: JobRow, connector: Connector,
+                result: EngineResult) -> Task | dict[str, Any]:
+        """The held job's task from the record as it is now, or, when the record can't take
+        the draft any more (deleted, refused, opted out), the draft ended ``stale``. A bug or
+        an outage of the whole call is raised: the decision is retried."""
         [fresh] = connector.prepare([held])
         if isinstance(fresh, BaseException) and not isinstance(fresh, PERMANENT):
             raise fresh  # the CRM is unreachable: decide again later
+        stale = _gone(fresh, result)
+        if stale is not None:
+            return self._end(job, draft, held, connector, STALE, NotApproved("stale", stale),
+                             f"Not written: {_plain(stale)}.")
+        assert isinstance(fresh, Task)
         return fresh
 
     def _show(self, draft: DraftRow, *, ended: str | None = None,
