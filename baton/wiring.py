@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import os
 import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import timedelta
+from pathlib import Path
 from typing import Any, cast
 
 from connectors.base import Connector, ConnectorJobs
@@ -63,11 +65,26 @@ class App:
 
 def build_backends(settings: Settings, policy: Policy,
                    registry: Registry[BackendFactory] | None = None) -> dict[Role, Backend]:
+    """One backend per model of the policy. A model's key variable that is not set, or a
+    backend nobody registered, stops the start with the model's path in ``baton.toml``."""
     registry = registry or default_backends(LlamaPool())
-    return {
-        "local": registry.get(policy.local.backend)(settings, policy.local),
-        "cloud": registry.get(policy.cloud.backend)(settings, policy.cloud),
-    }
+    source = str(settings.config or "embedded baton.toml")
+    backends: dict[Role, Backend] = {}
+    for name in policy.model_names():
+        model = policy.model(name)
+        where = name if name in ("local", "cloud") else f"models.{name}"
+        if model.backend not in registry:
+            raise ConfigError(f"{source}: {where}.backend: unknown backend {model.backend!r}; "
+                              f"registered: {', '.join(registry.names())}")
+        if model.key_env and not os.environ.get(model.key_env):
+            raise ConfigError(f"{source}: {where}.key_env: the environment variable "
+                              f"{model.key_env} is not set (it holds the model's API key)")
+        own = settings
+        if model.path is not None:  # another in-process model than the embedded one
+            own = settings.model_copy(update={"model_path": Path(model.path),
+                                              "model_sha256": model.sha256})
+        backends[name] = registry.get(model.backend)(own, model)
+    return backends
 
 
 def build_app(settings: Settings | None = None, policy: Policy | None = None, *,

@@ -82,9 +82,11 @@ BRANDS: dict[str, BrandVoice] = {
 
 @contextmanager
 def llama_server(model: Path, *, threads: int = 2, n_ctx: int = 4096,
-                 alias: str | None = None) -> Iterator[str]:
+                 alias: str | None = None,
+                 started: list[subprocess.Popen[bytes]] | None = None) -> Iterator[str]:
     """llama-cpp-python's own OpenAI-compatible server (``python -m llama_cpp.server``) on a free
-    loopback port, serving ``model``; yields its base URL (``http://127.0.0.1:PORT/v1``)."""
+    loopback port, serving ``model``; yields its base URL (``http://127.0.0.1:PORT/v1``). The
+    process is appended to ``started`` (a test that kills a server mid-run)."""
     import openai
 
     with socket.socket() as s:
@@ -95,6 +97,8 @@ def llama_server(model: Path, *, threads: int = 2, n_ctx: int = 4096,
     if alias:
         command += ["--model_alias", alias]
     proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    if started is not None:
+        started.append(proc)
     base_url = f"http://127.0.0.1:{port}/v1"
     client = openai.OpenAI(base_url=base_url, api_key="unused", max_retries=0, timeout=2)
     deadline = time.monotonic() + 60

@@ -13,6 +13,7 @@ Everything the engine raises on purpose derives from :class:`BatonError`. Vendor
     ├── ModelFileError         model file missing, unreadable or with the wrong sha256
     ├── RoutingError           the policy allows no backend for this task right now
     ├── BackendError           a backend call failed
+    │   ├── DoesNotFitError         prompt + answer over this model's context: falls back, no breaker
     │   ├── TransientBackendError   worth retrying (429 rate limit, 5xx, timeout, connection)
     │   └── QuotaExhaustedError     429 insufficient_quota and other billing stops: never retried
     ├── GenerationError        output failed validation after the repair attempt
@@ -74,6 +75,11 @@ class BackendError(BatonError):
     def __init__(self, message: str, *, backend: str = "", status: int | None = None) -> None:
         self.backend, self.status = backend, status
         super().__init__(message)
+
+
+class DoesNotFitError(BackendError):
+    """The prompt and its answer do not fit this model's context: another model may take the
+    task (a fallback), and the model itself is not at fault (its circuit breaker ignores it)."""
 
 
 class TransientBackendError(BackendError):

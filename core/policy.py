@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 import tomllib
+import urllib.parse
 from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
@@ -18,6 +19,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from core.errors import ConfigError
 
 Action = Literal["local", "cloud", "cloud-masked", "cascade"]
+PrivacyClass = Literal["private", "external"]
+BUILTIN_MODELS = ("local", "cloud")
 Tier = Literal["routine", "critical"]
 Sensitivity = Literal["none", "pii", "confidential"]
 Recognizer = Literal["email", "phone", "card", "iban"]
@@ -126,17 +129,50 @@ class Condition(_Strict):
     tier: list[Tier] | None = None
     sensitivity: list[Sensitivity] | None = None
     budget_left_below_usd: float | None = Field(default=None, ge=0)
-    backend_unhealthy: list[Literal["local", "cloud"]] | None = None
+    backend_unhealthy: list[str] | None = None  # model names: local, cloud, [models.<name>]
     language: list[str] | None = None
 
 
 class Rule(_Strict):
-    """One ordered routing rule: the first rule whose conditions hold decides the action."""
+    """One ordered routing rule: the first rule whose conditions hold decides. It names an
+    ``action`` (the built-in ``local``/``cloud`` pair), or a ``model`` by name, or a privacy
+    ``class`` (the first available model of that class, in ``baton models list`` order, with
+    all of ``tags``). ``fallback``: true (the other models of the same class, then those of the
+    other class, as ``local`` and ``cloud`` fall back on each other), false (none), or an
+    ordered list of model names. ``masked`` applies to
+    external models only: their prompts carry placeholders, not personal values (a fallback
+    onto an external model is always masked)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
     name: str
     when: Condition = Field(default_factory=Condition)
-    action: Action
-    fallback: bool = True
+    action: Action | None = None
+    model: str | None = None
+    privacy_class: PrivacyClass | None = Field(default=None, alias="class")
+    tags: list[str] = Field(default_factory=list)
+    masked: bool = True
+    fallback: bool | list[str] = True
+
+    @model_validator(mode="after")
+    def _one_choice(self) -> Rule:
+        given = [k for k, v in (("action", self.action), ("model", self.model),
+                                ("class", self.privacy_class)) if v is not None]
+        if len(given) != 1:
+            raise ValueError("a rule chooses by exactly one of action, model or class (got "
+                             + (", ".join(given) or "none") + ")")
+        if self.tags and self.privacy_class is None:
+            raise ValueError("tags select among the models of a class: give class too")
+        if self.action is not None and isinstance(self.fallback, list):
+            raise ValueError("an action rule falls back between local and cloud (fallback = "
+                             "true or false); a list of models needs model or class")
+        if self.action is not None and "masked" in self.model_fields_set:
+            raise ValueError("masked is for model and class rules; an action rule says "
+                             "cloud-masked or cloud")
+        return self
+
+    def fallbacks(self) -> list[str]:
+        return list(self.fallback) if isinstance(self.fallback, list) else []
 
 
 class Routing(_Strict):
@@ -158,9 +194,13 @@ class Budget(_Strict):
 class Price(_Strict):
     """USD per one million tokens."""
 
-    input: float = Field(ge=0)
-    cached_input: float = Field(ge=0)
-    output: float = Field(ge=0)
+    input: float = Field(ge=0, allow_inf_nan=False)
+    cached_input: float | None = Field(default=None, ge=0, allow_inf_nan=False)  # unset: input
+    output: float = Field(ge=0, allow_inf_nan=False)
+
+    @property
+    def cached(self) -> float:
+        return self.input if self.cached_input is None else self.cached_input
 
 
 def _default_prices() -> dict[str, Price]:
@@ -188,11 +228,61 @@ class Costs(_Strict):
         return self
 
 
-class ModelRole(_Strict):
-    """Which registered backend plays a role, and with which model name."""
+# An environment variable's name as admins write them: upper case (a pasted key is mixed case)
+_ENV_NAME = re.compile(r"[A-Z_][A-Z0-9_]{0,127}")
+
+
+def _check_url(url: str) -> str:
+    """An http(s) base URL that the client can use and that is safe to show and record: a
+    host, a valid port, no credentials and no query (keys go in ``key_env``)."""
+    example = "such as http://10.0.0.5:8000/v1"
+    if len(url) > 200 or any(c.isspace() for c in url):
+        raise ValueError(f"expected an http(s) base URL {example} (at most 200 characters)")
+    try:
+        parts = urllib.parse.urlsplit(url)
+        port = parts.port
+    except ValueError:
+        raise ValueError(f"not a valid URL; expected an http(s) base URL {example}") from None
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError(f"expected an http(s) base URL {example}")
+    if parts.username is not None or parts.password is not None or parts.query or parts.fragment:
+        raise ValueError("a base URL carries no credentials, query or fragment: put the key in "
+                         "an environment variable and name it in key_env")
+    if port == 0:
+        raise ValueError("not a valid port")
+    return url
+
+
+class ModelConfig(_Strict):
+    """One model of the portfolio: ``[local]``, ``[cloud]`` or ``[models.<name>]``. A
+    registered backend (``llama`` in-process, ``openai`` for any OpenAI-compatible server)
+    serving ``model``; where it runs (``privacy``: ``private`` keeps data in your network,
+    ``external`` is egress); what it costs (``price`` per token, or ``usd_per_hour`` for your
+    own hardware) and may spend (``monthly_usd``); its limits, languages and tags; and for a
+    server, its ``base_url`` or several ``replicas`` and the environment variable holding its
+    key (``key_env``: the variable's name, never the key)."""
 
     backend: str
     model: str = ""
+    base_url: str | None = None
+    replicas: list[str] = Field(default_factory=list)
+    key_env: str | None = None
+    privacy: PrivacyClass | None = None  # unset: llama is private, every other backend external
+    price: Price | None = None
+    usd_per_hour: float | None = Field(default=None, ge=0, allow_inf_nan=False)
+    monthly_usd: float | None = Field(default=None, ge=0, allow_inf_nan=False)
+    context: int | None = Field(default=None, ge=256)
+    languages: list[str] = Field(default_factory=list)  # empty: any language
+    tags: list[str] = Field(default_factory=list)
+    # Whether the model's prompt shows placeholders ({first_name}) instead of personal values.
+    # External models: always, unless a rule sends them unmasked. Private ones: unset means yes
+    # for the in-process model (its grammar holds the greeting "Hi {first_name},"), no for
+    # private servers (the data does not leave your network).
+    placeholders: bool | None = None
+    replica_cooldown_seconds: float = Field(default=30.0, gt=0, le=86400)
+    # an in-process model other than the embedded one: its GGUF file and checksum
+    path: str | None = None
+    sha256: str | None = Field(default=None, pattern=r"^[0-9a-fA-F]{64}$")
     prompt_style: Literal["completion", "chat"] | None = None
     max_tokens: int = Field(default=320, ge=16, le=8192)
     # "json_schema" for OpenAI; "json_object" (with a "schema" key) for llama.cpp's server.
@@ -206,6 +296,42 @@ class ModelRole(_Strict):
     # Candidates of the second attempt, when every first one failed (unset: ``best_of``). A
     # task that failed once is the hard one: more candidates there cost little overall.
     best_of_retry: int | None = Field(default=None, ge=1, le=8)
+
+    @field_validator("base_url")
+    @classmethod
+    def _base_url(cls, value: str | None) -> str | None:
+        return None if value is None else _check_url(value)
+
+    @field_validator("replicas")
+    @classmethod
+    def _replicas(cls, value: list[str]) -> list[str]:
+        for url in value:
+            _check_url(url)
+        if len({url.rstrip("/") for url in value}) != len(value):
+            raise ValueError("a replica is listed twice")
+        return value
+
+    @field_validator("key_env")
+    @classmethod
+    def _key_env(cls, value: str | None) -> str | None:
+        if value is not None and not _ENV_NAME.fullmatch(value):
+            raise ValueError("key_env is the name of an environment variable that holds the "
+                             "key, in capitals (such as MISTRAL_API_KEY), never the key itself")
+        return value
+
+    @property
+    def privacy_class(self) -> PrivacyClass:
+        return self.privacy or ("private" if self.backend == "llama" else "external")
+
+    @property
+    def shows_placeholders(self) -> bool:
+        if self.privacy_class == "external" or self.placeholders is not None:
+            return self.placeholders is not False
+        return self.backend == "llama"
+
+    @property
+    def endpoints(self) -> list[str]:
+        return list(self.replicas) or ([self.base_url] if self.base_url else [])
 
 
 class Breaker(_Strict):
@@ -307,8 +433,33 @@ class Policy(_Strict):
     slack: SlackAccess = Field(default_factory=SlackAccess)
     # The first rule that holds a draft sends it to its review channel (none: nothing is held)
     approvals: list[Approval] = Field(default_factory=list)
-    local: ModelRole = Field(default_factory=lambda: ModelRole(backend="llama", model="gemma-3-270m"))
-    cloud: ModelRole = Field(default_factory=lambda: ModelRole(backend="openai", model="gpt-4o-mini"))
+    local: ModelConfig = Field(
+        default_factory=lambda: ModelConfig(backend="llama", model="gemma-3-270m"))
+    cloud: ModelConfig = Field(
+        default_factory=lambda: ModelConfig(backend="openai", model="gpt-4o-mini"))
+    # More models: private servers (vLLM, llama.cpp, Ollama) and external APIs
+    models: dict[str, ModelConfig] = Field(default_factory=dict)
+
+    def model_names(self) -> list[str]:
+        """Every model, in the order routing by class tries them: local, cloud, then [models]."""
+        return [*BUILTIN_MODELS, *self.models]
+
+    def model(self, name: str) -> ModelConfig:
+        if name == "local":
+            return self.local
+        if name == "cloud":
+            return self.cloud
+        return self.models[name]
+
+    def of_class(self, privacy: str, tags: list[str] | None = None,
+                 language: str | None = None) -> list[str]:
+        """The models of a privacy class with every tag in ``tags`` that write ``language``:
+        the ``[models.<name>]`` in file order, then the built-in ``local``/``cloud`` (a class
+        rule prefers the servers you added to the embedded model)."""
+        return [n for n in [*self.models, *BUILTIN_MODELS]
+                if (m := self.model(n)).privacy_class == privacy
+                and all(t in m.tags for t in tags or [])
+                and (language is None or not m.languages or language in m.languages)]
 
     def approval_for(self, source: str, kind: str, tenant: str) -> Approval | None:
         """The approval rule a draft of this source, task kind and tenant waits under, if any."""
@@ -319,10 +470,82 @@ class Policy(_Strict):
         brand = self.brands.get(tenant, self.brand)
         return brand.in_language(language) if language else brand
 
+    @model_validator(mode="before")
+    @classmethod
+    def _builtin_models(cls, data: Any) -> Any:
+        """``[models.local]`` / ``[models.cloud]`` are the built-in entries, once."""
+        if isinstance(data, dict) and isinstance(data.get("models"), dict):
+            models = dict(data["models"])
+            for name in BUILTIN_MODELS:
+                if name in models:
+                    if name in data:
+                        raise ValueError(f"models.{name}: a second model named {name!r} "
+                                         f"(the [{name}] table defines it)")
+                    data = {**data, name: models.pop(name), "models": models}
+        return data
+
     @model_validator(mode="after")
-    def _cloud_is_priced(self) -> Policy:
-        if self.cloud.model and self.cloud.model not in self.costs.prices:
-            raise ValueError(f"cloud.model {self.cloud.model!r} has no entry in costs.prices")
+    def _portfolio(self) -> Policy:
+        seen: dict[str, str] = {}
+        for name in self.model_names():
+            where = name if name in BUILTIN_MODELS else f"models.{name}"
+            if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}", name):
+                raise ValueError(f"{where}: a model name is letters, digits, '.', '_' and '-'")
+            if name.lower() in seen:
+                raise ValueError(f"{where}: a second model named {name!r} "
+                                 f"(as {seen[name.lower()]!r})")
+            seen[name.lower()] = name
+            m = self.model(name)
+            if m.base_url and m.replicas:
+                raise ValueError(f"{where}: give base_url or replicas, not both")
+            if m.backend == "llama":
+                for key in ("base_url", "key_env", "replicas"):
+                    if getattr(m, key):
+                        raise ValueError(f"{where}.{key}: an in-process llama model has none "
+                                         "(a llama.cpp server is backend = \"openai\")")
+                if m.privacy == "external":
+                    raise ValueError(f"{where}.privacy: an in-process model runs on this "
+                                     "machine: it is private")
+            elif m.path is not None or m.sha256 is not None:
+                raise ValueError(f"{where}.path: only an in-process llama model has a GGUF file")
+            if m.sha256 is not None and m.path is None:
+                raise ValueError(f"{where}.sha256: the checksum of path, which is not given")
+            if m.backend == "openai":
+                if name != "cloud" and not m.endpoints:
+                    raise ValueError(f"{where}: an OpenAI-compatible model needs base_url "
+                                     "(or replicas)")
+                if name == "cloud" and m.endpoints and not m.key_env:
+                    raise ValueError("cloud: with base_url or replicas give key_env too (such "
+                                     "as key_env = \"BATON_OPENAI_API_KEY\"), or set "
+                                     "BATON_OPENAI_BASE_URL instead")
+                if not m.model and name != "cloud":
+                    raise ValueError(f"{where}.model: the model id the server serves is "
+                                     "required")
+                if (m.privacy_class == "external" and m.price is None
+                        and m.model not in self.costs.prices):
+                    raise ValueError(f"{where}.model {m.model!r} has no entry in costs.prices "
+                                     f"(give {where}.price, or privacy = \"private\" for a "
+                                     "server in your network)")
+
+        def known(name: str, where: str) -> None:
+            if name not in self.model_names():
+                raise ValueError(f"{where}: unknown model {name!r}; the models are "
+                                 + ", ".join(self.model_names()))
+
+        for i, rule in enumerate(self.routes):
+            if rule.model is not None:
+                known(rule.model, f"routes[{i}].model")
+            for j, name in enumerate(rule.fallbacks()):
+                known(name, f"routes[{i}].fallback[{j}]")
+                if name == rule.model:
+                    raise ValueError(f"routes[{i}].fallback[{j}]: {name!r} is the rule's own "
+                                     "model")
+            for j, name in enumerate(rule.when.backend_unhealthy or []):
+                known(name, f"routes[{i}].when.backend_unhealthy[{j}]")
+            if rule.privacy_class is not None and not self.of_class(rule.privacy_class,
+                                                                    rule.tags):
+                raise ValueError(f"routes[{i}]: no model of class {rule.privacy_class!r}"
+                                 + (f" with tags {rule.tags}" if rule.tags else ""))
         return self
 
 

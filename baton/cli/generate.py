@@ -17,7 +17,9 @@ from baton.cli.common import cli, err, handle_errors, out
 from baton.files import load_contact, load_contacts_csv
 from baton.wiring import App
 from core.engine.ledger import Receipt, month_start
+from core.engine.routing import Step, available
 from core.errors import BatonError, ConsentError, InputError
+from core.policy import ModelConfig, Policy
 from core.settings import load_settings
 from core.store import open_store
 from core.tasks.kinds import Task
@@ -139,7 +141,7 @@ def route() -> None:
 @handle_errors
 def route_explain(kind: str, contact_file: Path | None, tier: str, language: str, tenant: str,
                   brief: str) -> None:
-    """Show which backend would run a task, and every reason why."""
+    """Show which model would run a task, what it would see, its fallbacks, and why."""
     app = common.app()
     try:
         task = Task(kind=kind, context=load_contact(contact_file, language), brief=brief,
@@ -148,12 +150,27 @@ def route_explain(kind: str, contact_file: Path | None, tier: str, language: str
         d = prep.decision
         out.print(f"[bold]action:[/] {d.action}   [bold]rule:[/] {d.rule or '(default)'}   "
                   f"[bold]sensitivity:[/] {prep.masking.sensitivity}")
-        out.print("[bold]steps:[/] " + " -> ".join(
-            f"{s.role}{' (masked)' if s.masked and s.role == 'cloud' else ''}" for s in d.steps))
+        out.print("[bold]model:[/] " + " -> ".join(_step(app.policy, s) for s in d.steps))
+        planned = {s.role for s in d.steps}
+        alternates = [s for s in d.alternates if s.role not in planned]
+        if alternates:
+            inp = app.engine.route_input(task, prep.masking)
+            out.print("[bold]if it fails:[/] " + ", ".join(
+                _step(app.policy, s) + ("" if available(app.policy, inp, s.role)[0]
+                                        else " - unavailable now") for s in alternates),
+                highlight=False)
         for reason in d.reasons:
             out.print(f"  - {reason}", highlight=False, markup=False)
     finally:
         app.close()
+
+
+def _step(policy: Policy, step: Step) -> str:
+    model = policy.model(step.role)
+    external = model.privacy_class == "external"
+    sees = "placeholders" if step.masked else "personal values"
+    return (f"{step.role} ({model.privacy_class}, {model.model or model.backend}, sees {sees}"
+            + (", leaves your network" if external else "") + ")")
 
 
 # -- models ----------------------------------------------------------------------------------
@@ -167,33 +184,55 @@ def models() -> None:
 @models.command("list")
 @handle_errors
 def models_list() -> None:
-    """Show the backend and model of each role."""
+    """Show every model of the portfolio: class, backend, replicas, price, status."""
     app = common.app()
     try:
-        table = Table("role", "backend", "model", "details", "status")
-        for role, backend in app.engine.backends.items():
+        table = Table("name", "class", "backend", "model", "details", "status")
+        for name, backend in app.engine.backends.items():
+            model = app.policy.model(name)
             info = backend.describe()
             ok, why = backend.health()
-            details = ", ".join(f"{k}: {v}" for k, v in info.items() if k not in ("backend", "model"))
-            table.add_row(role, info["backend"], info["model"], details, "ready" if ok else why)
+            facts = {k: v for k, v in info.items() if k not in ("backend", "model")}
+            facts.update(_portfolio_facts(model))
+            details = ", ".join(f"{k}: {v}" for k, v in facts.items())
+            table.add_row(name, model.privacy_class, info["backend"], info["model"], details,
+                          "ready" if ok else why)
         out.print(table)
     finally:
         app.close()
 
 
+def _portfolio_facts(model: ModelConfig) -> dict[str, str]:
+    facts: dict[str, str] = {}
+    if model.price is not None:
+        facts["price"] = (f"${model.price.input:g}/${model.price.output:g} per 1M tokens "
+                          "in/out")
+    elif model.usd_per_hour is not None:
+        facts["price"] = f"${model.usd_per_hour:g}/hour"
+    if model.monthly_usd is not None:
+        facts["budget"] = f"${model.monthly_usd:g}/month"
+    if model.context is not None:
+        facts["context"] = str(model.context)
+    if model.languages:
+        facts["languages"] = " ".join(model.languages)
+    if model.tags:
+        facts["tags"] = " ".join(model.tags)
+    return facts
+
+
 @models.command("verify")
 @handle_errors
 def models_verify() -> None:
-    """Check each model deeply: sha256 of local files, reachability of endpoints."""
+    """Check each model deeply: sha256 of local files, reachability of every replica."""
     app = common.app()
     failed = 0
     try:
-        for role, backend in app.engine.backends.items():
+        for name, backend in app.engine.backends.items():
             try:
-                out.print(f"{role}: ok — {backend.verify()}", highlight=False)
+                out.print(f"{name}: ok — {backend.verify()}", highlight=False)
             except BatonError as exc:
                 failed += 1
-                err.print(f"{role}: FAILED — {exc}", highlight=False)
+                err.print(f"{name}: FAILED — {exc}", highlight=False)
     finally:
         app.close()
     if failed:

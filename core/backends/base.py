@@ -6,7 +6,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from core.policy import ModelRole
+from core.policy import ModelConfig
 from core.settings import Settings
 from core.tasks.kinds import Prompt, PromptStyle
 
@@ -22,6 +22,7 @@ class Generation:
     model: str
     finish_reason: str = "stop"  # "length": cut off at max_tokens
     refusal: str | None = None  # the model declined (OpenAI structured outputs)
+    replica: str | None = None  # the base URL that answered, for a model served by several
 
 
 @dataclass(frozen=True)
@@ -54,7 +55,7 @@ class Backend(Protocol):
         """Check the backend deeply (checksum, reachability); return a one-line summary or raise."""
 
 
-BackendFactory = Callable[[Settings, ModelRole], Backend]
+BackendFactory = Callable[[Settings, ModelConfig], Backend]
 
 
 _UNSUPPORTED_IN_STRICT = {"maxLength", "minLength", "x-lead", "x-no-digits", "x-one-line"}

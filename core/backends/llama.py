@@ -25,7 +25,7 @@ from core.backends.llama_batch import BatchDecodeError, BatchDecoder, common_pre
 from core.backends.llama_decode import LazyGrammarSampler, Sampling, complete
 from core.backends.model_file import ModelFile, check_sha256, resolve_model
 from core.errors import BackendError, InputError, ModelFileError
-from core.policy import ModelRole
+from core.policy import ModelConfig
 from core.settings import Settings
 from core.tasks.kinds import Prompt, PromptStyle
 
@@ -157,7 +157,7 @@ class LlamaBackend:
     name = "llama"
     keeps_data_local = True
 
-    def __init__(self, settings: Settings, role: ModelRole, pool: LlamaPool) -> None:
+    def __init__(self, settings: Settings, role: ModelConfig, pool: LlamaPool) -> None:
         self.settings, self.role, self.pool = settings, role, pool
         self.model = role.model or "local-gguf"
         self.prompt_style: PromptStyle = role.prompt_style or "completion"
@@ -309,7 +309,7 @@ class LlamaBackend:
 
 
 def llama_factory(pool: LlamaPool) -> Any:
-    def make(settings: Settings, role: ModelRole) -> LlamaBackend:
+    def make(settings: Settings, role: ModelConfig) -> LlamaBackend:
         return LlamaBackend(settings, role, pool)
 
     return make

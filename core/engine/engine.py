@@ -26,18 +26,19 @@ from core.contacts import (
     shape_error,
     too_deep,
 )
-from core.engine.ledger import Ledger, Receipt, baseline_cost, cloud_cost, local_cost
-from core.engine.routing import CircuitBreaker, Decision, Role, RouteInput, Step, decide
+from core.engine.ledger import Ledger, Receipt, baseline_cost, model_cost
+from core.engine.routing import CircuitBreaker, Decision, Role, RouteInput, Step, available, decide
 from core.errors import (
     BackendError,
     BatonError,
     ConsentError,
+    DoesNotFitError,
     GenerationError,
     InputError,
     InternalError,
     RoutingError,
 )
-from core.policy import ModelRole, Policy
+from core.policy import ModelConfig, Policy
 from core.privacy import Masker, Masking, expansion, merge_fields, neutralize, unmask
 from core.registry import Registry
 from core.tasks.guards import Guard, run_guards
@@ -101,7 +102,8 @@ _UNROUTED = Decision("local", (), ("not routed: reviewed only",), None, False)
 
 
 class Engine:
-    """Runs tasks under a policy with one backend per role (``local``, ``cloud``)."""
+    """Runs tasks under a policy with one backend per model (``local``, ``cloud`` and the
+    policy's ``[models.<name>]``)."""
 
     def __init__(
         self,
@@ -127,24 +129,29 @@ class Engine:
 
     def route_input(self, task: Task, masking: Masking) -> RouteInput:
         budget = self.policy.budget.for_tenant(task.tenant)
-        spent = self.ledger.spent_this_month(task.tenant)
+        spent = self.ledger.spent_this_month(task.tenant, external=True)
         healthy: dict[str, bool] = {}
         why: dict[str, str] = {}
-        roles: tuple[Role, ...] = ("local", "cloud")
-        for role in roles:
-            backend = self.backends.get(role)
+        capped: dict[str, str] = {}
+        for name in self.policy.model_names():
+            backend = self.backends.get(name)
             if backend is None:
-                healthy[role], why[role] = False, "no backend configured"
+                healthy[name], why[name] = False, "no backend configured"
                 continue
             ok, reason = backend.health()
-            breaker = self.breakers[role]
+            breaker = self.breakers[name]
             if ok and not breaker.available():
                 ok, reason = False, f"circuit open ({breaker.remaining():.0f}s of cooldown left)"
-            healthy[role], why[role] = ok, reason
+            healthy[name], why[name] = ok, reason
+            cap = self.policy.model(name).monthly_usd
+            if ok and cap is not None:
+                used = self.ledger.spent_this_month(model=name)
+                if used >= cap:
+                    capped[name] = f"its budget is spent (${used:.4f} of ${cap:.2f} this month)"
         return RouteInput(
             kind=task.kind, tier=task.tier, sensitivity=masking.sensitivity,
             language=task.language, budget_left_usd=budget - spent, budget_usd=budget,
-            healthy=healthy, unhealthy_why=why,
+            healthy=healthy, unhealthy_why=why, capped=capped,
         )
 
     def prepare(self, task: Task, route: bool = True) -> _Prepared:
@@ -201,12 +208,12 @@ class Engine:
                 on_done(i, outcome)
 
         groups: dict[tuple[Role, str], list[tuple[int, _Prepared, _Plan]]] = {}
-        cloud: list[tuple[int, _Prepared]] = []
+        cloud: list[tuple[int, _Prepared]] = []  # served over HTTP: concurrently
         for i, task in enumerate(tasks):
             try:
                 prep = self.prepare(task)
                 step = prep.decision.first
-                if step.role == "cloud":
+                if getattr(self._backend(step.role), "generate_many", None) is None:
                     cloud.append((i, prep))
                     continue
                 plan = self._plan(prep, step)  # planned once: grouped by it, then run with it
@@ -279,19 +286,25 @@ class Engine:
                 continue
             except BackendError as exc:
                 last = exc
-                other: Role = "cloud" if step.role == "local" else "local"
-                if prep.decision.fallback and all(s.role != other for s in steps[n:]):
+                if n == len(steps):  # nothing planned after it: the next usable alternate
                     inp = self.route_input(prep.task, prep.masking)
-                    usable = inp.healthy.get(other) and (other == "local" or inp.budget_left_usd > 0)
-                    if usable:
-                        steps.append(Step(other, masked=True))
+                    used = {s.role for s in steps}
+                    alternate = next((a for a in prep.decision.alternates if a.role not in used
+                                      and available(self.policy, inp, a.role)[0]), None)
+                    if alternate is not None:
+                        steps.append(alternate)
                         why = prep.masking.redact(str(exc))  # a backend may quote its input
-                        reasons.append(f"{step.role} failed ({why}) -> fallback to {other}")
+                        reasons.append(f"{step.role} failed ({why}) -> fallback to "
+                                       f"{alternate.role}")
                 continue
-            decision = Decision(prep.decision.action, tuple(steps), tuple(reasons),
-                                prep.decision.rule, prep.decision.fallback)
+            decision = dataclasses.replace(prep.decision, steps=tuple(steps),
+                                           reasons=tuple(reasons))
             return Result(prep.task, output, decision, tuple(prep.receipts))
         assert last is not None
+        # a backend may quote its input: a private server's error carries real values
+        last.args = (prep.masking.redact(str(last)), *last.args[1:])
+        if isinstance(last, DoesNotFitError):  # no model of the route could take it
+            raise InputError(str(last)) from None
         raise last
 
     def _render(self, prep: _Prepared, step: Step, lead: str | None = None,
@@ -306,11 +319,11 @@ class Engine:
     def _backend(self, role: Role) -> Backend:
         backend = self.backends.get(role)
         if backend is None:
-            raise RoutingError(f"no {role} backend is configured")
+            raise RoutingError(f"no backend is configured for model {role!r}")
         return backend
 
-    def _role_config(self, role: Role) -> ModelRole:
-        return self.policy.local if role == "local" else self.policy.cloud
+    def _role_config(self, role: Role) -> ModelConfig:
+        return self.policy.model(role)
 
     def _limits(self, role: Role) -> Limits:
         config = self._role_config(role)
@@ -373,7 +386,8 @@ class Engine:
                         if not judged[-1][2]:
                             break
                 except BackendError as exc:
-                    self.breakers[step.role].record_failure()
+                    if not isinstance(exc, DoesNotFitError):  # the prompt's size, not the model
+                        self.breakers[step.role].record_failure()
                     done = tuple(gen for gen, _, _ in judged)  # generated (and paid) before it
                     self._record(prep, step, backend, attempt,
                                  _all_of(done, done[0]) if done else None, self.clock() - started,
@@ -453,16 +467,15 @@ class Engine:
         prompt_tokens = gen.prompt_tokens if gen else 0
         completion = gen.completion_tokens if gen else 0
         cached = gen.cached_tokens if gen else 0
-        if backend.keeps_data_local:
-            cost = local_cost(costs, seconds if cost_seconds is None else cost_seconds)
-        elif backend.model in costs.prices:
-            cost = cloud_cost(costs, backend.model, prompt_tokens, cached, completion)
-        else:
-            cost = 0.0
+        cost = model_cost(costs, self.policy.model(step.role), backend.keeps_data_local,
+                          seconds if cost_seconds is None else cost_seconds,
+                          prompt_tokens, cached, completion)
         receipt = Receipt(
             task_id=prep.task.id, tenant=prep.task.tenant, kind=prep.task.kind,
             tier=prep.task.tier, language=prep.task.language, action=prep.decision.action,
             role=step.role, backend=backend.name, model=gen.model if gen else backend.model,
+            replica=gen.replica if gen else None,
+            privacy_class="private" if backend.keeps_data_local else "external",
             rule=prep.decision.rule, status=status, attempt=attempt,
             prompt_tokens=prompt_tokens, completion_tokens=completion, cached_tokens=cached,
             latency_ms=seconds * 1000, cost_usd=cost,

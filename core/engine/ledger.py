@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 
 import sqlalchemy as sa
 
-from core.policy import Costs
+from core.policy import Costs, ModelConfig
 from core.store import ReceiptRow, Store
 
 
@@ -46,6 +46,8 @@ class Receipt:
     baseline_cost_usd: float
     egress: bool
     egress_entities: tuple[str, ...] = ()
+    replica: str | None = None  # the base URL that answered, for a model with replicas
+    privacy_class: str = "private"
     masked_entities: tuple[str, ...] = ()
     # entity type -> how many values of it were replaced by placeholders in what left
     masked: dict[str, int] = field(default_factory=dict)
@@ -57,11 +59,29 @@ class Receipt:
 def cloud_cost(costs: Costs, model: str, prompt: int, cached: int, completion: int) -> float:
     price = costs.prices[model]
     uncached = max(prompt - cached, 0)
-    return (uncached * price.input + cached * price.cached_input + completion * price.output) / 1e6
+    return (uncached * price.input + cached * price.cached + completion * price.output) / 1e6
 
 
 def local_cost(costs: Costs, seconds: float) -> float:
     return seconds * costs.local_usd_per_hour / 3600
+
+
+def model_cost(costs: Costs, model: ModelConfig, keeps_data_local: bool, seconds: float,
+               prompt: int, cached: int, completion: int) -> float:
+    """What one call cost: by the model's own ``price`` per token or ``usd_per_hour``; else an
+    in-process or private model by this machine's hourly cost, an API model by the price table
+    (unpriced: 0)."""
+    if model.price is not None:
+        price = model.price
+        return (max(prompt - cached, 0) * price.input + cached * price.cached
+                + completion * price.output) / 1e6
+    if model.usd_per_hour is not None:
+        return seconds * model.usd_per_hour / 3600
+    if keeps_data_local:
+        return local_cost(costs, seconds)
+    if model.model in costs.prices:
+        return cloud_cost(costs, model.model, prompt, cached, completion)
+    return 0.0
 
 
 def baseline_cost(costs: Costs, prompt: int, completion: int) -> float:
@@ -117,7 +137,7 @@ def _totals(kind: str, rows: list[ReceiptRow]) -> KindTotals:
     return KindTotals(
         kind=kind,
         calls=len(rows),
-        local_calls=sum(r.role == "local" for r in rows),
+        local_calls=sum(not r.egress for r in rows),  # private models: in-process or servers
         prompt_tokens=sum(r.prompt_tokens for r in rows),
         completion_tokens=sum(r.completion_tokens for r in rows),
         cached_tokens=sum(r.cached_tokens for r in rows),
@@ -148,15 +168,24 @@ class Ledger:
             baseline_cost_usd=receipt.baseline_cost_usd, egress=receipt.egress,
             egress_entities=list(receipt.egress_entities),
             masked_entities=list(receipt.masked_entities), masked=dict(receipt.masked),
+            replica=receipt.replica, privacy_class=receipt.privacy_class,
         )
         with self.store.session.begin() as session:
             session.add(row)
 
-    def spent_this_month(self, tenant: str) -> float:
+    def spent_this_month(self, tenant: str | None = None, *, model: str | None = None,
+                         external: bool = False) -> float:
+        """This month's spend of a tenant (on every model, or on ``external`` models only: what
+        its ``[budget]`` caps), or on a model (by every tenant)."""
         since = month_start(self.clock())
         query = sa.select(sa.func.coalesce(sa.func.sum(ReceiptRow.cost_usd), 0.0)).where(
-            ReceiptRow.tenant == tenant, ReceiptRow.created_at >= since
-        )
+            ReceiptRow.created_at >= since)
+        if tenant is not None:
+            query = query.where(ReceiptRow.tenant == tenant)
+        if model is not None:
+            query = query.where(ReceiptRow.role == model)
+        if external:
+            query = query.where(ReceiptRow.egress.is_(True))
         with self.store.session() as session:
             return float(session.execute(query).scalar_one())
 

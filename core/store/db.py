@@ -57,8 +57,8 @@ class ReceiptRow(Base):
     kind: Mapped[str] = mapped_column(sa.String(32))
     tier: Mapped[str] = mapped_column(sa.String(16))
     language: Mapped[str] = mapped_column(sa.String(8))
-    action: Mapped[str] = mapped_column(sa.String(16))
-    role: Mapped[str] = mapped_column(sa.String(8))
+    action: Mapped[str] = mapped_column(sa.String(80))  # local ... cascade, model:<name>, class:<c>
+    role: Mapped[str] = mapped_column(sa.String(64))  # the model's name in the policy
     backend: Mapped[str] = mapped_column(sa.String(32))
     model: Mapped[str] = mapped_column(sa.String(128))
     rule: Mapped[str | None] = mapped_column(sa.String(128))
@@ -79,6 +79,9 @@ class ReceiptRow(Base):
     # a draft a person approved (step 8b): who, and how many words they changed (0: as written)
     approved_by: Mapped[str | None] = mapped_column(sa.String(32))
     edit_distance: Mapped[int | None] = mapped_column(sa.Integer)
+    # the model portfolio (step 9): the replica that answered, and private or external
+    replica: Mapped[str | None] = mapped_column(sa.String(255))
+    privacy_class: Mapped[str | None] = mapped_column(sa.String(16))
 
 
 class InboxKey(Base):

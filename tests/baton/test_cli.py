@@ -75,6 +75,59 @@ def test_models_list_and_verify(env: dict[str, str]) -> None:
     assert verified.exit_code == 1
 
 
+def test_a_portfolio_is_listed_verified_and_explained(env: dict[str, str], tmp_path: Path) -> None:
+    from tests.fakes.openai_server import FakeOpenAI
+
+    with FakeOpenAI() as a:
+        config = tmp_path / "portfolio.toml"
+        config.write_text(f"""
+[[routes]]
+name = "japanese on the gpu"
+when = {{ language = ["ja"] }}
+model = "gpu"
+fallback = ["mistral"]
+
+[models.gpu]
+backend = "openai"
+model = "llama-3.1-8b-instruct"
+replicas = ["{a.base_url}", "http://127.0.0.1:9/v1"]
+privacy = "private"
+usd_per_hour = 1.2
+languages = ["ja"]
+
+[models.mistral]
+backend = "openai"
+model = "mistral-large-latest"
+base_url = "https://api.mistral.ai/v1"
+key_env = "MISTRAL_API_KEY"
+price = {{ input = 2.0, cached_input = 2.0, output = 6.0 }}
+""", encoding="utf-8")
+        portfolio = {**env, "BATON_CONFIG": str(config), "MISTRAL_API_KEY": "sk-m-secret",
+                     "BATON_OPENAI_TIMEOUT": "2", "COLUMNS": "400"}
+        listed = run(portfolio, "models", "list")
+        assert listed.exit_code == 0, listed.stderr
+        for text in ("gpu", "private", "external", "mistral", "$1.2/hour", "127.0.0.1:9",
+                     "MISTRAL_API_KEY"):
+            assert text in listed.stdout.replace("\n", " ") or text in listed.stdout, text
+        assert "sk-m-secret" not in listed.stdout + listed.stderr
+        verified = CliRunner().invoke(cli, ["models", "verify"], env=portfolio)
+        assert f"{a.base_url}: reachable" in verified.stderr
+        assert "http://127.0.0.1:9/v1: unreachable" in verified.stderr
+        assert verified.exit_code == 1
+        explained = run(portfolio, "route", "explain", "email", "--language", "ja")
+        assert explained.exit_code == 0, explained.stderr
+        assert ("model: gpu (private, llama-3.1-8b-instruct, sees personal values)"
+                in explained.stdout)
+        assert ("if it fails: mistral (external, mistral-large-latest, sees placeholders, "
+                "leaves your network)" in explained.stdout)
+        assert "gpu: private: the data stays in your network" in explained.stdout
+        unset = CliRunner().invoke(cli, ["models", "list"],
+                                   env={**portfolio, "MISTRAL_API_KEY": ""})
+        assert unset.exit_code == 1
+        assert (f"{config}: models.mistral.key_env: the environment variable MISTRAL_API_KEY "
+                "is not set") in unset.stderr
+
+
 def test_db_upgrade(env: dict[str, str], tmp_path: Path) -> None:
     result = run(env, "db", "upgrade")
     assert result.exit_code == 0

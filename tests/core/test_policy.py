@@ -27,7 +27,8 @@ def test_wrong_action_names_path_and_expected_values() -> None:
 
 
 def test_missing_required_key() -> None:
-    with pytest.raises(ConfigError, match=r"routes\[0\]\.action: required key is missing"):
+    with pytest.raises(ConfigError, match=r"routes\[0\]: a rule chooses by exactly one of "
+                                          r"action, model or class \(got none\)"):
         parse_policy('[[routes]]\nname = "x"\n')
 
 
@@ -78,11 +79,11 @@ def test_default_database_is_sqlite_under_data_dir(tmp_path: Path,
 
 def test_unknown_backend_is_named(tmp_path: Path) -> None:
     from baton.wiring import build_backends
-    from core.errors import UnknownNameError
     from core.settings import Settings
 
     policy = parse_policy('[local]\nbackend = "llamma"\n')
-    with pytest.raises(UnknownNameError, match="unknown backend 'llamma'; known: llama, openai"):
+    with pytest.raises(ConfigError, match="embedded baton.toml: local.backend: unknown backend "
+                                          "'llamma'; registered: llama, openai"):
         build_backends(Settings(data_dir=tmp_path), policy)
 
 

@@ -11,7 +11,7 @@ from core.backends.openai_api import OpenAIBackend, retry_after_seconds
 from core.engine.engine import Engine
 from core.engine.ledger import Ledger
 from core.errors import BackendError, QuotaExhaustedError, TransientBackendError
-from core.policy import ModelRole, parse_policy
+from core.policy import ModelConfig, parse_policy
 from core.settings import Settings
 from core.store import Store
 from core.tasks.builtin import default_task_kinds
@@ -43,7 +43,7 @@ def api() -> Iterator[FakeOpenAI]:
 def backend(api: FakeOpenAI, sleeps: list[float] | None = None, **kw: object) -> OpenAIBackend:
     settings = Settings(openai_api_key="sk-test-secret", openai_base_url=api.base_url,  # type: ignore[arg-type]
                         **kw)  # type: ignore[arg-type]
-    role = ModelRole(backend="openai", model="gpt-4o-mini")
+    role = ModelConfig(backend="openai", model="gpt-4o-mini")
     if sleeps is None:
         return OpenAIBackend(settings, role)
     return OpenAIBackend(settings, role, sleep=sleeps.append, jitter=lambda: 0.5)

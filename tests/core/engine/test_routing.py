@@ -158,7 +158,7 @@ def test_an_unavailable_backend_is_explained_by_its_reason_or_as_unhealthy() -> 
     with pytest.raises(RoutingError, match=r"local is unavailable: unhealthy; no allowed"):
         decide(local_only, inp(healthy=down))
     told = decide(policy(), inp(healthy=down, unhealthy_why={"local": "model file missing"}))
-    assert "local is unavailable (model file missing) -> fallback to cloud-masked" in told.reasons
+    assert "local is unavailable: model file missing -> fallback to cloud-masked" in told.reasons
 
 
 def test_the_budget_rule_starts_below_its_threshold_and_says_why() -> None:
