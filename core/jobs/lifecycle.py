@@ -325,6 +325,19 @@ class Jobs:
                         updated_at=now))
         return self.get(job_id) if claimed else None
 
+    def extend(self, jobs: Sequence[JobRow], lease: timedelta) -> int:
+        """Hold claimed ``jobs`` for ``lease`` more, while this worker still has them (running,
+        and not claimed again since: the attempt count is the one this claim set). Returns how
+        many were extended."""
+        now = self.clock()
+        extended = 0
+        with self.store.session.begin() as session:
+            for job in jobs:
+                extended += rows_changed(session, sa.update(JobRow).where(
+                    JobRow.id == job.id, JobRow.state == RUNNING,
+                    JobRow.attempts == job.attempts).values(lease_until=now + lease))
+        return extended
+
     def succeed(self, job_id: str, result: dict[str, Any]) -> bool:
         return self._end(job_id, DONE, result=result, error=None)
 

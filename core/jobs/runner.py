@@ -9,9 +9,11 @@ attempts run out and the job is ``dead`` (``baton jobs retry-dead`` sends it rou
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import threading
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import timedelta
 from typing import Any
 
@@ -57,10 +59,34 @@ class JobRunner:
         if job is None:
             return "not-claimed"
         try:
-            result = self.handlers.get(job.kind)(job)
+            with self._heartbeat([job], self.lease):
+                result = self.handlers.get(job.kind)(job)
         except Exception as exc:
             return self._end(job, exc)
         return self._end(job, result)
+
+    @contextlib.contextmanager
+    def _heartbeat(self, jobs: list[JobRow], lease: timedelta) -> Iterator[None]:
+        """Renew the claims every third of ``lease`` while the handler runs: a job that takes
+        longer than its lease (a slow model, a long batch) is not claimed by another worker
+        while this one still works on it; a worker that dies stops renewing, and its jobs come
+        due when the last lease ends."""
+        stop = threading.Event()
+
+        def beat() -> None:
+            while not stop.wait(lease.total_seconds() / 3):
+                try:
+                    self.jobs.extend(jobs, lease)
+                except Exception:  # the database is away: the next beat tries again
+                    log.warning("could not renew the job leases", exc_info=True)
+
+        thread = threading.Thread(target=beat, name="baton-lease", daemon=True)
+        thread.start()
+        try:
+            yield
+        finally:
+            stop.set()
+            thread.join()
 
     def run_many(self, job_ids: list[str]) -> list[str]:
         """Run the jobs that can be claimed; jobs of a kind with a batch handler run together."""
@@ -73,6 +99,11 @@ class JobRunner:
         by_kind: dict[str, list[JobRow]] = {}
         for job in claimed:
             by_kind.setdefault(job.kind, []).append(job)
+        with self._heartbeat(claimed, lease):
+            self._run_kinds(by_kind, states)
+        return [states[job_id] for job_id in job_ids]
+
+    def _run_kinds(self, by_kind: dict[str, list[JobRow]], states: dict[str, str]) -> None:
         for kind, group in by_kind.items():
             batch = self.batch_handlers.get(kind)
             if batch is None or len(group) < 2:
@@ -89,7 +120,6 @@ class JobRunner:
                 outcomes = [exc] * len(group)
             for job, outcome in zip(group, outcomes, strict=True):
                 states[job.id] = self._end(job, outcome)
-        return [states[job_id] for job_id in job_ids]
 
     def _end(self, job: JobRow, outcome: dict[str, Any] | BaseException) -> str:
         """Record how a claimed job ended: done, failed for good, or retried later."""

@@ -4,7 +4,8 @@ end: done, failed for good (retrying cannot help), retried with backoff, then de
 from __future__ import annotations
 
 import logging
-from datetime import timedelta
+import threading
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -88,3 +89,53 @@ def test_a_job_held_elsewhere_or_ended_is_not_run_again(sqlite_store: Store) -> 
     job_id = jobs.accept("api", [NewJob(None, "k", "t", {})]).job_ids[0]
     assert runner.run(job_id) == "done"
     assert runner.run(job_id) == "not-claimed" and ran == [job_id]
+
+
+@pytest.mark.parametrize("batch", [False, True])
+def test_a_job_longer_than_its_lease_is_renewed_not_claimed_by_another_worker(
+        store: Store, batch: bool) -> None:
+    """The lease is renewed while the handler runs: a second worker (its own Jobs on the same
+    database) cannot claim the job, however long it takes; when the worker stops renewing (it
+    died), the job comes due again."""
+    now = [datetime.now(UTC)]
+    jobs = Jobs(store, clock=lambda: now[0])
+    other = Jobs(store, clock=lambda: now[0])
+    lease = timedelta(seconds=0.3)
+    renewed = threading.Event()
+    taken: list[JobRow | None] = []
+    real_extend = jobs.extend
+
+    def extend(claimed: Any, lease_: timedelta) -> int:
+        n = real_extend(claimed, lease_)
+        renewed.set()
+        return n
+
+    jobs.extend = extend  # type: ignore[method-assign]
+
+    def handler(job: JobRow) -> dict[str, Any]:
+        now[0] += lease * 10  # the claim's own lease is long over
+        renewed.clear()
+        assert renewed.wait(10), "the lease was never renewed"
+        taken.append(other.claim(job.id, lease))
+        return {"ok": True}
+
+    handlers: Registry[Handler] = Registry("job kind")
+    handlers.register("k", handler)
+    runner = JobRunner(jobs, handlers, lease,
+                       batch_handlers={"k": lambda group: [handler(j) for j in group]})
+    ids = jobs.accept("api", [NewJob(None, "k", "t", {"n": i}) for i in range(2 if batch else 1)]
+                      ).job_ids
+    states = runner.run_many(ids) if batch else [runner.run(ids[0])]
+    assert states == ["done"] * len(ids)
+    assert taken == [None] * len(ids)  # renewed: nobody else took it
+    assert all(jobs.get(i).attempts == 1 for i in ids)  # type: ignore[union-attr]
+
+    # a worker that stops renewing (killed) leaves a lease that runs out: the job comes due,
+    # and the first claim's renewal no longer holds it
+    dead = jobs.accept("api", [NewJob(None, "k", "t", {"n": "dead"})]).job_ids[0]
+    first = jobs.claim(dead, lease)
+    assert first is not None and jobs.extend([first], lease) == 1
+    now[0] += lease * 2
+    second = other.claim(dead, lease)
+    assert second is not None and second.attempts == first.attempts + 1
+    assert real_extend([first], lease) == 0 and other.extend([second], lease) == 1
