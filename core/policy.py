@@ -7,12 +7,13 @@ the key path and the expected form, e.g. ``baton.toml: routes[1].action: expecte
 
 from __future__ import annotations
 
+import ipaddress
 import re
 import tomllib
 import urllib.parse
 from importlib import resources
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
@@ -184,8 +185,9 @@ class Routing(_Strict):
 class Budget(_Strict):
     """Monthly spend cap in USD per tenant (``tenants`` overrides the default)."""
 
-    monthly_usd: float = Field(default=50.0, ge=0)
-    tenants: dict[str, float] = Field(default_factory=dict)
+    monthly_usd: float = Field(default=50.0, ge=0, allow_inf_nan=False)
+    tenants: dict[str, Annotated[float, Field(ge=0, allow_inf_nan=False)]] = Field(
+        default_factory=dict)
 
     def for_tenant(self, tenant: str) -> float:
         return self.tenants.get(tenant, self.monthly_usd)
@@ -236,8 +238,9 @@ def _check_url(url: str) -> str:
     """An http(s) base URL that the client can use and that is safe to show and record: a
     host, a valid port, no credentials and no query (keys go in ``key_env``)."""
     example = "such as http://10.0.0.5:8000/v1"
-    if len(url) > 200 or any(c.isspace() for c in url):
-        raise ValueError(f"expected an http(s) base URL {example} (at most 200 characters)")
+    if len(url) > 200 or not url.isascii() or not url.isprintable() or " " in url or "\\" in url:
+        raise ValueError(f"expected an http(s) base URL {example}: at most 200 characters, "
+                         "printable ASCII (an internationalized host in its xn-- form)")
     try:
         parts = urllib.parse.urlsplit(url)
         port = parts.port
@@ -245,6 +248,17 @@ def _check_url(url: str) -> str:
         raise ValueError(f"not a valid URL; expected an http(s) base URL {example}") from None
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise ValueError(f"expected an http(s) base URL {example}")
+    host = parts.netloc.rpartition("@")[2]
+    if host.startswith("["):  # an IPv6 literal: [address] or [address]:port, nothing else
+        literal, _, rest = host[1:].partition("]")
+        try:
+            ipaddress.IPv6Address(literal)
+        except ValueError:
+            raise ValueError("not a valid URL: the host in [] is not an IPv6 address") from None
+        if rest and not re.fullmatch(r":\d+", rest):
+            raise ValueError(f"not a valid URL; expected an http(s) base URL {example}")
+    elif not re.fullmatch(r"[A-Za-z0-9._-]+(:\d+)?", host):
+        raise ValueError("not a valid URL: a host is letters, digits, '.', '_' and '-' (and a port)")
     if parts.username is not None or parts.password is not None or parts.query or parts.fragment:
         raise ValueError("a base URL carries no credentials, query or fragment: put the key in "
                          "an environment variable and name it in key_env")
@@ -514,6 +528,9 @@ class Policy(_Strict):
                 if name != "cloud" and not m.endpoints:
                     raise ValueError(f"{where}: an OpenAI-compatible model needs base_url "
                                      "(or replicas)")
+                if name == "cloud" and m.privacy == "private" and not m.endpoints:
+                    raise ValueError("cloud.privacy: private needs the server's base_url (or "
+                                     "replicas); without one, cloud is OpenAI's API")
                 if name == "cloud" and m.endpoints and not m.key_env:
                     raise ValueError("cloud: with base_url or replicas give key_env too (such "
                                      "as key_env = \"BATON_OPENAI_API_KEY\"), or set "
@@ -571,6 +588,8 @@ def parse_policy(text: str, *, source: str = "baton.toml") -> Policy:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{source}: not valid TOML ({exc})") from None
+    except RecursionError:
+        raise ConfigError(f"{source}: not valid TOML (arrays or tables nested too deep)") from None
     try:
         return Policy.model_validate(data)
     except ValidationError as exc:
@@ -592,7 +611,13 @@ def describe_validation_error(exc: ValidationError) -> str:
         return f"{path}: expected one of {expected} (got {got!r})"
     message = str(err["msg"]).removeprefix("Value error, ")
     where = f"{path}: " if path else ""
-    return f"{where}{message} (got {got!r})" if kind != "value_error" else f"{where}{message}"
+    if kind == "value_error" or set(map(str, err["loc"])) & _UNQUOTED:
+        return f"{where}{message}"  # a URL or a key pasted in the wrong place is not repeated
+    return f"{where}{message} (got {got!r})"
+
+
+# keys whose values may hold credentials: an error about them never quotes the value
+_UNQUOTED = {"base_url", "replicas", "key_env", "models", "local", "cloud"}
 
 
 def _format_loc(loc: tuple[int | str, ...]) -> str:

@@ -145,7 +145,12 @@ def _spaced_script(ch: str) -> bool:
 # grapheme joiner, word joiner, variation selectors, BOM): folding drops them.
 _INVISIBLE = re.compile("[\u00ad\u034f\u061c\u180e\u200b-\u200f\u202a-\u202e\u2060-\u2064"
                         "\ufe00-\ufe0f\ufeff]")
-_APOSTROPHES = str.maketrans({"’": "'", "‘": "'", "ʼ": "'", "´": "'", "＇": "'"})
+# ...and Latin letters that carry their mark in the letter itself, so no decomposition strips
+# it: Turkish dotless ı (YILMAZ is how Yılmaz is written in capitals), Polish ł, Nordic ø,
+# Croatian/Vietnamese đ, Maltese ħ.
+_APOSTROPHES = str.maketrans({"’": "'", "‘": "'", "ʼ": "'", "´": "'", "＇": "'",
+                              "ı": "i", "ł": "l", "Ł": "L", "ø": "o", "Ø": "O", "đ": "d",
+                              "Đ": "D", "ħ": "h", "Ħ": "H"})
 
 
 @lru_cache(maxsize=1 << 16)

@@ -18,6 +18,7 @@ import os
 import random
 import threading
 import time
+import urllib.parse
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -75,6 +76,14 @@ def _error_code(exc: openai.APIStatusError) -> str:
     return ""
 
 
+def _shown(url: str) -> str:
+    """A base URL as Baton shows and records it: without user, password or query (the built-in
+    ``BATON_OPENAI_BASE_URL`` is not checked like the policy's URLs)."""
+    parts = urllib.parse.urlsplit(url)
+    host = parts.netloc.rpartition("@")[2]
+    return urllib.parse.urlunsplit((parts.scheme, host, parts.path, "", ""))
+
+
 @dataclass
 class Replica:
     """One base URL serving the model, its client, and what the backend knows of it."""
@@ -111,7 +120,8 @@ class OpenAIBackend:
             api_key=key or "unset", base_url=url, timeout=settings.openai_timeout,
             max_retries=0)) for url in urls]
         for replica in self.replicas:  # as configured; the SDK's own form for the built-in one
-            replica.url = replica.url or str(replica.client.base_url)
+            replica.url = _shown(replica.url or str(replica.client.base_url))
+        self._key = key
         self._lock = threading.Lock()
 
     @property
@@ -190,11 +200,12 @@ class OpenAIBackend:
                     raise BackendError(f"{self._where(replica, 'the API key was rejected (401)')}"
                                        f": check {self.key_source or 'key_env'}",
                                        backend=self.name, status=401) from None
-                if exc.status_code == 400 and "context" in str(exc.message).lower():
-                    raise DoesNotFitError(f"prompt does not fit {self.model}: {exc.message}",
+                message = self._scrub(str(exc.message))
+                if exc.status_code == 400 and "context" in message.lower():
+                    raise DoesNotFitError(f"prompt does not fit {self.model}: {message}",
                                           backend=self.name, status=400) from None
                 raise BackendError(f"{self.model} refused the request ({exc.status_code}): "
-                                   f"{exc.message}", backend=self.name, status=exc.status_code) \
+                                   f"{message}", backend=self.name, status=exc.status_code) \
                     from None
             except (openai.APITimeoutError, openai.APIConnectionError) as exc:
                 failed = "timed out" if isinstance(exc, openai.APITimeoutError) else "unreachable"
@@ -222,6 +233,10 @@ class OpenAIBackend:
                                              f"({type(exc).__name__})"), backend=self.name,
                     ) from None
         raise AssertionError("unreachable: the last attempt raises")  # pragma: no cover
+
+    def _scrub(self, text: str) -> str:
+        """A server's message may quote the key it was sent: never pass that on."""
+        return text.replace(self._key, "[key]") if len(self._key) >= 8 else text
 
     def _where(self, replica: Replica, what: str) -> str:
         if len(self.replicas) == 1:
@@ -318,7 +333,8 @@ class OpenAIBackend:
             try:
                 models = [m.id for m in replica.client.models.list()]
             except openai.APIStatusError as exc:
-                failed.append(f"{replica.url}: {exc.status_code} {exc.message}")
+                failed.append(f"{replica.url}: {exc.status_code} "
+                              f"{self._scrub(str(exc.message))}")
             except openai.APIConnectionError:
                 failed.append(f"{replica.url}: unreachable")
             else:

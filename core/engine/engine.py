@@ -277,6 +277,16 @@ class Engine:
         while n < len(steps):
             step = steps[n]
             n += 1
+            # a batch is routed before its first call, and spend grows while it runs: a model
+            # with a budget is checked again right before it is called
+            spent = self._spent(prep, step) if n > 1 or first is None else None
+            if spent is not None:
+                last = last or RoutingError(spent)
+                if n == len(steps):
+                    self._fall_back(prep, steps, reasons, f"{step.role} not called ({spent})")
+                else:
+                    reasons.append(f"{spent} -> {step.role} not called")
+                continue
             try:
                 output = self._attempts(prep, step, reasons, *((first, plan) if n == 1 else ()))
             except GenerationError as exc:
@@ -287,15 +297,8 @@ class Engine:
             except BackendError as exc:
                 last = exc
                 if n == len(steps):  # nothing planned after it: the next usable alternate
-                    inp = self.route_input(prep.task, prep.masking)
-                    used = {s.role for s in steps}
-                    alternate = next((a for a in prep.decision.alternates if a.role not in used
-                                      and available(self.policy, inp, a.role)[0]), None)
-                    if alternate is not None:
-                        steps.append(alternate)
-                        why = prep.masking.redact(str(exc))  # a backend may quote its input
-                        reasons.append(f"{step.role} failed ({why}) -> fallback to "
-                                       f"{alternate.role}")
+                    why = prep.masking.redact(str(exc))  # a backend may quote its input
+                    self._fall_back(prep, steps, reasons, f"{step.role} failed ({why})")
                 continue
             decision = dataclasses.replace(prep.decision, steps=tuple(steps),
                                            reasons=tuple(reasons))
@@ -306,6 +309,35 @@ class Engine:
         if isinstance(last, DoesNotFitError):  # no model of the route could take it
             raise InputError(str(last)) from None
         raise last
+
+    def _fall_back(self, prep: _Prepared, steps: list[Step], reasons: list[str],
+                   what: str) -> None:
+        """Append the decision's next usable alternate to ``steps``, if there is one."""
+        inp = self.route_input(prep.task, prep.masking)
+        used = {s.role for s in steps}
+        alternate = next((a for a in prep.decision.alternates if a.role not in used
+                          and available(self.policy, inp, a.role)[0]), None)
+        if alternate is not None:
+            steps.append(alternate)
+            reasons.append(f"{what} -> fallback to {alternate.role}")
+
+    def _spent(self, prep: _Prepared, step: Step, pending: float = 0.0) -> str | None:
+        """Why a model with a budget (an external one: the tenant's; any with ``monthly_usd``)
+        may not be called now, counting ``pending``: what this task's calls cost that has no
+        receipt yet. None when it may."""
+        model = self.policy.model(step.role)
+        if model.monthly_usd is not None:
+            used = self.ledger.spent_this_month(model=step.role) + pending
+            if used >= model.monthly_usd:
+                return (f"{step.role} is unavailable: its budget is spent (${used:.4f} of "
+                        f"${model.monthly_usd:.2f} this month)")
+        if model.privacy_class == "external":
+            budget = self.policy.budget.for_tenant(prep.task.tenant)
+            spent = self.ledger.spent_this_month(prep.task.tenant, external=True) + pending
+            if spent >= budget:
+                return (f"{step.role} is unavailable: budget spent (${spent:.4f} of "
+                        f"${budget:.2f} this month)")
+        return None
 
     def _render(self, prep: _Prepared, step: Step, lead: str | None = None,
                 variant: int = 0) -> Prompt:
@@ -380,7 +412,15 @@ class Engine:
                 # attempt. (On a CPU a batch of three costs what three in a row cost, so asking
                 # for the later ones only when the earlier failed is never slower.)
                 try:
-                    for candidate in _candidates(prompt, prep.task, attempt, n, limits):
+                    for k, candidate in enumerate(_candidates(prompt, prep.task, attempt, n,
+                                                              limits)):
+                        pending = sum(model_cost(self.policy.costs, config,
+                                                 backend.keeps_data_local, 0.0, g.prompt_tokens,
+                                                 g.cached_tokens, g.completion_tokens)
+                                      for g, _, _ in judged)
+                        if (k or attempt == 2) and (spent := self._spent(prep, step, pending)):
+                            reasons.append(f"{spent} -> no further {step.role} calls")
+                            break
                         gen = backend.generate(candidate, plan.schema, limits)
                         judged.append((gen, *self._judge(prep, plan, gen, limits)))
                         if not judged[-1][2]:
@@ -394,6 +434,8 @@ class Engine:
                                  "error", prep.masking.redact(str(exc)), reasons,
                                  plan.egress_entities)
                     raise
+                if not judged:  # the budget ran out before the repair's first call
+                    break
                 gens = tuple(gen for gen, _, _ in judged)
                 elapsed = cost_seconds = self.clock() - started
             self.breakers[step.role].record_success()

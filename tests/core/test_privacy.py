@@ -177,6 +177,12 @@ def test_a_turkish_dotted_capital_does_not_crash_masking() -> None:
     ("first_name", "Zoë", "Zoe\u0308"),  # decomposed (NFD) in the text, composed in the field
     ("first_name", "Zoe\u0308", "Zoë"),  # and the other way round
     ("last_name", "Şahin", "ŞAHİN"),
+    ("last_name", "Yılmaz", "YILMAZ"),  # Turkish capitals: ı is I, and İ is i
+    ("last_name", "Işık", "IŞIK"),
+    ("last_name", "Yılmaz", "Yilmaz"),  # typed without the Turkish letter
+    ("first_name", "Łukasz", "Lukasz"),
+    ("first_name", "Søren", "Soren"),
+    ("last_name", "Đặng", "Dang"),
     ("last_name", "Müller", "MÜLLER"),
     ("first_name", "Δημήτρης", "ΔΗΜΉΤΡΗΣ"),
     ("last_name", "Иванова", "ИВАНОВА"),

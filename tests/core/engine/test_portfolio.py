@@ -19,7 +19,7 @@ from core.backends.openai_api import OpenAIBackend
 from core.engine.engine import Engine
 from core.engine.ledger import Ledger
 from core.engine.routing import RouteInput, decide
-from core.errors import BackendError, ConfigError, InputError, RoutingError
+from core.errors import BackendError, ConfigError, GenerationError, InputError, RoutingError
 from core.policy import Policy, parse_policy
 from core.settings import Settings
 from core.store import Store
@@ -133,6 +133,22 @@ def test_models_are_listed_builtins_first_and_a_class_prefers_the_added_servers(
      "models.big.sha256: the checksum of path, which is not given"),
     ('[cloud]\nbackend = "openai"\nmodel = "gpt-4o-mini"\nbase_url = "https://a.example/v1"\n',
      "cloud: with base_url or replicas give key_env too"),
+    ('[cloud]\nbackend = "openai"\nmodel = "gpt-4o-mini"\nprivacy = "private"\n',
+     "cloud.privacy: private needs the server's base_url"),
+    ('[models.gpu]\nbackend = "openai"\nmodel = "m"\nprivacy = "private"\n'
+     'base_url = "http://gpu-1.internal\u200b:8000/v1"\n', "models.gpu.base_url: expected an "
+     "http(s) base URL such as http://10.0.0.5:8000/v1: at most 200 characters, printable ASCII"),
+    ('[models.gpu]\nbackend = "openai"\nmodel = "m"\nprivacy = "private"\n'
+     'base_url = "http://[v1.x]/v1"\n', "models.gpu.base_url: not a valid URL: the host in []"),
+    ('[models.gpu]\nbackend = "openai"\nmodel = "m"\nprivacy = "private"\n'
+     'base_url = "http://[::1]x/v1"\n', "models.gpu.base_url: not a valid URL"),
+    ('[models.gpu]\nbackend = "openai"\nmodel = "m"\nprivacy = "private"\n'
+     'replicas = "http://admin:hunter2@10.0.0.5/v1"\n', "models.gpu.replicas: Input should be "
+     "a valid list"),
+    ('[models.gpu]\nbackend = "openai"\nkey_env = ["gsk_8Jk2mQpLx9RtVw3ZyA1b"]\n',
+     "models.gpu.key_env: Input should be a valid string"),
+    ('[budget]\ntenants = { acme = nan }\n', "budget.tenants.acme: Input should be a finite"),
+    ("x = " + "[" * 2000 + "]" * 2000 + "\n", "not valid TOML (arrays or tables nested too deep)"),
     ('[models.gpu]\nbackend = "openai"\nmodel = "m"\nprivacy = "private"\n',
      "models.gpu: an OpenAI-compatible model needs base_url (or replicas)"),
     ('[models.GPU]\nbackend = "openai"\nmodel = "m"\nbase_url = "http://a:1/v1"\n'
@@ -593,3 +609,65 @@ def test_the_readmes_portfolio_parses_and_routes_as_it_says() -> None:
     assert decide(policy, inp(language="ja", healthy=up)).first.role == "ja-writer"
     critical = decide(policy, inp(tier="critical", healthy=up)).first
     assert (critical.role, critical.masked) == ("mistral", True)
+
+
+def test_spend_is_checked_again_before_every_external_call(
+        servers: tuple[FakeOpenAI, FakeOpenAI, FakeOpenAI], store: Store) -> None:
+    """A batch is routed before its first call, and a task may call a model several times
+    (best-of candidates, a repair, a cascade's escalation): none of it may run past the budget."""
+    a, b, ext = servers
+    # each frontier call costs $0.00018; the tenant may spend $0.0001: the first call spends it
+    policy = portfolio([a, b], ext, extra="[budget]\nmonthly_usd = 0.0001\n")
+    critical = [task(tier="critical", brief=f"One line thanking Zoë for order {i}.")
+                for i in range(10)]
+    results = engine_for(policy, store).run_many(critical)
+    # only calls that started before the first one ended (four run at once), none after
+    assert 1 <= len(ext.seen) <= 4
+    assert sum(not isinstance(r, Exception) for r in results) == len(ext.seen)
+    assert all(isinstance(r, RoutingError) and "budget spent" in str(r)
+               for r in results if isinstance(r, Exception))
+
+    ext.seen.clear()
+    ext.default = completion("not json")  # every candidate fails its checks
+    policy = portfolio([a, b], ext, extra="best_of = 4\n[budget]\nmonthly_usd = 0.0002\n")
+    with pytest.raises(GenerationError):
+        engine_for(policy, store).run(task(tier="critical", tenant="other"))
+    assert len(ext.seen) == 2  # $0.00036 after two: not the 4 candidates and 4 repairs
+
+
+def test_a_cascade_does_not_escalate_past_the_budget(store: Store) -> None:
+    with FakeOpenAI() as cloud:
+        cloud.default = completion(TEXT)
+        policy = parse_policy('[[routes]]\nname = "r"\naction = "cascade"\n'
+                              '[budget]\nmonthly_usd = 0.00005\n')
+        local = ScriptedBackend("llama", local=True, model="gemma", outputs=["not json"] * 40)
+        backends = build_backends(Settings(openai_max_retries=0, openai_api_key="k",
+                                           openai_base_url=cloud.base_url), policy)
+        backends["local"] = local
+        engine = Engine(policy, backends, default_task_kinds(), Ledger(store))
+        results = engine.run_many([task(brief=f"One line for Zoë, order {i}.")
+                                   for i in range(6)])  # routed at once, before any spend
+        # each escalation costs $0.000027 (100 + 20 tokens of gpt-4o-mini): two fit in $0.00005
+        assert len(cloud.seen) == 2
+        assert sum(isinstance(r, GenerationError) for r in results) == 4
+
+
+def test_keys_and_url_credentials_never_reach_messages_or_listings(
+        servers: tuple[FakeOpenAI, FakeOpenAI, FakeOpenAI], monkeypatch: pytest.MonkeyPatch) -> None:
+    a, b, ext = servers
+    ext.default = Reply(status=403, error={
+        "message": "Key fr-key-123 is not allowed for model frontier-1", "type": "forbidden",
+        "code": None})
+    policy = portfolio([a, b], ext)
+    backend = build_backends(Settings(openai_max_retries=0), policy)["frontier"]
+    prompt = Prompt(style="chat", prefix="", suffix="",
+                    messages=({"role": "user", "content": "hi"},))
+    with pytest.raises(BackendError) as caught:
+        backend.generate(prompt, SCHEMA, Limits(50, 0.0))
+    assert "fr-key-123" not in str(caught.value) and "[key]" in str(caught.value)
+    # the built-in cloud's URL comes from BATON_OPENAI_BASE_URL, not the policy: shown without
+    # its user and password
+    cloud = build_backends(Settings(openai_base_url=a.base_url.replace(
+        "http://", "http://proxyuser:hunter2@")), policy)["cloud"]
+    assert "hunter2" not in json.dumps(cloud.describe())
+    assert a.base_url in json.dumps(cloud.describe())
