@@ -193,7 +193,7 @@ def models_list() -> None:
             info = backend.describe()
             ok, why = backend.health()
             facts = {k: v for k, v in info.items() if k not in ("backend", "model")}
-            facts.update(_portfolio_facts(model))
+            facts.update(_portfolio_facts(model, app.policy, backend.keeps_data_local))
             details = ", ".join(f"{k}: {v}" for k, v in facts.items())
             table.add_row(name, model.privacy_class, info["backend"], info["model"], details,
                           "ready" if ok else why)
@@ -202,13 +202,17 @@ def models_list() -> None:
         app.close()
 
 
-def _portfolio_facts(model: ModelConfig) -> dict[str, str]:
+def _portfolio_facts(model: ModelConfig, policy: Policy, local: bool) -> dict[str, str]:
+    """What a model costs (as the ledger prices it: its own price, else the costs table) and
+    the limits it was given."""
     facts: dict[str, str] = {}
-    if model.price is not None:
-        facts["price"] = (f"${model.price.input:g}/${model.price.output:g} per 1M tokens "
-                          "in/out")
+    price = model.price or (None if local else policy.costs.prices.get(model.model))
+    if price is not None:
+        facts["price"] = f"${price.input:g}/${price.output:g} per 1M tokens in/out"
     elif model.usd_per_hour is not None:
         facts["price"] = f"${model.usd_per_hour:g}/hour"
+    elif local:
+        facts["price"] = f"${policy.costs.local_usd_per_hour:g}/hour (costs.local_usd_per_hour)"
     if model.monthly_usd is not None:
         facts["budget"] = f"${model.monthly_usd:g}/month"
     if model.context is not None:

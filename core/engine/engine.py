@@ -27,7 +27,16 @@ from core.contacts import (
     too_deep,
 )
 from core.engine.ledger import Ledger, Receipt, baseline_cost, model_cost
-from core.engine.routing import CircuitBreaker, Decision, Role, RouteInput, Step, available, decide
+from core.engine.routing import (
+    CircuitBreaker,
+    Decision,
+    Role,
+    RouteInput,
+    Step,
+    available,
+    decide,
+    usd,
+)
 from core.errors import (
     BackendError,
     BatonError,
@@ -147,7 +156,7 @@ class Engine:
             if ok and cap is not None:
                 used = self.ledger.spent_this_month(model=name)
                 if used >= cap:
-                    capped[name] = f"its budget is spent (${used:.4f} of ${cap:.2f} this month)"
+                    capped[name] = f"its budget is spent (${used:.4f} of {usd(cap)} this month)"
         return RouteInput(
             kind=task.kind, tier=task.tier, sensitivity=masking.sensitivity,
             language=task.language, budget_left_usd=budget - spent, budget_usd=budget,
@@ -330,13 +339,13 @@ class Engine:
             used = self.ledger.spent_this_month(model=step.role) + pending
             if used >= model.monthly_usd:
                 return (f"{step.role} is unavailable: its budget is spent (${used:.4f} of "
-                        f"${model.monthly_usd:.2f} this month)")
+                        f"{usd(model.monthly_usd)} this month)")
         if model.privacy_class == "external":
             budget = self.policy.budget.for_tenant(prep.task.tenant)
             spent = self.ledger.spent_this_month(prep.task.tenant, external=True) + pending
             if spent >= budget:
                 return (f"{step.role} is unavailable: budget spent (${spent:.4f} of "
-                        f"${budget:.2f} this month)")
+                        f"{usd(budget)} this month)")
         return None
 
     def _render(self, prep: _Prepared, step: Step, lead: str | None = None,

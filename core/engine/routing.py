@@ -234,8 +234,15 @@ def available(policy: Policy, inp: RouteInput, name: str) -> tuple[bool, str]:
     if policy.model(name).privacy_class == "external" and inp.budget_left_usd <= 0:
         return False, (f"{name} is unavailable: budget spent "
                        f"(${inp.budget_usd - inp.budget_left_usd:.4f} "
-                       f"of ${inp.budget_usd:.2f} this month)")
+                       f"of {usd(inp.budget_usd)} this month)")
     return True, ""
+
+
+def usd(amount: float) -> str:
+    """Dollars as people read them: cents, or as many digits as a sub-cent amount needs."""
+    if amount == 0 or amount >= 0.01:
+        return f"${amount:,.2f}"
+    return f"${amount:.6f}".rstrip("0")
 
 
 class CircuitBreaker:

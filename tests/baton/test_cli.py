@@ -110,6 +110,9 @@ price = {{ input = 2.0, cached_input = 2.0, output = 6.0 }}
                      "MISTRAL_API_KEY"):
             assert text in listed.stdout.replace("\n", " ") or text in listed.stdout, text
         assert "sk-m-secret" not in listed.stdout + listed.stderr
+        # the built-in models' prices, as the ledger charges them (cells wrap only at spaces)
+        assert "$0.15/$0.6" in listed.stdout  # cloud: gpt-4o-mini in costs.prices
+        assert "$0.1/hour" in listed.stdout and "(costs.local_usd_per_hour)" in listed.stdout
         verified = CliRunner().invoke(cli, ["models", "verify"], env=portfolio)
         assert f"{a.base_url}: reachable" in verified.stderr
         assert "http://127.0.0.1:9/v1: unreachable" in verified.stderr

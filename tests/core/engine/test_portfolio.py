@@ -625,6 +625,7 @@ def test_spend_is_checked_again_before_every_external_call(
     assert 1 <= len(ext.seen) <= 4
     assert sum(not isinstance(r, Exception) for r in results) == len(ext.seen)
     assert all(isinstance(r, RoutingError) and "budget spent" in str(r)
+               and "of $0.0001 this month" in str(r)  # not "$0.00"
                for r in results if isinstance(r, Exception))
 
     ext.seen.clear()
