@@ -38,7 +38,7 @@ from core.errors import ConfigError
 from core.jobs.lifecycle import Jobs
 from core.jobs.queue import Dispatcher, make_huey
 from core.jobs.runner import Handler, JobRunner
-from core.policy import Policy, load_policy
+from core.policy import Policy, load_policy, model_key
 from core.registry import Registry
 from core.review import Drafts
 from core.settings import Settings, load_settings
@@ -72,7 +72,7 @@ def build_backends(settings: Settings, policy: Policy,
     backends: dict[Role, Backend] = {}
     for name in policy.model_names():
         model = policy.model(name)
-        where = name if name in ("local", "cloud") else f"models.{name}"
+        where = model_key(name)
         if model.backend not in registry:
             raise ConfigError(f"{source}: {where}.backend: unknown backend {model.backend!r}; "
                               f"registered: {', '.join(registry.names())}")

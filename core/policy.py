@@ -231,6 +231,11 @@ class Costs(_Strict):
 
 
 # An environment variable's name as admins write them: upper case (a pasted key is mixed case)
+def model_key(name: str) -> str:
+    """A model's table in baton.toml, as errors name it: ``local``, ``cloud``, ``models.<name>``."""
+    return name if name in BUILTIN_MODELS else f"models.{name}"
+
+
 _ENV_NAME = re.compile(r"[A-Z_][A-Z0-9_]{0,127}")
 
 
@@ -502,7 +507,7 @@ class Policy(_Strict):
     def _portfolio(self) -> Policy:
         seen: dict[str, str] = {}
         for name in self.model_names():
-            where = name if name in BUILTIN_MODELS else f"models.{name}"
+            where = model_key(name)
             if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}", name):
                 raise ValueError(f"{where}: a model name is letters, digits, '.', '_' and '-'")
             if name.lower() in seen:

@@ -16,10 +16,10 @@ from baton.cli import common
 from baton.cli.common import cli, err, handle_errors, out
 from baton.files import load_contact, load_contacts_csv
 from baton.wiring import App
-from core.engine.ledger import Receipt, month_start
+from core.engine.ledger import Receipt, month_start, price_of
 from core.engine.routing import Step, available
 from core.errors import BatonError, ConsentError, InputError
-from core.policy import ModelConfig, Policy
+from core.policy import ModelConfig, Policy, Price
 from core.settings import load_settings
 from core.store import open_store
 from core.tasks.kinds import Task
@@ -206,13 +206,12 @@ def _portfolio_facts(model: ModelConfig, policy: Policy, local: bool) -> dict[st
     """What a model costs (as the ledger prices it: its own price, else the costs table) and
     the limits it was given."""
     facts: dict[str, str] = {}
-    price = model.price or (None if local else policy.costs.prices.get(model.model))
-    if price is not None:
+    price = price_of(policy.costs, model, local)
+    if isinstance(price, Price):
         facts["price"] = f"${price.input:g}/${price.output:g} per 1M tokens in/out"
-    elif model.usd_per_hour is not None:
-        facts["price"] = f"${model.usd_per_hour:g}/hour"
-    elif local:
-        facts["price"] = f"${policy.costs.local_usd_per_hour:g}/hour (costs.local_usd_per_hour)"
+    elif price is not None:
+        facts["price"] = f"${price:g}/hour" + ("" if model.usd_per_hour is not None
+                                               else " (costs.local_usd_per_hour)")
     if model.monthly_usd is not None:
         facts["budget"] = f"${model.monthly_usd:g}/month"
     if model.context is not None:

@@ -114,15 +114,18 @@ class OpenAIBackend:
                            "BATON_OPENAI_API_KEY" if not role.endpoints else None)
         key = (os.environ.get(role.key_env, "") if role.key_env
                else settings.openai_api_key.get_secret_value() if not role.endpoints else "")
-        self.has_key = bool(key)
+        self._key = key
         urls: list[str | None] = [*role.endpoints] or [settings.openai_base_url]
         self.replicas = [Replica(url or "", openai.OpenAI(
             api_key=key or "unset", base_url=url, timeout=settings.openai_timeout,
             max_retries=0)) for url in urls]
         for replica in self.replicas:  # as configured; the SDK's own form for the built-in one
             replica.url = _shown(replica.url or str(replica.client.base_url))
-        self._key = key
         self._lock = threading.Lock()
+
+    @property
+    def has_key(self) -> bool:
+        return bool(self._key)
 
     @property
     def client(self) -> openai.OpenAI:
@@ -310,7 +313,7 @@ class OpenAIBackend:
 
     def describe(self) -> dict[str, str]:
         now = self.clock()
-        info = {
+        return {
             "backend": self.name,
             "model": self.model,
             "base url" if len(self.replicas) == 1 else "replicas": ", ".join(
@@ -321,7 +324,6 @@ class OpenAIBackend:
             "timeout": f"{self.settings.openai_timeout:g}s",
             "prompt style": self.prompt_style,
         }
-        return info
 
     def verify(self) -> str:
         ok, why = self.health()

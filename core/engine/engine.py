@@ -35,6 +35,7 @@ from core.engine.routing import (
     Step,
     available,
     decide,
+    spent_why,
     usd,
 )
 from core.errors import (
@@ -152,11 +153,8 @@ class Engine:
             if ok and not breaker.available():
                 ok, reason = False, f"circuit open ({breaker.remaining():.0f}s of cooldown left)"
             healthy[name], why[name] = ok, reason
-            cap = self.policy.model(name).monthly_usd
-            if ok and cap is not None:
-                used = self.ledger.spent_this_month(model=name)
-                if used >= cap:
-                    capped[name] = f"its budget is spent (${used:.4f} of {usd(cap)} this month)"
+            if ok and (over := self._cap_spent(name)):
+                capped[name] = over
         return RouteInput(
             kind=task.kind, tier=task.tier, sensitivity=masking.sensitivity,
             language=task.language, budget_left_usd=budget - spent, budget_usd=budget,
@@ -330,22 +328,32 @@ class Engine:
             steps.append(alternate)
             reasons.append(f"{what} -> fallback to {alternate.role}")
 
-    def _spent(self, prep: _Prepared, step: Step, pending: float = 0.0) -> str | None:
+    def _cap_spent(self, name: str, pending: float = 0.0) -> str | None:
+        """Why model ``name``'s own monthly budget stops it (counting ``pending``), or None."""
+        cap = self.policy.model(name).monthly_usd
+        if cap is None:
+            return None
+        used = self.ledger.spent_this_month(model=name) + pending
+        return f"its budget is spent (${used:.4f} of {usd(cap)} this month)" if used >= cap else None
+
+    def _spent(self, prep: _Prepared, step: Step, paid: Sequence[Generation] = ()) -> str | None:
         """Why a model with a budget (an external one: the tenant's; any with ``monthly_usd``)
-        may not be called now, counting ``pending``: what this task's calls cost that has no
-        receipt yet. None when it may."""
+        may not be called now, counting what the calls in ``paid`` cost (this task's, with no
+        receipt yet). None when it may."""
         model = self.policy.model(step.role)
-        if model.monthly_usd is not None:
-            used = self.ledger.spent_this_month(model=step.role) + pending
-            if used >= model.monthly_usd:
-                return (f"{step.role} is unavailable: its budget is spent (${used:.4f} of "
-                        f"{usd(model.monthly_usd)} this month)")
-        if model.privacy_class == "external":
+        external = model.privacy_class == "external"
+        if model.monthly_usd is None and not external:
+            return None
+        local = self._backend(step.role).keeps_data_local
+        pending = sum(model_cost(self.policy.costs, model, local, 0.0, g.prompt_tokens,
+                                 g.cached_tokens, g.completion_tokens) for g in paid)
+        if over := self._cap_spent(step.role, pending):
+            return f"{step.role} is unavailable: {over}"
+        if external:
             budget = self.policy.budget.for_tenant(prep.task.tenant)
             spent = self.ledger.spent_this_month(prep.task.tenant, external=True) + pending
             if spent >= budget:
-                return (f"{step.role} is unavailable: budget spent (${spent:.4f} of "
-                        f"{usd(budget)} this month)")
+                return f"{step.role} is unavailable: {spent_why(spent, budget)}"
         return None
 
     def _render(self, prep: _Prepared, step: Step, lead: str | None = None,
@@ -423,11 +431,8 @@ class Engine:
                 try:
                     for k, candidate in enumerate(_candidates(prompt, prep.task, attempt, n,
                                                               limits)):
-                        pending = sum(model_cost(self.policy.costs, config,
-                                                 backend.keeps_data_local, 0.0, g.prompt_tokens,
-                                                 g.cached_tokens, g.completion_tokens)
-                                      for g, _, _ in judged)
-                        if (k or attempt == 2) and (spent := self._spent(prep, step, pending)):
+                        if (k or attempt == 2) and (spent := self._spent(
+                                prep, step, [g for g, _, _ in judged])):
                             reasons.append(f"{spent} -> no further {step.role} calls")
                             break
                         gen = backend.generate(candidate, plan.schema, limits)

@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 
 import sqlalchemy as sa
 
-from core.policy import Costs, ModelConfig
+from core.policy import Costs, ModelConfig, Price
 from core.store import ReceiptRow, Store
 
 
@@ -56,32 +56,41 @@ class Receipt:
     created_at: datetime = field(default_factory=lambda: datetime.now(UTC))
 
 
-def cloud_cost(costs: Costs, model: str, prompt: int, cached: int, completion: int) -> float:
-    price = costs.prices[model]
+def token_cost(price: Price, prompt: int, cached: int, completion: int) -> float:
     uncached = max(prompt - cached, 0)
     return (uncached * price.input + cached * price.cached + completion * price.output) / 1e6
+
+
+def cloud_cost(costs: Costs, model: str, prompt: int, cached: int, completion: int) -> float:
+    return token_cost(costs.prices[model], prompt, cached, completion)
 
 
 def local_cost(costs: Costs, seconds: float) -> float:
     return seconds * costs.local_usd_per_hour / 3600
 
 
+def price_of(costs: Costs, model: ModelConfig, keeps_data_local: bool) -> Price | float | None:
+    """How a model is priced: per token (a :class:`Price`), in USD per hour (a float), or not
+    at all (None). Its own ``price`` or ``usd_per_hour``; else an in-process or private model by
+    this machine's hourly cost, an API model by the price table."""
+    if model.price is not None:
+        return model.price
+    if model.usd_per_hour is not None:
+        return model.usd_per_hour
+    if keeps_data_local:
+        return costs.local_usd_per_hour
+    return costs.prices.get(model.model)
+
+
 def model_cost(costs: Costs, model: ModelConfig, keeps_data_local: bool, seconds: float,
                prompt: int, cached: int, completion: int) -> float:
-    """What one call cost: by the model's own ``price`` per token or ``usd_per_hour``; else an
-    in-process or private model by this machine's hourly cost, an API model by the price table
-    (unpriced: 0)."""
-    if model.price is not None:
-        price = model.price
-        return (max(prompt - cached, 0) * price.input + cached * price.cached
-                + completion * price.output) / 1e6
-    if model.usd_per_hour is not None:
-        return seconds * model.usd_per_hour / 3600
-    if keeps_data_local:
-        return local_cost(costs, seconds)
-    if model.model in costs.prices:
-        return cloud_cost(costs, model.model, prompt, cached, completion)
-    return 0.0
+    """What one call cost, as :func:`price_of` prices the model (unpriced: 0)."""
+    price = price_of(costs, model, keeps_data_local)
+    if price is None:
+        return 0.0
+    if isinstance(price, Price):
+        return token_cost(price, prompt, cached, completion)
+    return seconds * price / 3600
 
 
 def baseline_cost(costs: Costs, prompt: int, completion: int) -> float:

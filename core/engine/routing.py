@@ -232,10 +232,13 @@ def available(policy: Policy, inp: RouteInput, name: str) -> tuple[bool, str]:
     if name in inp.capped:
         return False, f"{name} is unavailable: {inp.capped[name]}"
     if policy.model(name).privacy_class == "external" and inp.budget_left_usd <= 0:
-        return False, (f"{name} is unavailable: budget spent "
-                       f"(${inp.budget_usd - inp.budget_left_usd:.4f} "
-                       f"of {usd(inp.budget_usd)} this month)")
+        return False, (f"{name} is unavailable: "
+                       + spent_why(inp.budget_usd - inp.budget_left_usd, inp.budget_usd))
     return True, ""
+
+
+def spent_why(spent: float, budget: float) -> str:
+    return f"budget spent (${spent:.4f} of {usd(budget)} this month)"
 
 
 def usd(amount: float) -> str:
